@@ -1,0 +1,43 @@
+"""The `deaios` command line: `deaios <area> <verb>`.
+
+Each area lives in its own module (`deaios/<area>/cli.py`) and is imported only when used, so that
+`deaios storage root` does not pay for importing web3. Register a new area in AREAS.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from deaios import __version__
+
+# area name -> "module:click object"
+AREAS: dict[str, str] = {
+    "storage": "deaios.storage.cli:storage",
+    "bench": "deaios.bench:bench",
+}
+
+
+class LazyAreas(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(AREAS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = AREAS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyAreas, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deaios")
+def main() -> None:
+    """deaios: a complete local 0G network (storage, KV, DA, compute, INFT) and its clients."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Build hook for the native part of deaios: the batched Keccak-256 extension (see pyproject.toml)."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "deaios._keccak",
+            sources=["offchain/deaios/native/keccak.c"],
+            extra_compile_args=["-O3"],
+        )
+    ]
+)
