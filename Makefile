@@ -19,7 +19,7 @@ SOLC_STAMP := $(VENV)/.solc-registered
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP)
 
-$(PY_STAMP): pyproject.toml setup.py requirements-dev.txt constraints.txt offchain/deaios/native/keccak.c
+$(PY_STAMP): pyproject.toml setup.py requirements-dev.txt constraints.txt offchain/deaios/native/keccak.c offchain/deaios/native/keccak_f1600.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt -e .

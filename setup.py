@@ -7,6 +7,7 @@ setup(
         Extension(
             "deaios._keccak",
             sources=["offchain/deaios/native/keccak.c"],
+            depends=["offchain/deaios/native/keccak_f1600.h"],
             extra_compile_args=["-O3"],
         )
     ]

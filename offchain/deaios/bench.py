@@ -1,16 +1,24 @@
-"""`deaios bench`: throughput benchmarks. Each area adds a subcommand; `deaios bench all` runs all of them.
+"""`deaios bench`: throughput benchmarks. Each area registers its benchmarks in BENCHMARKS;
+`deaios bench all` runs all of them with their default parameters.
 
-Benchmarks print one JSON line per measured figure (name, value, unit, parameters) so that
+Benchmarks print one JSON line per measured figure (name, value, unit, parameters, machine) so that
 docs/benchmarks.md can be regenerated from their output.
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import os
+import platform
 
 import click
+
+from deaios.cli import LazyGroup
+
+# benchmark name -> "module:click command"
+BENCHMARKS: dict[str, str] = {
+    "merkle": "deaios.storage.bench:merkle",
+}
 
 
 def machine() -> dict[str, object]:
@@ -32,15 +40,16 @@ def emit(name: str, value: float, unit: str, **params: object) -> None:
     click.echo(json.dumps({"bench": name, "value": round(value, 3), "unit": unit, **params, "machine": machine()}))
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy_commands={**BENCHMARKS, "all": "deaios.bench:bench_all"})
 def bench() -> None:
     """Run throughput benchmarks (results as JSON lines)."""
 
 
-@bench.command("all")
+@click.command("all")
 @click.pass_context
 def bench_all(ctx: click.Context) -> None:
     """Run every benchmark with its default parameters."""
-    for name, command in sorted(bench.commands.items()):
-        if name != "all":
-            ctx.invoke(command)
+    for name in sorted(BENCHMARKS):
+        command = bench.get_command(ctx, name)
+        assert command is not None
+        ctx.invoke(command)

@@ -16,24 +16,30 @@ from deaios import __version__
 AREAS: dict[str, str] = {
     "storage": "deaios.storage.cli:storage",
     "bench": "deaios.bench:bench",
+    "up": "deaios.stack.cli:up",
+    "down": "deaios.stack.cli:down",
 }
 
 
-class LazyAreas(click.Group):
-    """A click group whose subcommands are imported on first use."""
+class LazyGroup(click.Group):
+    """A click group whose subcommands ("module:attribute" strings) are imported on first use."""
+
+    def __init__(self, *args: object, lazy_commands: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy_commands = lazy_commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(AREAS)
+        return sorted(self.lazy_commands)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = AREAS.get(cmd_name)
+        target = self.lazy_commands.get(cmd_name)
         if target is None:
             return None
         module_name, attr = target.split(":")
         return getattr(importlib.import_module(module_name), attr)
 
 
-@click.group(cls=LazyAreas, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy_commands=AREAS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deaios")
 def main() -> None:
     """deaios: a complete local 0G network (storage, KV, DA, compute, INFT) and its clients."""

@@ -1,0 +1,228 @@
+"""The deaios storage client: upload a file to the network (submit + erasure shares) and download it.
+
+Upload: hash the file (deaios.storage.merkle), submit it to the Flow contract unless some node already
+knows the root (a re-run resumes), wait until the nodes have synced the submission, send every node its
+segment roots and then only the shares it reports missing (so an interrupted upload resumes where it
+stopped). Encoding happens here, so each node receives 1/k of the data instead of the whole file.
+
+Download: read the file info and segment roots from any live node, rebuild segments from any k shares
+per segment (data shares first: no decoding), verify each segment's merkle proof against the root, and
+write the file atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from deaios.jsonrpc import RpcCallError, rpc_call
+from deaios.storage.erasure import ErasureCode, data_segments, segment_lengths
+from deaios.storage.flow_client import FlowClient
+from deaios.storage.merkle import SEGMENT_SIZE, FileMerkleTree
+from deaios.storage.retrieval import SegmentFetcher, fetch_segment_roots
+from deaios.storage.share_transport import ShareClient, TransportError, consecutive_runs
+
+log = logging.getLogger(__name__)
+
+BATCH_SEGMENTS = 32  # 8 MiB of file per encode/send step
+IN_FLIGHT = 3  # batches encoded or transferred concurrently
+SYNC_TIMEOUT = 60.0
+
+Progress = Callable[[int], None]  # bytes done since the last call
+
+
+class StorageClientError(RuntimeError):
+    """An upload or download could not complete; the message says why."""
+
+
+@dataclass
+class UploadResult:
+    root: str
+    tx_seq: int
+    tx_hash: str | None  # None when the submission already existed (resumed or already stored)
+    size: int
+    segments: int
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"root": self.root, "txSeq": self.tx_seq, "txHash": self.tx_hash, "size": self.size,
+                "segments": self.segments, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class DownloadResult:
+    root: str
+    size: int
+    path: str
+    segments: int
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"root": self.root, "size": self.size, "path": self.path, "segments": self.segments,
+                "seconds": round(self.seconds, 3)}
+
+
+class StorageClient:
+    """Talks to one deaios storage network: its chain (for submissions) and its storage nodes."""
+
+    def __init__(self, session: aiohttp.ClientSession, node_urls: list[str], rpc: str | None = None,
+                 flow: str | None = None, private_key: str | None = None, batch_segments: int = BATCH_SEGMENTS,
+                 in_flight: int = IN_FLIGHT) -> None:
+        self.session = session
+        self.batch_segments = batch_segments
+        self.in_flight = in_flight
+        self.urls = node_urls
+        self.code = ErasureCode.for_nodes(len(node_urls))
+        self.shares = ShareClient(session, node_urls)
+        self.rpc, self.flow, self.private_key = rpc, flow, private_key
+
+    async def _file_infos(self, root: str) -> list[dict | None | Exception]:
+        async def one(url: str) -> dict | None | Exception:
+            try:
+                return await rpc_call(self.session, url, "zgs_getFileInfo", root, False, timeout=5)
+            except RpcCallError as exc:
+                return exc
+        return list(await asyncio.gather(*(one(url) for url in self.urls)))
+
+    # -- upload -------------------------------------------------------------------------------------------
+    async def upload(self, path: str | os.PathLike[str], tags: bytes = b"", progress: Progress | None = None,
+                     on_stage: Callable[[str], None] | None = None) -> UploadResult:
+        stage = on_stage or (lambda message: log.info("%s", message))
+        started = time.perf_counter()
+        tree = await asyncio.to_thread(FileMerkleTree.from_path, path)
+        root = "0x" + tree.root.hex()
+        stage(f"root {root} ({tree.size} bytes, {tree.num_segments} segments)")
+        infos = await self._file_infos(root)
+        known = [i for i in infos if isinstance(i, dict)]
+        tx_hash = None
+        if known:
+            tx_seq = known[0]["tx"]["seq"]
+            stage(f"already submitted as tx seq {tx_seq}: resuming")
+        else:
+            if not (self.rpc and self.flow and self.private_key):
+                raise StorageClientError("uploading a new file needs the chain RPC, Flow address and a key")
+            flow = FlowClient(self.rpc, self.flow, self.private_key)
+            result = await asyncio.to_thread(flow.submit, tree.submission(tags))
+            tx_hash, tx_seq = result.tx_hash, result.event.seq
+            stage(f"submitted tx {tx_hash} (tx seq {tx_seq}, fee {result.fee} wei)")
+        live = await self._wait_synced(root)
+        if len(live) < self.code.n:
+            down = sorted(set(range(self.code.n)) - set(live))
+            if len(live) < self.code.k:
+                raise StorageClientError(f"only {len(live)} storage nodes reachable, {self.code.k} needed")
+            stage(f"nodes {down} unreachable: they will repair their shares when back")
+        await asyncio.gather(*(self.shares.put_roots(node, tree.root, tree.segment_roots) for node in live))
+        missing = dict(zip(live, await asyncio.gather(*(self.shares.missing(node, tree.root) for node in live))))
+        todo = sorted({i for m in missing.values() for i in (m or [])})
+        lengths = segment_lengths(tree.size)
+        if progress:
+            progress(sum(min(lengths[i], tree.size - i * SEGMENT_SIZE) for i in range(data_segments(tree.size))
+                         if i not in todo))
+        await self._send_shares(Path(path), tree, todo, missing, progress)
+        return UploadResult(root, tx_seq, tx_hash, tree.size, tree.num_segments, time.perf_counter() - started)
+
+    async def _wait_synced(self, root: str) -> list[int]:
+        """Nodes that know the submission (polling until every reachable node does)."""
+        deadline = time.monotonic() + SYNC_TIMEOUT
+        while True:
+            infos = await self._file_infos(root)
+            reachable = [n for n, i in enumerate(infos) if not isinstance(i, Exception)]
+            synced = [n for n, i in enumerate(infos) if isinstance(i, dict)]
+            if reachable and synced == reachable:
+                return synced
+            if time.monotonic() > deadline:
+                raise StorageClientError(f"storage nodes did not see the submission of {root} within "
+                                         f"{SYNC_TIMEOUT:.0f} s (synced: {synced}, reachable: {reachable})")
+            await asyncio.sleep(0.1)
+
+    async def _send_shares(self, path: Path, tree: FileMerkleTree, todo: list[int],
+                           missing: dict[int, list[int] | None], progress: Progress | None) -> None:
+        wanted = {node: set(m or []) for node, m in missing.items()}
+        lengths = segment_lengths(tree.size)
+        batches = [todo[i:i + self.batch_segments] for i in range(0, len(todo), self.batch_segments)]
+        semaphore = asyncio.Semaphore(self.in_flight)
+
+        def encode(batch: list[int]) -> dict[int, list[bytes]]:
+            out = {}
+            with open(path, "rb") as f:
+                for i in batch:
+                    f.seek(i * SEGMENT_SIZE)
+                    out[i] = self.code.encode(f.read(lengths[i]).ljust(lengths[i], b"\0"))
+            return out
+
+        async def run(batch: list[int]) -> None:
+            async with semaphore:
+                encoded = await asyncio.to_thread(encode, batch)
+                sends = []
+                for node, need in wanted.items():
+                    segs = [i for i in batch if i in need]
+                    for part in consecutive_runs(segs):
+                        shares = [encoded[i][self.code.share_of(i, node)] for i in part]
+                        sends.append(self.shares.put_shares(node, tree.root, part[0], shares))
+                results = await asyncio.gather(*sends, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, TransportError):
+                        log.warning("%s", result)
+                    elif isinstance(result, Exception):
+                        raise result
+                if progress:
+                    progress(sum(min(lengths[i], tree.size - i * SEGMENT_SIZE) for i in batch))
+
+        await asyncio.gather(*(run(batch) for batch in batches))
+
+    # -- download -----------------------------------------------------------------------------------------
+    async def download(self, root: str, out: str | os.PathLike[str], progress: Progress | None = None) -> DownloadResult:
+        started = time.perf_counter()
+        root_bytes = _parse_root(root)
+        infos = await self._file_infos(root)
+        known = [i for i in infos if isinstance(i, dict)]
+        if not known:
+            if all(isinstance(i, Exception) for i in infos):
+                raise StorageClientError("no storage node is reachable")
+            raise StorageClientError(f"file {root} is unknown to the storage nodes")
+        if not any(i["finalized"] for i in known):
+            raise StorageClientError(f"file {root} is not finalized yet (upload incomplete)")
+        size = int(known[0]["tx"]["size"])
+        live = [n for n, i in enumerate(infos) if isinstance(i, dict)]
+        roots = await fetch_segment_roots(self.shares, root_bytes, live)
+        if roots is None:
+            raise StorageClientError(f"no node has the segment roots of {root}")
+        fetcher = SegmentFetcher(self.shares, self.code, root_bytes, roots, size)
+        fetcher.down.update(set(range(self.code.n)) - set(live))
+        n_data = data_segments(size)
+        target = Path(out)
+        tmp = target.with_name(f".{target.name}.part")
+        batches = list(range(0, n_data, self.batch_segments))
+        results: dict[int, asyncio.Task] = {}
+        with open(tmp, "wb") as f:
+            for pos, first in enumerate(batches):
+                for ahead in batches[pos:pos + self.in_flight]:
+                    if ahead not in results:
+                        results[ahead] = asyncio.create_task(fetcher.fetch(ahead, self.batch_segments))
+                segments = await results.pop(first)
+                for index, data in enumerate(segments, start=first):
+                    if index >= n_data:
+                        break
+                    piece = data[:max(0, min(len(data), size - index * SEGMENT_SIZE))]
+                    f.write(piece)
+                    if progress:
+                        progress(len(piece))
+        os.replace(tmp, target)
+        return DownloadResult(root, size, str(target), n_data, time.perf_counter() - started)
+
+
+def _parse_root(root: str) -> bytes:
+    try:
+        value = bytes.fromhex(root.removeprefix("0x"))
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise StorageClientError(f"root must be 0x followed by 64 hex digits, got {root!r}")
+    return value

@@ -1,0 +1,89 @@
+"""Client side of the Flow contract: submit a file's Submission paying the market fee.
+
+Calldata is built from 0G's ABI signature (selector 0xbc8c11f8, the same as 0G's Flow) with eth_abi;
+the transaction is signed locally with eth_account and sent through web3. The tx seq comes from the
+receipt's Submit event, decoded by the same code the storage nodes' log sync uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3RPCError
+
+from deaios.storage.merkle import Submission, keccak256
+from deaios.storage.node.logsync import SUBMIT_TOPIC, SubmitEvent, decode_submit
+
+SUBMIT_SIGNATURE = "submit(((uint256,bytes,(bytes32,uint256)[]),address))"
+SUBMIT_SELECTOR = keccak256(SUBMIT_SIGNATURE.encode())[:4]
+PRICE_PER_SECTOR_SELECTOR = keccak256(b"pricePerSector()")[:4]
+MARKET_SELECTOR = keccak256(b"market()")[:4]
+
+
+class FlowError(RuntimeError):
+    """The chain rejected a submission (message says why) or could not be reached."""
+
+
+@dataclass
+class SubmitResult:
+    tx_hash: str
+    block: int
+    gas_used: int
+    fee: int
+    event: SubmitEvent
+
+
+class FlowClient:
+    """Submits to one Flow contract with one private key."""
+
+    def __init__(self, rpc: str, flow: str, private_key: str) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+        self.flow = Web3.to_checksum_address(flow)
+        self.account = Account.from_key(private_key)
+
+    def _call(self, to: str, data: bytes) -> bytes:
+        try:
+            return bytes(self.w3.eth.call({"to": to, "data": data}))
+        except (Web3RPCError, ContractLogicError, OSError) as exc:
+            raise FlowError(f"call to {to} failed: {exc}") from exc
+
+    def market(self) -> str:
+        (address,) = abi_decode(["address"], self._call(self.flow, MARKET_SELECTOR))
+        return Web3.to_checksum_address(address)
+
+    def price_per_sector(self) -> int:
+        (price,) = abi_decode(["uint256"], self._call(self.market(), PRICE_PER_SECTOR_SELECTOR))
+        return int(price)
+
+    def submit(self, submission: Submission) -> SubmitResult:
+        """Send Flow.submit(submission) with fee = sectors × pricePerSector; wait for the receipt."""
+        fee = submission.sectors * self.price_per_sector()
+        (data, submitter) = submission.as_abi(self.account.address)
+        calldata = SUBMIT_SELECTOR + abi_encode(["((uint256,bytes,(bytes32,uint256)[]),address)"],
+                                                [(data, submitter)])
+        tx = {"from": self.account.address, "to": self.flow, "data": calldata, "value": fee,
+              "chainId": self.w3.eth.chain_id, "nonce": self.w3.eth.get_transaction_count(self.account.address)}
+        try:
+            tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.2)  # type: ignore[arg-type]
+            fees = self.w3.eth.fee_history(1, "latest")
+            base = fees["baseFeePerGas"][-1]
+            tx["maxFeePerGas"] = 2 * base + 10**9
+            tx["maxPriorityFeePerGas"] = 10**9
+            signed = self.account.sign_transaction(tx)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        except (Web3RPCError, ContractLogicError) as exc:
+            raise FlowError(f"Flow.submit rejected: {exc}") from exc
+        if receipt["status"] != 1:
+            raise FlowError(f"Flow.submit reverted in tx {tx_hash.hex()}")
+        for entry in receipt["logs"]:
+            if entry["address"].lower() == self.flow.lower() and entry["topics"][0].hex().removeprefix("0x") == \
+                    SUBMIT_TOPIC[2:]:
+                event = decode_submit({"data": "0x" + bytes(entry["data"]).hex(),
+                                       "blockNumber": hex(receipt["blockNumber"])})
+                return SubmitResult("0x" + bytes(tx_hash).hex(), receipt["blockNumber"], receipt["gasUsed"], fee, event)
+        raise FlowError("the transaction succeeded but emitted no Submit event")

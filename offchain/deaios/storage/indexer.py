@@ -1,0 +1,155 @@
+"""The storage indexer: tells clients (the official SDK's `Indexer` included) which storage nodes are up
+and which of them can serve a file.
+
+JSON-RPC on POST / (same shapes as 0G's indexer):
+
+- `indexer_getShardedNodes()` → `{"trusted": [ShardedNode…], "discovered": []}`, only the configured
+  nodes that currently answer `zgs_getStatus`; ShardedNode = `{"url", "config": {"shardId", "numShard"},
+  "latency": ms, "since": unix seconds the node has been up since}`.
+- `indexer_getNodeLocations()` → `{url: {"city", "region", "country", "location", "timezone"}}` for the
+  live nodes (all on this machine).
+- `indexer_getFileLocations(root)` → ShardedNode list of the live nodes whose `zgs_getFileInfo(root, true)`
+  says the file is finalized (every finalized node can serve the whole file: it rebuilds segments from
+  the erasure shares of its peers); `[]` when none.
+
+Node liveness is probed concurrently with a short timeout and cached for `PROBE_TTL` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from deaios.jsonrpc import JsonRpcEndpoint, RpcError
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 1.0  # seconds per zgs_* probe
+PROBE_TTL = 1.0  # seconds a liveness probe is reused
+LOCAL_LOCATION = {"city": "localhost", "region": "local", "country": "local", "location": "0.0000,0.0000",
+                  "timezone": "UTC"}
+
+
+@dataclass
+class _NodeState:
+    url: str
+    shard: dict
+    latency: int = 0  # ms
+    since: int = 0  # unix seconds the node has been answering since (0: down)
+
+
+class Indexer:
+    """Probes a fixed list of storage nodes and answers the indexer_* methods."""
+
+    def __init__(self, node_urls: list[str], session: aiohttp.ClientSession, probe_timeout: float = PROBE_TIMEOUT,
+                 probe_ttl: float = PROBE_TTL) -> None:
+        self.nodes = [_NodeState(url.rstrip("/"), {"shardId": 0, "numShard": 1}) for url in node_urls]
+        self.session = session
+        self.timeout = aiohttp.ClientTimeout(total=probe_timeout)
+        self.ttl = probe_ttl
+        self._probed_at = float("-inf")
+        self._live: list[_NodeState] = []
+        self._probe_lock = asyncio.Lock()
+        self._id = 0
+
+    async def _call(self, url: str, method: str, *params: object) -> object:
+        """One JSON-RPC call to a node; raises on transport errors and JSON-RPC errors."""
+        self._id += 1
+        async with self.session.post(url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
+                                                "params": list(params)}, timeout=self.timeout) as resp:
+            body = await resp.json(content_type=None)
+        if not isinstance(body, dict) or "error" in body:
+            raise RuntimeError(f"{method}: {body.get('error') if isinstance(body, dict) else body!r}")
+        return body.get("result")
+
+    async def _probe(self, node: _NodeState) -> bool:
+        started = time.monotonic()
+        try:
+            status = await self._call(node.url, "zgs_getStatus")
+            if not isinstance(status, dict):
+                raise RuntimeError("zgs_getStatus: not an object")
+        except Exception as exc:  # down, refusing, timing out or answering garbage: not live
+            if node.since:
+                log.info("node %s is down (%s)", node.url, exc or type(exc).__name__)
+            node.since = 0
+            return False
+        node.latency = max(1, round((time.monotonic() - started) * 1000))
+        if not node.since:
+            node.since = int(time.time())
+            log.info("node %s is up", node.url)
+        return True
+
+    async def live_nodes(self) -> list[_NodeState]:
+        """The nodes that answered zgs_getStatus within the last PROBE_TTL seconds (in configured order)."""
+        async with self._probe_lock:
+            if time.monotonic() - self._probed_at >= self.ttl:
+                up = await asyncio.gather(*(self._probe(node) for node in self.nodes))
+                self._live = [node for node, ok in zip(self.nodes, up) if ok]
+                self._probed_at = time.monotonic()
+            return list(self._live)
+
+    @staticmethod
+    def _sharded(node: _NodeState) -> dict:
+        return {"url": node.url, "config": dict(node.shard), "latency": node.latency, "since": node.since}
+
+    # -- indexer_* -----------------------------------------------------------------------------------------
+    async def get_sharded_nodes(self) -> dict:
+        return {"trusted": [self._sharded(node) for node in await self.live_nodes()], "discovered": []}
+
+    async def get_node_locations(self) -> dict:
+        return {node.url: dict(LOCAL_LOCATION) for node in await self.live_nodes()}
+
+    async def get_file_locations(self, root: object) -> list[dict]:
+        if not isinstance(root, str) or len(root.removeprefix("0x")) != 64:
+            raise RpcError(f"root must be a 0x-prefixed 32-byte hex string, got {str(root)[:80]!r}", -32602)
+        try:
+            bytes.fromhex(root.removeprefix("0x"))
+        except ValueError:
+            raise RpcError(f"root must be a 0x-prefixed 32-byte hex string, got {root[:80]!r}", -32602) from None
+        root = "0x" + root.removeprefix("0x").lower()
+
+        async def holds(node: _NodeState) -> bool:
+            try:
+                info = await self._call(node.url, "zgs_getFileInfo", root, True)
+            except Exception:
+                return False
+            return isinstance(info, dict) and bool(info.get("finalized"))
+
+        nodes = await self.live_nodes()
+        found = await asyncio.gather(*(holds(node) for node in nodes))
+        return [self._sharded(node) for node, ok in zip(nodes, found) if ok]
+
+    def methods(self) -> dict:
+        return {
+            "indexer_getShardedNodes": self.get_sharded_nodes,
+            "indexer_getNodeLocations": self.get_node_locations,
+            "indexer_getFileLocations": self.get_file_locations,
+        }
+
+
+def build_app(indexer: Indexer) -> web.Application:
+    app = web.Application()
+    app.router.add_post("/", JsonRpcEndpoint(indexer.methods(), max_body=1 << 20))
+    return app
+
+
+async def serve(host: str, port: int, node_urls: list[str]) -> None:
+    """Run the indexer until SIGINT/SIGTERM."""
+    async with aiohttp.ClientSession() as session:
+        indexer = Indexer(node_urls, session)
+        runner = web.AppRunner(build_app(indexer), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        log.info("indexer listening on http://%s:%d for %d storage nodes", host, port, len(node_urls))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()

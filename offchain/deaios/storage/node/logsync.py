@@ -1,0 +1,144 @@
+"""Log sync: follow the Flow contract's `Submit` events and record each file in the node's store.
+
+The follower polls `eth_getLogs` from its persisted cursor (block number + block hash) to the chain head.
+If the block at the cursor no longer has the recorded hash (a reorg), it steps back `REORG_DEPTH` blocks
+and rescans; recording a submission is idempotent by tx seq, so a rescan never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+from eth_abi import decode as abi_decode
+
+from deaios.storage.merkle import keccak256
+from deaios.storage.node.store import FileRecord, NodeStore
+
+log = logging.getLogger(__name__)
+
+SUBMIT_TOPIC = "0x" + keccak256(
+    b"Submit(address,bytes32,uint256,uint256,uint256,(uint256,bytes,(bytes32,uint256)[]))").hex()
+SUBMIT_DATA_TYPES = ["uint256", "uint256", "uint256", "(uint256,bytes,(bytes32,uint256)[])"]
+REORG_DEPTH = 12
+MAX_RANGE = 2000  # blocks per eth_getLogs call
+
+
+class ChainError(RuntimeError):
+    """The chain RPC answered with an error or could not be reached."""
+
+
+@dataclass(frozen=True)
+class SubmitEvent:
+    seq: int
+    start_pos: int
+    sectors: int
+    length: int
+    tags: bytes
+    nodes: tuple[tuple[bytes, int], ...]  # (root, height)
+    block: int
+
+    @property
+    def data_root(self) -> bytes:
+        """The file root folded from the node roots, as the uploader computed it."""
+        root = self.nodes[-1][0]
+        for node_root, _ in reversed(self.nodes[:-1]):
+            root = keccak256(node_root + root)
+        return root
+
+    def record(self) -> FileRecord:
+        return FileRecord(
+            root="0x" + self.data_root.hex(), size=self.length, seqs=[self.seq], start_entry=self.start_pos,
+            merkle_nodes=[[height + 1, "0x" + root.hex()] for root, height in self.nodes],
+            tags="0x" + self.tags.hex())
+
+
+def decode_submit(log_entry: dict) -> SubmitEvent:
+    seq, start_pos, sectors, (length, tags, nodes) = abi_decode(
+        SUBMIT_DATA_TYPES, bytes.fromhex(log_entry["data"][2:]))
+    return SubmitEvent(seq, start_pos, sectors, length, tags, tuple((bytes(r), h) for r, h in nodes),
+                       int(log_entry["blockNumber"], 16))
+
+
+class ChainClient:
+    """The few Ethereum JSON-RPC calls log sync needs, over one aiohttp session."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.session = session
+        self._id = 0
+
+    async def call(self, method: str, *params: object) -> object:
+        self._id += 1
+        try:
+            async with self.session.post(self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
+                                                         "params": list(params)}) as resp:
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise ChainError(f"{method}: {exc}") from exc
+        if "error" in body:
+            raise ChainError(f"{method}: {body['error']}")
+        return body["result"]
+
+    async def block(self, number: int) -> dict | None:
+        return await self.call("eth_getBlockByNumber", hex(number), False)  # type: ignore[return-value]
+
+
+class LogSync:
+    """Follows Submit events of one Flow contract into a NodeStore."""
+
+    def __init__(self, store: NodeStore, chain: ChainClient, flow: str, start_block: int = 0,
+                 interval: float = 0.1) -> None:
+        self.store = store
+        self.chain = chain
+        self.flow = flow
+        self.start_block = start_block
+        self.interval = interval
+        self.height = -1  # last fully processed block
+        self.block_hash = "0x" + "00" * 32
+        self.new_files: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except ChainError as exc:
+                log.warning("log sync: %s", exc)
+            await asyncio.sleep(self.interval)
+
+    async def step(self) -> None:
+        head = int(await self.chain.call("eth_blockNumber"), 16)  # type: ignore[arg-type]
+        cursor = self.store.cursor()
+        if cursor is not None and cursor["block"] == head and self.height == head:
+            return  # nothing new (a reorg to the same height is caught once the head moves on)
+        start = self.start_block
+        if cursor is not None:
+            block = await self.chain.block(cursor["block"])
+            if block is None or block["hash"] != cursor["hash"]:
+                log.warning("reorg at block %s: rescanning", cursor["block"])
+                start = max(self.start_block, cursor["block"] - REORG_DEPTH)
+            else:
+                start = cursor["block"] + 1
+                self.height, self.block_hash = cursor["block"], cursor["hash"]
+        while start <= head:
+            end = min(head, start + MAX_RANGE - 1)
+            logs = await self.chain.call("eth_getLogs", {
+                "address": self.flow, "topics": [SUBMIT_TOPIC], "fromBlock": hex(start), "toBlock": hex(end)})
+            end_block = await self.chain.block(end)
+            if end_block is None:
+                return
+            for entry in sorted(logs, key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16))):  # type: ignore[union-attr]
+                if entry.get("removed"):
+                    continue
+                event = decode_submit(entry)
+                before = self.store.get(event.data_root)
+                record = self.store.record_submission(event.seq, event.record())
+                if before is None:
+                    log.info("new file root=%s seq=%d size=%d", record.root, event.seq, event.length)
+                    self.new_files.put_nowait(event.data_root)
+            cursor = {"block": end, "hash": end_block["hash"]}
+            self.store.set_cursor(cursor)
+            self.height, self.block_hash = end, end_block["hash"]
+            start = end + 1

@@ -1,0 +1,203 @@
+"""The storage node process: 0G's `zgs_*` JSON-RPC (what the official SDK calls) and the deaios share API
+over one aiohttp server, plus the log-sync and repair loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from deaios.jsonrpc import JsonRpcEndpoint, RpcError
+from deaios.storage.erasure import ErasureCode
+from deaios.storage.node.logsync import ChainClient, ChainError, LogSync
+from deaios.storage.node.service import ALREADY_FINALIZED, NodeError, StorageService, parse_root, parse_uint
+from deaios.storage.node.store import NodeStore
+from deaios.storage.share_transport import PREFIX
+
+log = logging.getLogger(__name__)
+
+MAX_RPC_BODY = 64 << 20  # a batch of ~150 base64 segments
+MAX_SHARE_BODY = 64 << 20
+P2P_PROTOCOL_VERSION = {"major": 0, "minor": 4, "build": 0}
+
+
+@dataclass
+class NodeConfig:
+    data_dir: Path
+    host: str
+    port: int
+    chain_rpc: str
+    flow: str
+    index: int
+    peers: list[str]  # URLs of all storage nodes, this one included at `index`
+    start_block: int = 0
+    repair_interval: float = 2.0
+
+
+def _translate(exc: Exception) -> RpcError | None:
+    if isinstance(exc, NodeError):
+        data = ALREADY_FINALIZED if str(exc) == ALREADY_FINALIZED else None
+        return RpcError(str(exc), exc.code, data)
+    return None
+
+
+def rpc_methods(service: StorageService, sync: LogSync) -> dict:
+    """The zgs_* methods, named and shaped as 0G's storage node serves them."""
+
+    def seq_root(seq: object) -> bytes:
+        root = service.store.root_by_seq(parse_uint(seq, "txSeq"))
+        if root is None:
+            raise NodeError(f"no submission with tx seq {seq}", -32602)
+        return root
+
+    def segments_list(segments: object) -> list:
+        if not isinstance(segments, list) or not segments:
+            raise NodeError("segments must be a non-empty list", -32602)
+        return segments
+
+    def upload_many(segments: object, tx_seq: int | None = None) -> None:
+        for segment in segments_list(segments):
+            service.upload_segment(segment, tx_seq)
+
+    def status() -> dict:
+        return {
+            "connectedPeers": len(service.peers),
+            "logSyncHeight": max(sync.height, 0),
+            "logSyncBlock": sync.block_hash,
+            "nextTxSeq": service.store.next_tx_seq(),
+            "networkIdentity": {"chainId": service.chain_id, "flowAddress": service.flow,
+                                "p2pProtocolVersion": P2P_PROTOCOL_VERSION},
+        }
+
+    async def download(root: object, start: object, end: object) -> str:
+        data = await service.read_chunks(parse_root(root), parse_uint(start, "startIndex"), parse_uint(end, "endIndex"))
+        return base64.b64encode(data).decode()
+
+    return {
+        "zgs_getStatus": status,
+        "zgs_getShardConfig": lambda: {"shardId": 0, "numShard": 1},
+        "zgs_uploadSegment": lambda segment: service.upload_segment(segment),
+        "zgs_uploadSegments": lambda segments: upload_many(segments),
+        "zgs_uploadSegmentByTxSeq": lambda segment, seq: service.upload_segment(segment, parse_uint(seq, "txSeq")),
+        "zgs_uploadSegmentsByTxSeq": lambda segments, seq: upload_many(segments, parse_uint(seq, "txSeq")),
+        "zgs_downloadSegment": download,
+        "zgs_downloadSegmentByTxSeq": lambda seq, start, end: download("0x" + seq_root(seq).hex(), start, end),
+        "zgs_downloadSegmentWithProof": lambda root, index: service.segment_with_proof(
+            parse_root(root), parse_uint(index, "index")),
+        "zgs_downloadSegmentWithProofByTxSeq": lambda seq, index: service.segment_with_proof(
+            seq_root(seq), parse_uint(index, "index")),
+        "zgs_getFileInfo": lambda root, need_available=False: service.file_info(parse_root(root)),
+        "zgs_getFileInfoByTxSeq": lambda seq: (
+            service.file_info(root, parse_uint(seq, "txSeq")) if (root := service.store.root_by_seq(
+                parse_uint(seq, "txSeq"))) else None),
+    }
+
+
+def share_routes(service: StorageService) -> list[web.RouteDef]:
+    """The binary share API (deaios.storage.share_transport documents it)."""
+
+    def guarded(handler):  # NodeError -> HTTP 4xx with a JSON error body
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request, parse_root(request.match_info["root"]))
+            except NodeError as exc:
+                return web.json_response({"error": str(exc)}, status=exc.status)
+        return wrapper
+
+    def int_query(request: web.Request, name: str) -> int:
+        try:
+            value = int(request.query[name])
+        except (KeyError, ValueError):
+            raise NodeError(f"query parameter {name} must be an integer") from None
+        if value < 0:
+            raise NodeError(f"query parameter {name} must be non-negative")
+        return value
+
+    async def get_roots(request: web.Request, root: bytes) -> web.Response:
+        return web.Response(body=service.get_roots(root), content_type="application/octet-stream")
+
+    async def put_roots(request: web.Request, root: bytes) -> web.Response:
+        service.put_roots(root, await request.read())
+        return web.Response(status=204)
+
+    async def get_shares(request: web.Request, root: bytes) -> web.Response:
+        shares = service.get_shares(root, int_query(request, "first"), int_query(request, "count"),
+                                    request.query.get("kind") == "data")
+        body = b"".join(b"\x01" + s if s is not None else b"\x00" for s in shares)
+        return web.Response(body=body, content_type="application/octet-stream")
+
+    async def put_shares(request: web.Request, root: bytes) -> web.Response:
+        body = await request.read()
+        await asyncio.to_thread(service.put_shares, root, int_query(request, "first"), int_query(request, "count"),
+                                body)
+        return web.Response(status=204)
+
+    async def missing(request: web.Request, root: bytes) -> web.Response:
+        return web.json_response(service.missing(root))
+
+    return [
+        web.get(PREFIX + "/roots/{root}", guarded(get_roots)),
+        web.put(PREFIX + "/roots/{root}", guarded(put_roots)),
+        web.get(PREFIX + "/shares/{root}", guarded(get_shares)),
+        web.put(PREFIX + "/shares/{root}", guarded(put_shares)),
+        web.get(PREFIX + "/missing/{root}", guarded(missing)),
+    ]
+
+
+def build_app(service: StorageService, sync: LogSync) -> web.Application:
+    app = web.Application(client_max_size=MAX_SHARE_BODY)
+    app.router.add_post("/", JsonRpcEndpoint(rpc_methods(service, sync), _translate, MAX_RPC_BODY))
+    app.router.add_routes(share_routes(service))
+    return app
+
+
+async def _chain_id(chain: ChainClient) -> int:
+    for attempt in range(100):
+        try:
+            return int(await chain.call("eth_chainId"), 16)  # type: ignore[arg-type]
+        except ChainError:
+            await asyncio.sleep(0.1 * min(attempt + 1, 10))
+    raise SystemExit(f"chain RPC {chain.url} unreachable")
+
+
+async def _repair_loop(service: StorageService, interval: float) -> None:
+    await asyncio.to_thread(service.scrub)
+    while True:
+        try:
+            await service.repair_once()
+        except Exception:  # keep the node serving whatever happens in one pass
+            log.exception("repair pass failed")
+        await asyncio.sleep(interval)
+
+
+async def serve(config: NodeConfig) -> None:
+    """Run one storage node until SIGINT/SIGTERM."""
+    store = NodeStore(config.data_dir)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        chain = ChainClient(config.chain_rpc, session)
+        chain_id = await _chain_id(chain)
+        code = ErasureCode.for_nodes(len(config.peers))
+        service = StorageService(store, code, config.index, config.peers, session, chain_id, config.flow)
+        sync = LogSync(store, chain, config.flow, config.start_block)
+        runner = web.AppRunner(build_app(service, sync), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, config.host, config.port).start()
+        log.info("storage node %d listening on http://%s:%d (k=%d, n=%d)", config.index, config.host, config.port,
+                 code.k, code.n)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        tasks = [asyncio.create_task(sync.run()), asyncio.create_task(_repair_loop(service, config.repair_interval))]
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
+        await runner.cleanup()
+    store.close()

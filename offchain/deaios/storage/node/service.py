@@ -1,0 +1,436 @@
+"""A storage node's behaviour, independent of HTTP: accepting segments, placing and serving erasure
+shares, rebuilding segments for downloads, and repairing its own shares.
+
+Life of a file on the network (see docs/storage.md):
+1. log sync records the file (PENDING) when its Submit event appears on chain;
+2. an uploader sends plain segments with merkle proofs to any node (the official SDK does this), or a
+   deaios client sends erasure shares straight to every node;
+3. a node that holds every data segment in full (COMPLETE) encodes them and places share s of segment i
+   on node (i + s) mod n, then keeps only its own shares (FINALIZED);
+4. a node that lacks shares of a file someone finalized (restarted with a lost or corrupt data dir, or
+   down during the upload) rebuilds them from any k other nodes (repair loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections import OrderedDict
+
+import aiohttp
+
+from deaios.storage.erasure import ErasureCode, data_segments, segment_lengths
+from deaios.storage.merkle import (
+    CHUNK_SIZE, HASH_SIZE, SEGMENT_CHUNKS, Proof, ProofError, num_chunks, segment_root, tree_proof, tree_root,
+)
+from deaios.storage.node.store import COMPLETE, FINALIZED, PENDING, SEGMENT, SHARE, FileRecord, NodeStore
+from deaios.storage.retrieval import RetrievalError, SegmentFetcher, fetch_segment_roots
+from deaios.storage.share_transport import (
+    ShareClient, TransportError, consecutive_runs, share_sizes, split_concatenated,
+)
+
+log = logging.getLogger(__name__)
+
+ALREADY_FINALIZED = "already uploaded and finalized"
+STREAM_TAG = bytes.fromhex("df2ff3bb0af36c6384e6206552a4ed807f6f6a26e7d0aa6bff772ddc9d4307aa")  # sha256("STREAM")
+BATCH = 16  # segments per share transfer
+CACHE_SEGMENTS = 64
+
+
+class NodeError(Exception):
+    """A request the node refuses; becomes a JSON-RPC error object (or an HTTP 4xx)."""
+
+    def __init__(self, message: str, code: int = -32000, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def stream_ids(tags: bytes) -> list[str]:
+    """KV stream ids carried in a submission's tags (sha256("STREAM") || id…), as 0G reports them."""
+    if not tags.startswith(STREAM_TAG) or (len(tags) - len(STREAM_TAG)) % 32:
+        return []
+    body = tags[len(STREAM_TAG):]
+    return ["0x" + body[i:i + 32].hex() for i in range(0, len(body), 32)]
+
+
+class StorageService:
+    """One storage node: index `index` among `len(urls)` nodes sharing an erasure code."""
+
+    def __init__(self, store: NodeStore, code: ErasureCode, index: int, urls: list[str],
+                 session: aiohttp.ClientSession, chain_id: int, flow: str) -> None:
+        self.store = store
+        self.code = code
+        self.index = index
+        self.shares = ShareClient(session, urls)
+        self.peers = [n for n in range(len(urls)) if n != index]
+        self.chain_id = chain_id
+        self.flow = flow
+        self._locks: dict[bytes, asyncio.Lock] = {}
+        self._cache: OrderedDict[tuple[bytes, int], bytes] = OrderedDict()
+        self._tasks: set[asyncio.Task] = set()
+        self._healthy: set[bytes] = set()  # finalized files whose shares were all present at last check
+        store.on_forget = self._healthy.discard
+
+    def _lock(self, root: bytes) -> asyncio.Lock:
+        return self._locks.setdefault(root, asyncio.Lock())
+
+    def record(self, root: bytes) -> FileRecord:
+        record = self.store.get(root)
+        if record is None:
+            raise NodeError(f"file 0x{root.hex()} not found: not submitted to the Flow contract (or not synced yet)",
+                            status=404)
+        return record
+
+    # -- file info (zgs_getFileInfo) ---------------------------------------------------------------------
+    def file_info(self, root: bytes, seq: int | None = None) -> dict | None:
+        record = self.store.get(root)
+        if record is None:
+            return None
+        finalized = record.state == FINALIZED
+        return {
+            "tx": {
+                "streamIds": stream_ids(bytes.fromhex(record.tags[2:])),
+                "data": [],
+                "dataMerkleRoot": record.root,
+                "merkleNodes": record.merkle_nodes,
+                "startEntryIndex": record.start_entry,
+                "size": record.size,
+                "seq": record.seqs[0] if seq is None else seq,
+            },
+            "finalized": finalized,
+            "isCached": False,
+            "uploadedSegNum": data_segments(record.size) if finalized else record.received,
+            "pruned": False,
+        }
+
+    # -- plain segment upload (zgs_uploadSegment*) -------------------------------------------------------
+    def upload_segment(self, segment: object, tx_seq: int | None = None) -> None:
+        if not isinstance(segment, dict):
+            raise NodeError("segment must be an object {root, data, index, proof, fileSize}", -32602)
+        root = parse_root(segment.get("root"))
+        if tx_seq is not None and self.store.root_by_seq(tx_seq) != root:
+            raise NodeError(f"tx seq {tx_seq} is not a submission of root 0x{root.hex()}", -32602)
+        record = self.record(root)
+        if record.state in (COMPLETE, FINALIZED):
+            raise NodeError(ALREADY_FINALIZED, -32602)
+        index = parse_uint(segment.get("index"), "index")
+        if segment.get("fileSize") != record.size:
+            raise NodeError(f"fileSize {segment.get('fileSize')!r} does not match the submitted size {record.size}",
+                            -32602)
+        n_data = data_segments(record.size)
+        if index >= n_data:
+            raise NodeError(f"segment index {index} out of range (file has {n_data} data segments)", -32602)
+        try:
+            data = base64.b64decode(str(segment.get("data")), validate=True)
+        except (binascii.Error, ValueError):
+            raise NodeError("segment data is not valid base64", -32602) from None
+        padded_length = segment_lengths(record.size)[index]
+        trimmed_length = min(SEGMENT_CHUNKS, num_chunks(record.size) - index * SEGMENT_CHUNKS) * CHUNK_SIZE
+        if len(data) not in (trimmed_length, padded_length):
+            raise NodeError(f"segment {index} must be {trimmed_length} bytes, got {len(data)}", -32602)
+        data = data.ljust(padded_length, b"\0")
+        try:
+            proof = Proof.from_json(segment.get("proof"))
+            proof.verify(root, segment_root(data), index, len(segment_lengths(record.size)))
+        except ProofError as exc:
+            raise NodeError(f"invalid merkle proof for segment {index}: {exc}", -32602) from None
+        self.store.write(root, index, SEGMENT, data)
+        received = self.store.count(root, SEGMENT)
+        if received >= n_data:
+            self.store.update(root, received=received, state=COMPLETE)
+            self._spawn(self.finalize(root))
+        else:
+            self.store.update(root, received=received)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- encoding and placement ------------------------------------------------------------------------
+    async def finalize(self, root: bytes) -> bool:
+        """Encode a file this node holds in full and place every node's share.
+
+        The file is FINALIZED once at least k nodes (this one included) confirmed their shares, so an
+        upload completes while up to n − k nodes are down. Nodes that could not be reached are listed in
+        the record (`unplaced`) and retried by the repair loop (they also repair themselves when back);
+        the full segments are kept until every node has its shares."""
+        async with self._lock(root):
+            record = self.store.get(root)
+            if record is None or record.state not in (COMPLETE, FINALIZED):
+                return False
+            targets = self.peers if record.state == COMPLETE else record.extra.get("unplaced", [])
+            if record.state == FINALIZED and not targets:
+                return True
+            lengths = segment_lengths(record.size)
+            n_data = data_segments(record.size)
+            roots = self.store.segment_roots(root)
+            if roots is None:
+                roots = b"".join(await asyncio.to_thread(self._segment_roots, root, lengths, n_data))
+                if tree_root(roots) != root:
+                    log.error("stored segments of 0x%s do not hash to the root; dropping them", root.hex())
+                    self.store.drop_segments(root, range(n_data))
+                    self.store.update(root, state=PENDING, received=0)
+                    return False
+                self.store.write_segment_roots(root, roots)
+
+            async def wanted_by(peer: int) -> list[int] | None:
+                try:
+                    await self.shares.put_roots(peer, root, roots)
+                    return await self.shares.missing(peer, root)
+                except TransportError as exc:
+                    log.info("placing 0x%s: %s (will retry)", root.hex()[:12], exc)
+                    return None
+
+            todo: dict[int, set[int]] = {self.index: set(self._missing_local(record))}
+            for peer, missing in zip(targets, await asyncio.gather(*(wanted_by(p) for p in targets))):
+                if missing is not None:
+                    todo[peer] = set(missing)
+            failed = {peer for peer in targets if peer not in todo}
+            segments = sorted(set().union(*todo.values()))
+            for batch in consecutive_runs(segments, BATCH):
+                encoded = await asyncio.to_thread(self._encode, root, batch)
+                if encoded is None:  # a full segment was lost or corrupted since it was received
+                    if record.state == COMPLETE:
+                        self.store.update(root, state=PENDING, received=self.store.count(root, SEGMENT))
+                    return False
+
+                async def place(node: int, run: list[int]) -> None:
+                    shares = [encoded[i][self.code.share_of(i, node)] for i in run]
+                    if node == self.index:
+                        await asyncio.to_thread(self.store.write_many, root, SHARE, list(zip(run, shares)))
+                        return
+                    try:
+                        await self.shares.put_shares(node, root, run[0], shares)
+                    except TransportError as exc:
+                        log.info("placing 0x%s on node %d: %s (will retry)", root.hex()[:12], node, exc)
+                        failed.add(node)
+
+                await asyncio.gather(*(place(node, run) for node, wanted in todo.items() if node not in failed
+                                       for run in consecutive_runs([i for i in batch if i in wanted], BATCH)))
+            placed = self.code.n - len(failed) if record.state == COMPLETE else self.code.n
+            if placed < self.code.k:
+                return False
+            extra = {**record.extra, "unplaced": sorted(failed)}
+            self.store.update(root, state=FINALIZED, received=n_data, extra=extra)
+            if not failed:
+                self.store.drop_segments(root, range(n_data))
+            log.info("finalized 0x%s: %d segments as %d-of-%d shares%s", root.hex(), n_data, self.code.k,
+                     self.code.n, f", nodes {sorted(failed)} still to place" if failed else "")
+            return True
+
+    def _segment_roots(self, root: bytes, lengths: list[int], n_data: int) -> list[bytes]:
+        out = []
+        for i, length in enumerate(lengths):
+            data = self.store.read(root, i, SEGMENT) if i < n_data else bytes(length)
+            out.append(segment_root(data) if data is not None else b"")
+        return out
+
+    def _encode(self, root: bytes, batch: list[int]) -> dict[int, list[bytes]] | None:
+        encoded = {}
+        for i in batch:
+            data = self.store.read(root, i, SEGMENT)
+            if data is None:  # lost or corrupt since it was received
+                return None
+            encoded[i] = self.code.encode(data)
+        return encoded
+
+    def _missing_local(self, record: FileRecord) -> list[int]:
+        root = bytes.fromhex(record.root[2:])
+        return [i for i in range(data_segments(record.size)) if not self.store.has(root, i, SHARE)]
+
+    # -- the share API (used by peers and by deaios clients) --------------------------------------------
+    def get_roots(self, root: bytes) -> bytes:
+        roots = self.store.segment_roots(root)
+        if roots is None:
+            raise NodeError(f"segment roots of 0x{root.hex()} unknown here", status=404)
+        return roots
+
+    def put_roots(self, root: bytes, roots: bytes) -> None:
+        record = self.record(root)
+        if len(roots) != len(segment_lengths(record.size)) * HASH_SIZE or tree_root(roots) != root:
+            raise NodeError("segment roots do not match the file root and size")
+        if self.store.segment_roots(root) is None:
+            self.store.write_segment_roots(root, roots)
+
+    def get_shares(self, root: bytes, first: int, count: int, data_only: bool) -> list[bytes | None]:
+        record = self.record(root)
+        n_data = data_segments(record.size)
+        if first + count > len(segment_lengths(record.size)) or count > 4 * BATCH * 16:
+            raise NodeError("segment range out of bounds")
+        out: list[bytes | None] = []
+        for i in range(first, first + count):
+            number = self.code.share_of(i, self.index)
+            if i >= n_data or (data_only and number >= self.code.k):
+                out.append(None)
+                continue
+            share = self.store.read(root, i, SHARE)
+            if share is None and record.state == COMPLETE:  # not placed yet: cut it from the full segment
+                data = self.store.read(root, i, SEGMENT)
+                share = self.code.encode(data, [number])[0] if data is not None else None
+            out.append(share)
+        return out
+
+    def put_shares(self, root: bytes, first: int, count: int, body: bytes) -> None:
+        record = self.record(root)
+        if self.store.segment_roots(root) is None:
+            raise NodeError("send the segment roots before the shares", status=409)
+        n_data = data_segments(record.size)
+        if count < 1 or first + count > n_data:
+            raise NodeError(f"segments {first}..{first + count - 1} out of range (file has {n_data})")
+        try:
+            shares = split_concatenated(body, share_sizes(self.code, record.size, first, count))
+        except ValueError as exc:
+            raise NodeError(str(exc)) from None
+        self.store.write_many(root, SHARE, list(enumerate(shares, start=first)))
+        if record.state == PENDING and not self._missing_local(record):
+            self.store.update(root, state=FINALIZED)
+            self.store.drop_segments(root, range(n_data))
+            self._cache_drop(root)
+
+    def missing(self, root: bytes) -> list[int]:
+        record = self.record(root)
+        if self.store.segment_roots(root) is None:
+            return list(range(data_segments(record.size)))
+        return self._missing_local(record)
+
+    # -- reading segments (downloads) -------------------------------------------------------------------
+    async def read_segment(self, root: bytes, index: int) -> bytes:
+        """Segment `index` of a file (flow-padded length), rebuilt from shares when not held in full."""
+        record = self.record(root)
+        lengths = segment_lengths(record.size)
+        if index >= data_segments(record.size):
+            return bytes(lengths[index])
+        key = (root, index)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        data = self.store.read(root, index, SEGMENT)
+        if data is None:
+            roots = self.store.segment_roots(root)
+            if roots is None:
+                raise NodeError(f"file 0x{root.hex()} is not finalized: its data is not available yet")
+            fetcher = SegmentFetcher(self.shares, self.code, root, roots, record.size, self.index,
+                                     lambda i: self.store.read(root, i, SHARE))
+            first = index - index % 8
+            try:
+                batch = await fetcher.fetch(first, 8)
+            except RetrievalError as exc:
+                raise NodeError(str(exc)) from None
+            for offset, segment in enumerate(batch):
+                self._cache_put((root, first + offset), segment)
+            data = batch[index - first]
+        return data
+
+    def _cache_put(self, key: tuple[bytes, int], data: bytes) -> None:
+        self._cache[key] = data
+        while len(self._cache) > CACHE_SEGMENTS:
+            self._cache.popitem(last=False)
+
+    def _cache_drop(self, root: bytes) -> None:
+        for key in [k for k in self._cache if k[0] == root]:
+            del self._cache[key]
+
+    async def read_chunks(self, root: bytes, start: int, end: int) -> bytes:
+        record = self.record(root)
+        chunks = num_chunks(record.size)
+        if not 0 <= start < end <= chunks or end - start > SEGMENT_CHUNKS:
+            raise NodeError(f"invalid chunk range [{start}, {end}) for a file of {chunks} chunks", -32602)
+        out = bytearray()
+        for index in range(start // SEGMENT_CHUNKS, (end - 1) // SEGMENT_CHUNKS + 1):
+            segment = await self.read_segment(root, index)
+            base = index * SEGMENT_CHUNKS
+            lo, hi = max(start, base) - base, min(end, base + SEGMENT_CHUNKS) - base
+            out += segment[lo * CHUNK_SIZE:hi * CHUNK_SIZE]
+        return bytes(out)
+
+    async def segment_with_proof(self, root: bytes, index: int) -> dict:
+        record = self.record(root)
+        n_data = data_segments(record.size)
+        if index >= n_data:
+            raise NodeError(f"segment index {index} out of range (file has {n_data} data segments)", -32602)
+        data = await self.read_segment(root, index)
+        roots = self.store.segment_roots(root)
+        if roots is None:
+            roots = b"".join(self._segment_roots(root, segment_lengths(record.size), n_data))
+        trimmed = min(SEGMENT_CHUNKS, num_chunks(record.size) - index * SEGMENT_CHUNKS) * CHUNK_SIZE
+        return {"root": record.root, "data": base64.b64encode(data[:trimmed]).decode(), "index": index,
+                "proof": tree_proof(roots, index).to_json(), "fileSize": record.size}
+
+    # -- repair ------------------------------------------------------------------------------------------
+    async def repair_once(self) -> int:
+        """One pass over every known file; returns how many shares were rebuilt."""
+        rebuilt = 0
+        for record in self.store.records():
+            root = bytes.fromhex(record.root[2:])
+            if root in self._healthy:
+                continue
+            try:
+                if record.state == COMPLETE or record.extra.get("unplaced"):
+                    await self.finalize(root)
+                elif record.state == PENDING or self._missing_local(record):
+                    rebuilt += await self.repair(root)
+                else:
+                    self._healthy.add(root)
+            except (TransportError, RetrievalError, NodeError) as exc:
+                log.info("repair of 0x%s postponed: %s", root.hex()[:12], exc)
+        return rebuilt
+
+    async def repair(self, root: bytes) -> int:
+        """Rebuild this node's missing shares of a file that the network finalized."""
+        async with self._lock(root):
+            record = self.store.get(root)
+            if record is None or record.state == COMPLETE:
+                return 0
+            roots = self.store.segment_roots(root)
+            if roots is None:
+                roots = await fetch_segment_roots(self.shares, root, self.peers)
+                if roots is None:
+                    return 0  # nobody has finalized it (yet)
+                self.store.write_segment_roots(root, roots)
+            missing = self._missing_local(record)
+            fetcher = SegmentFetcher(self.shares, self.code, root, roots, record.size)
+            fetcher.down.add(self.index)
+            for run in consecutive_runs(missing, BATCH):
+                segments = await fetcher.fetch(run[0], len(run))
+                shares = [(i, self.code.encode(data, [self.code.share_of(i, self.index)])[0])
+                          for i, data in zip(run, segments)]
+                await asyncio.to_thread(self.store.write_many, root, SHARE, shares)
+            if missing:
+                log.info("repaired %d shares of 0x%s", len(missing), root.hex())
+            self.store.update(root, state=FINALIZED)
+            self.store.drop_segments(root, range(data_segments(record.size)))
+            return len(missing)
+
+    def scrub(self) -> int:
+        """Re-read every stored share; corrupt or vanished ones are dropped so repair rebuilds them."""
+        dropped = 0
+        for record in self.store.records():
+            root = bytes.fromhex(record.root[2:])
+            for i in range(data_segments(record.size)):
+                if self.store.has(root, i, SHARE) and self.store.read(root, i, SHARE) is None:
+                    dropped += 1
+        if dropped:
+            log.warning("scrub: %d corrupt or missing shares will be repaired", dropped)
+        return dropped
+
+
+def parse_root(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise NodeError("root must be a 0x-prefixed 32-byte hex string", -32602)
+    try:
+        root = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        root = b""
+    if len(root) != 32:
+        raise NodeError(f"root must be a 0x-prefixed 32-byte hex string, got {value[:80]!r}", -32602)
+    return root
+
+
+def parse_uint(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise NodeError(f"{name} must be a non-negative integer, got {value!r}", -32602)
+    return value

@@ -1,0 +1,132 @@
+"""The binary share API between deaios storage nodes and deaios clients (not part of 0G's RPC).
+
+Erasure shares are large and numerous, so they travel as raw bytes over HTTP rather than base64 JSON:
+
+    GET  /deaios/v1/roots/<root>                    the file's segment roots (32 bytes each) | 404
+    PUT  /deaios/v1/roots/<root>                    store them (checked: their tree root is <root>)
+    GET  /deaios/v1/shares/<root>?first=F&count=C[&kind=data]
+                                                    for each segment F..F+C-1: one flag byte (1 present,
+                                                    0 missing), then the share if present; kind=data
+                                                    leaves out parity shares (the no-decode fast path)
+    PUT  /deaios/v1/shares/<root>?first=F&count=C   the node's shares of segments F..F+C-1, concatenated
+    GET  /deaios/v1/missing/<root>                  JSON list of data segments whose share is missing
+
+A share's size follows from the file size (erasure.segment_lengths and ErasureCode.share_size), so no
+lengths are sent. Errors come back as HTTP 4xx with a JSON body {"error": message}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from deaios.storage.erasure import ErasureCode, segment_lengths
+
+PREFIX = "/deaios/v1"
+
+
+class TransportError(RuntimeError):
+    """A node refused a request or could not be reached."""
+
+
+def share_sizes(code: ErasureCode, file_size: int, first: int, count: int) -> list[int]:
+    lengths = segment_lengths(file_size)
+    return [code.share_size(length) for length in lengths[first:first + count]]
+
+
+def pack_optional(shares: list[bytes | None]) -> bytes:
+    out = bytearray()
+    for share in shares:
+        out += b"\x01" + share if share is not None else b"\x00"
+    return bytes(out)
+
+
+def unpack_optional(body: bytes, sizes: list[int]) -> list[bytes | None]:
+    shares: list[bytes | None] = []
+    pos = 0
+    for size in sizes:
+        if pos >= len(body):
+            raise TransportError("truncated share response")
+        flag = body[pos]
+        pos += 1
+        if flag:
+            shares.append(body[pos:pos + size])
+            pos += size
+        else:
+            shares.append(None)
+    if pos != len(body) or any(s is not None and len(s) != n for s, n in zip(shares, sizes)):
+        raise TransportError("malformed share response")
+    return shares
+
+
+def consecutive_runs(indices: list[int], limit: int | None = None) -> list[list[int]]:
+    """Split sorted segment indices into runs of consecutive values (each at most `limit` long)."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][-1] == i - 1 and (limit is None or len(runs[-1]) < limit):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def split_concatenated(body: bytes, sizes: list[int]) -> list[bytes]:
+    if len(body) != sum(sizes):
+        raise ValueError(f"expected {sum(sizes)} bytes of shares, got {len(body)}")
+    shares, pos = [], 0
+    for size in sizes:
+        shares.append(body[pos:pos + size])
+        pos += size
+    return shares
+
+
+class ShareClient:
+    """Client side of the share API, for one set of node URLs."""
+
+    def __init__(self, session: aiohttp.ClientSession, urls: list[str], timeout: float = 30.0) -> None:
+        self.session = session
+        self.urls = [u.rstrip("/") for u in urls]
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def _request(self, method: str, node: int, path: str, **kwargs: object) -> tuple[int, bytes]:
+        try:
+            async with self.session.request(method, self.urls[node] + PREFIX + path, timeout=self.timeout,
+                                            **kwargs) as resp:  # type: ignore[arg-type]
+                return resp.status, await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise TransportError(f"node {node} ({self.urls[node]}): {exc or type(exc).__name__}") from exc
+
+    async def get_roots(self, node: int, root: bytes) -> bytes | None:
+        status, body = await self._request("GET", node, f"/roots/0x{root.hex()}")
+        return body if status == 200 else None
+
+    async def put_roots(self, node: int, root: bytes, roots: bytes) -> None:
+        status, body = await self._request("PUT", node, f"/roots/0x{root.hex()}", data=roots)
+        if status >= 300:
+            raise TransportError(f"node {node} refused segment roots: {body[:200].decode(errors='replace')}")
+
+    async def get_shares(self, node: int, root: bytes, first: int, sizes: list[int],
+                         data_only: bool = False) -> list[bytes | None]:
+        """The node's shares of segments first..; with data_only, parity shares come back as missing."""
+        status, body = await self._request("GET", node, f"/shares/0x{root.hex()}", params={
+            "first": first, "count": len(sizes), "kind": "data" if data_only else "all"})
+        if status != 200:
+            raise TransportError(f"node {node} refused shares: {body[:200].decode(errors='replace')}")
+        return unpack_optional(body, sizes)
+
+    async def put_shares(self, node: int, root: bytes, first: int, shares: list[bytes]) -> None:
+        status, body = await self._request("PUT", node, f"/shares/0x{root.hex()}", data=b"".join(shares),
+                                           params={"first": first, "count": len(shares)})
+        if status >= 300:
+            raise TransportError(f"node {node} refused shares: {body[:200].decode(errors='replace')}")
+
+    async def missing(self, node: int, root: bytes) -> list[int] | None:
+        """Data segments whose share node `node` lacks; None if the node does not know the file yet."""
+        status, body = await self._request("GET", node, f"/missing/0x{root.hex()}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise TransportError(f"node {node}: {body[:200].decode(errors='replace')}")
+        return list(json.loads(body))

@@ -1,0 +1,100 @@
+"""`ape run deploy`: deploy the storage log layer (FixedPriceMarket + Flow) and record the addresses.
+
+Order: the market first, then Flow pointing at it, then ``market.setFlow(flow)`` (settable once).
+The addresses and parameters are written to ``deployments/<network>.json`` (e.g. ``local.json``,
+``zgtestnet.json``).
+
+    ape run deploy                                    # local Anvil, test account 0
+    ZG_RPC_URL=https://evmrpc-testnet.0g.ai ape run deploy --network ethereum:zgtestnet:node --account <alias>
+
+``deploy_storage(deployer, project)`` is the reusable part (tests and ``scripts/demo.py`` call it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from ape import accounts, chain
+from ape.cli import ConnectedProviderCommand, account_option
+
+#: 0G's default: 3 months × 1 unit × 1e18 / 1024³ / 12 wei per 256-byte sector.
+DEFAULT_PRICE_PER_SECTOR = 232_830_643
+#: 0G's default epoch length: 1e9 blocks, i.e. mining is effectively off.
+DEFAULT_BLOCKS_PER_EPOCH = 1_000_000_000
+DEFAULT_DEPLOY_DELAY = 0
+
+
+def deploy_storage(
+    deployer: Any,
+    project: Any,
+    *,
+    price_per_sector: int = DEFAULT_PRICE_PER_SECTOR,
+    blocks_per_epoch: int = DEFAULT_BLOCKS_PER_EPOCH,
+    deploy_delay: int = DEFAULT_DEPLOY_DELAY,
+    admin: str | None = None,
+) -> dict[str, Any]:
+    """Deploy FixedPriceMarket and Flow, link them, and return addresses and parameters.
+
+    ``admin`` (default: the deployer) receives the admin, pauser and params-admin roles; when it
+    differs from the deployer, the deployer hands the market's roles over and keeps none.
+    """
+    admin_address = admin or deployer.address
+    market = project.FixedPriceMarket.deploy(price_per_sector, deployer.address, sender=deployer)
+    flow = project.Flow.deploy(market.address, blocks_per_epoch, deploy_delay, admin_address, sender=deployer)
+    market.setFlow(flow.address, sender=deployer)
+    if admin_address.lower() != deployer.address.lower():
+        for role in (market.PARAMS_ADMIN_ROLE(), market.DEFAULT_ADMIN_ROLE()):
+            market.grantRole(role, admin_address, sender=deployer)
+        for role in (market.PARAMS_ADMIN_ROLE(), market.DEFAULT_ADMIN_ROLE()):
+            market.renounceRole(role, deployer.address, sender=deployer)
+    first_block = flow.firstBlock()
+    return {
+        "chain_id": chain.chain_id,
+        "flow": flow.address,
+        "market": market.address,
+        "price_per_sector": price_per_sector,
+        "blocks_per_epoch": blocks_per_epoch,
+        "deploy_delay": deploy_delay,
+        "first_block": first_block,
+        "deployer": deployer.address,
+        "admin": admin_address,
+        "block_number": first_block - deploy_delay,  # the Flow deployment block
+    }
+
+
+@click.command(cls=ConnectedProviderCommand)
+@account_option(prompt=False)
+@click.option("--price-per-sector", type=int, default=DEFAULT_PRICE_PER_SECTOR, show_default=True,
+              help="Market price in wei per 256-byte sector.")
+@click.option("--blocks-per-epoch", type=int, default=DEFAULT_BLOCKS_PER_EPOCH, show_default=True,
+              help="Mining epoch length in blocks (the default keeps mining off).")
+@click.option("--deploy-delay", type=int, default=DEFAULT_DEPLOY_DELAY, show_default=True,
+              help="Flow accepts submissions from deploy block + delay on.")
+@click.option("--admin", default=None, help="Admin address (default: the deployer).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("deployments"),
+              show_default=True, help="Directory for <network>.json.")
+def cli(provider: Any, account: Any, price_per_sector: int, blocks_per_epoch: int, deploy_delay: int,
+        admin: str | None, out_dir: Path) -> None:
+    """Deploy Flow + FixedPriceMarket and write deployments/<network>.json."""
+    from ape import project
+
+    expected_chain = os.environ.get("ZG_CHAIN_ID")
+    if provider.network.name == "zgtestnet" and expected_chain and int(expected_chain) != provider.chain_id:
+        raise click.UsageError(f"ZG_CHAIN_ID={expected_chain} but the node at ZG_RPC_URL reports chain id "
+                               f"{provider.chain_id} (edit chain_id in ape-config.yaml for another chain).")
+    if account is None:
+        if not provider.network.is_dev:
+            raise click.UsageError("--account is required on a live network (see `ape accounts import`).")
+        account = accounts.test_accounts[0]
+    result = deploy_storage(account, project, price_per_sector=price_per_sector,
+                            blocks_per_epoch=blocks_per_epoch, deploy_delay=deploy_delay, admin=admin)
+    result["network"] = provider.network.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{provider.network.name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(json.dumps(result, indent=2))
+    click.echo(f"wrote {path}")

@@ -1,0 +1,217 @@
+"""`deaios up` / `deaios down` and stack resolution, with real processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from eth_account import Account
+
+from deaios.cli import main
+from deaios.stack.config import (
+    PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path, stack_option,
+)
+from deaios.stack.launcher import relaunch_node, rpc_call
+
+
+
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def test_up_writes_a_complete_stack_json(stack_run) -> None:
+    stack = stack_run.stack
+    on_disk = json.loads((stack_run.dir / "stack.json").read_text())
+    assert stack_run.line == on_disk  # the printed line is stack.json
+    for key in ("rpc", "chain_id", "contracts", "deploy_block", "indexer", "storage_nodes", "anvil_pid",
+                "launcher_pid", "private_key", "private_key_note", "dir"):
+        assert key in on_disk, key
+    assert on_disk["private_key_note"] == PRIVATE_KEY_NOTE
+    assert on_disk["dir"] == str(stack_run.dir.resolve())
+    assert stack.launcher_pid == stack_run.proc.pid
+    assert (stack_run.home / "last-stack").read_text().strip() == str((stack_run.dir / "stack.json").resolve())
+
+    # the chain, the deployed contracts, the funded key
+    assert stack.chain_id == 31337
+    assert int(rpc_call(stack.rpc, "eth_chainId"), 16) == 31337
+    for name in ("flow", "market"):
+        assert rpc_call(stack.rpc, "eth_getCode", [stack.contracts[name], "latest"]) not in ("0x", None)
+    account = Account.from_key(stack.private_key).address
+    assert int(rpc_call(stack.rpc, "eth_getBalance", [account, "latest"]), 16) > 10**18
+    assert stack.deploy_block >= 1
+
+    # every process is alive and every service answers
+    assert len(stack.storage_nodes) == 10
+    for name, pid in stack.pids().items():
+        assert pid_alive(pid), name
+    for i, node in enumerate(stack.storage_nodes):
+        assert node["index"] == i
+        assert Path(node["dir"]).is_dir()
+        assert node["cmd"][node["cmd"].index("--index") + 1] == str(i)
+        status = rpc_call(node["url"], "zgs_getStatus")
+        assert status["networkIdentity"]["flowAddress"].lower() == stack.flow.lower()
+        assert status["networkIdentity"]["chainId"] == 31337
+    sharded = rpc_call(stack.indexer, "indexer_getShardedNodes")
+    assert sorted(n["url"] for n in sharded["trusted"]) == sorted(stack.node_urls)
+    assert sharded["discovered"] == []
+    assert all(n["config"] == {"shardId": 0, "numShard": 1} and n["since"] > 0 for n in sharded["trusted"])
+    assert sorted(rpc_call(stack.indexer, "indexer_getNodeLocations")) == sorted(stack.node_urls)
+    assert rpc_call(stack.indexer, "indexer_getFileLocations", ["0x" + "ab" * 32]) == []
+    with pytest.raises(RuntimeError, match="-32602"):
+        rpc_call(stack.indexer, "indexer_getFileLocations", ["0x1234"])
+
+    # client resolution: explicit path, data dir, and the last stack started (DEAIOS_HOME)
+    assert load_stack(stack_run.dir / "stack.json").rpc == stack.rpc
+    assert load_stack(stack_run.dir).rpc == stack.rpc
+
+
+def test_second_up_on_a_running_dir_is_refused(stack_run, run_deaios) -> None:
+    result = run_deaios("up", "--dir", str(stack_run.dir), "--nodes", "2", home=stack_run.home, timeout=60)
+    assert result.returncode == 2
+    assert "already running" in result.stderr and str(stack_run.dir.resolve()) in result.stderr
+    assert stack_run.proc.poll() is None  # the running stack is untouched
+
+
+def test_down_stops_every_process_including_relaunched_nodes(start_stack, run_deaios, tmp_path: Path) -> None:
+    with start_stack(tmp_path / "data", nodes=3) as run:
+        stack = run.stack
+        # a node killed on purpose: logged, not restarted, dropped by the indexer
+        victim = stack.storage_nodes[1]
+        os.kill(victim["pid"], signal.SIGKILL)
+        assert wait_until(lambda: "node-1" in run.launcher_log() and "not restarting" in run.launcher_log())
+        assert wait_until(lambda: len(rpc_call(stack.indexer, "indexer_getShardedNodes")["trusted"]) == 2)
+        assert run.proc.poll() is None
+
+        # a test can bring it back with the same command line; stack.json follows the new pid
+        proc = relaunch_node(stack, 1)
+        assert Stack.load(run.dir / "stack.json").storage_nodes[1]["pid"] == proc.pid
+        assert wait_until(lambda: len(rpc_call(stack.indexer, "indexer_getShardedNodes")["trusted"]) == 3)
+
+        pids = Stack.load(run.dir / "stack.json").pids()
+        assert set(pids) == {"launcher", "anvil", "indexer", "node-0", "node-1", "node-2"}
+        result = run_deaios("down", "--stack", str(run.dir / "stack.json"), home=run.home)
+        assert result.returncode == 0, result.stderr
+        proc.wait(timeout=10)  # reap the relaunched node (our child)
+        for name, pid in pids.items():
+            assert not pid_alive(pid), f"{name} (pid {pid}) still running after `deaios down`"
+        assert run.proc.wait(timeout=10) == 0
+        assert "stopped_at" in json.loads((run.dir / "stack.json").read_text())
+
+        # client commands now refuse the stopped stack clearly
+        with pytest.raises(click.ClickException, match="not running") as excinfo:
+            load_stack(run.dir / "stack.json")
+        assert excinfo.value.exit_code == 2
+        again = run_deaios("down", "--stack", str(run.dir), home=run.home)
+        assert again.returncode == 0 and "not running" in again.stderr
+
+
+# -- stack resolution and bad --stack paths (no processes needed) ----------------------------------------
+def _stack_commands() -> list[tuple[str, ...]]:
+    """Every `deaios …` command that takes --stack."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        if isinstance(command, click.Group):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                if sub is not None:
+                    walk(sub, (*path, name))
+        elif any("--stack" in getattr(p, "opts", []) for p in command.params):
+            found.append(path)
+
+    walk(main, ())
+    return found
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("DEAIOS_HOME", str(home))
+    monkeypatch.delenv("DEAIOS_STACK", raising=False)
+    return home
+
+
+def _write_stack(path: Path, launcher_pid: int | None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "rpc": "http://127.0.0.1:1", "chain_id": 31337, "contracts": {"flow": "0x" + "11" * 20,
+                                                                   "market": "0x" + "22" * 20},
+        "deploy_block": 1, "indexer": "http://127.0.0.1:2", "storage_nodes": [{"url": "http://127.0.0.1:3"}],
+        "anvil_pid": None, "launcher_pid": launcher_pid, "private_key": "0x" + "33" * 32,
+        "dir": str(path.parent), "future_service": {"url": "http://127.0.0.1:4"}}))
+    return path
+
+
+def test_stack_commands_reject_a_bad_stack_path(tmp_path: Path, isolated_home: Path) -> None:
+    commands = _stack_commands()
+    assert ("down",) in commands
+    missing = tmp_path / "nowhere" / "stack.json"
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    stopped = _write_stack(tmp_path / "stopped" / "stack.json", launcher_pid=None)
+    runner = CliRunner()
+    for command in commands:
+        for bad, message in ((missing, "no such stack file"), (garbage, "not a deaios stack file")):
+            result = runner.invoke(main, [*command, "--stack", str(bad)])
+            assert result.exit_code == 2, (command, result.output)
+            assert message in result.output and str(bad) in result.output, (command, result.output)
+        if command != ("down",):
+            result = runner.invoke(main, [*command, "--stack", str(stopped)])
+            assert result.exit_code == 2 and "not running" in result.output, (command, result.output)
+
+
+def test_down_with_a_bad_stack_path_exits_2(run_deaios, tmp_path: Path) -> None:
+    result = run_deaios("down", "--stack", str(tmp_path / "missing.json"), home=tmp_path / "home", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "missing.json" in result.stderr
+
+
+def test_resolution_order(tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(click.ClickException, match="no stack: start one with `deaios up`"):
+        resolve_stack_path()
+    last = _write_stack(tmp_path / "last" / "stack.json", os.getpid())
+    env = _write_stack(tmp_path / "env" / "stack.json", os.getpid())
+    explicit = _write_stack(tmp_path / "explicit" / "stack.json", os.getpid())
+    record_last_stack(last)
+    assert (isolated_home / "last-stack").read_text().strip() == str(last.resolve())
+    assert resolve_stack_path() == last.resolve()
+    monkeypatch.setenv("DEAIOS_STACK", str(env.parent))  # a data dir works too
+    assert resolve_stack_path() == env
+    assert resolve_stack_path(explicit) == explicit
+    stack = load_stack(explicit)
+    assert stack.extra == {"future_service": {"url": "http://127.0.0.1:4"}}  # unknown keys survive
+    stack.save()
+    assert json.loads(explicit.read_text())["future_service"] == {"url": "http://127.0.0.1:4"}
+    monkeypatch.setenv("DEAIOS_STACK", str(tmp_path / "gone"))
+    with pytest.raises(click.ClickException, match="DEAIOS_STACK"):
+        resolve_stack_path()
+    monkeypatch.delenv("DEAIOS_STACK")
+    last.unlink()
+    with pytest.raises(click.ClickException, match="no longer exists"):
+        resolve_stack_path()
+
+
+def test_stack_option_passes_the_loaded_stack(tmp_path: Path, isolated_home: Path) -> None:
+    @click.command()
+    @stack_option
+    def show(stack: Stack) -> None:
+        click.echo(stack.rpc)
+
+    path = _write_stack(tmp_path / "s" / "stack.json", os.getpid())
+    record_last_stack(path)
+    result = CliRunner().invoke(show, [])
+    assert result.exit_code == 0 and result.output.strip() == "http://127.0.0.1:1"
+    result = CliRunner().invoke(show, ["--stack", str(tmp_path / "nope.json")])
+    assert result.exit_code == 2 and "no such stack file" in result.output
