@@ -37,7 +37,7 @@ test: setup
 	$(BIN)/ape test tests -q
 
 demo: setup
-	$(BIN)/ape run demo $(if $(FILE),--file $(FILE),)
+	$(BIN)/python scripts/demo.py $(if $(FILE),--file $(FILE),)
 
 bench: setup
 	$(BIN)/deaios bench all

@@ -1,78 +1,146 @@
-"""`ape run demo` (what `make demo` runs): the storage log layer end to end on a local Anvil.
+"""`make demo`: the storage network end to end, as a user would drive it.
 
-Deploys the storage contracts with the project's deploy function, computes the 0G submission of a
-file (FILE=..., or a generated sample), submits it paying the market fee, and prints the transaction,
-the Submit event's fields and the resulting flow root. ape-foundry starts Anvil for the run and stops
-it when the script returns.
+1. `deaios up`: Anvil, the storage contracts (deployed by `ape run deploy`), 10 storage nodes, indexer;
+2. a file (FILE=..., or a generated 1 MB sample): its 0G root and submission;
+3. upload: Flow.submit paying the market fee, then erasure shares to every node; the transaction, the
+   Submit event's fields and the flow root;
+4. SIGKILL 30 % of the storage nodes (chosen at random);
+5. download from the survivors, every segment's merkle proof verified; compare with the original;
+6. `deaios down`.
+
+Run with `make demo` (or `.venv/bin/python scripts/demo.py [--file F] [--nodes N]`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
+import aiohttp
 import click
-from ape import accounts, chain, project
-from ape.cli import ConnectedProviderCommand
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
 
+from deaios.stack.config import Stack
+from deaios.stack.launcher import stop_stack
+from deaios.storage.client import StorageClient
+from deaios.storage.flow_client import FlowClient
 from deaios.storage.merkle import FileMerkleTree
-from scripts.deploy import deploy_storage
 
-SAMPLE_SIZE = 1_000_000  # ~1 MB: a 4-segment file, so the demo shows a real merkle tree
-
-
-def sample_file(directory: Path) -> Path:
-    """A deterministic pseudo-random sample file (same bytes, same root, every run)."""
-    path = directory / "sample.bin"
-    path.write_bytes(random.Random(0x0DEA105).randbytes(SAMPLE_SIZE))
-    return path
+console = Console()
+SAMPLE_SIZE = 1_000_000
 
 
-def show(title: str, fields: dict[str, object]) -> None:
-    click.secho(title, bold=True)
-    for key, value in fields.items():
-        click.echo(f"  {key:<18} {value}")
+def show(title: str, rows: dict[str, object]) -> None:
+    table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in rows.items():
+        table.add_row(f"[bold]{key}[/]", str(value))
+    console.print(table)
 
 
-@click.command(cls=ConnectedProviderCommand)
+def start_stack(data_dir: Path, nodes: int) -> tuple[subprocess.Popen, Stack]:
+    console.rule(f"deaios up --nodes {nodes}")
+    proc = subprocess.Popen([sys.executable, "-m", "deaios.cli", "up", "--nodes", str(nodes), "--dir", str(data_dir)],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line:
+        raise click.ClickException(f"`deaios up` exited with code {proc.wait()} before the stack was up")
+    return proc, Stack.from_json(json.loads(line), data_dir / "stack.json")
+
+
+@click.command()
 @click.option("--file", "file_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="File to submit (default: a generated 1 MB sample).")
-@click.option("--tags", default="0x", show_default=True, help="Submission tags as hex.")
-def cli(file_path: Path | None, tags: str) -> None:
-    """Deploy Flow + market, submit a file's 0G submission with the fee, print the result."""
-    deployer = accounts.test_accounts[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = file_path or sample_file(Path(tmp))
-        addresses = deploy_storage(deployer, project)
-        show("Deployed storage contracts", {k: v for k, v in addresses.items() if k in ("flow", "market")})
+              help="File to store (default: a generated 1 MB sample).")
+@click.option("--nodes", default=10, show_default=True, type=click.IntRange(4, 64))
+def main(file_path: Path | None, nodes: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="deaios-demo-") as tmp:
+        work = Path(tmp)
+        proc, stack = start_stack(work / "data", nodes)
+        try:
+            run_demo(stack, file_path, work)
+        finally:
+            console.rule("deaios down")
+            stop_stack(Stack.load(work / "data" / "stack.json"), log=console.print)
+            proc.wait(timeout=60)
+            console.print("every process of the stack has exited")
 
-        tree = FileMerkleTree.from_path(path)
-        submission = tree.submission(bytes.fromhex(tags.removeprefix("0x")))
-        show("File", {"path": path, "size": tree.size, "root": "0x" + tree.root.hex()})
-        click.echo("  submission         " + json.dumps(submission.to_json()))
 
-    flow = project.Flow.at(addresses["flow"])
-    market = project.FixedPriceMarket.at(addresses["market"])
-    fee = submission.sectors * market.pricePerSector()
-    receipt = flow.submit(submission.as_abi(deployer.address), sender=deployer, value=fee)
-    show("Transaction", {"hash": receipt.txn_hash, "block": receipt.block_number,
-                         "gas used": receipt.gas_used, "fee paid (wei)": fee})
+def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
+    show("Stack", {"chain": f"{stack.rpc} (chain id {stack.chain_id})", "Flow": stack.flow,
+                   "market": stack.market, "indexer": stack.indexer,
+                   "storage nodes": f"{len(stack.node_urls)} ({stack.node_urls[0]} …)"})
+    if file_path is None:
+        file_path = work / "sample.bin"
+        file_path.write_bytes(random.Random(0x0DEA105).randbytes(SAMPLE_SIZE))
+    console.rule(f"file {file_path}")
+    tree = FileMerkleTree.from_path(file_path)
+    show("0G file", {"size": tree.size, "segments": tree.num_segments, "root": "0x" + tree.root.hex(),
+                     "submission nodes": json.dumps(tree.submission().to_json()["nodes"])})
 
-    event = next(iter(receipt.events.filter(flow.Submit)))
-    data_length, _tags, data_nodes = event.submission  # ape decodes the event's struct as a sequence
+    console.rule("deaios storage upload")
+    out = work / "downloaded.bin"
+
+    async def upload_then_download() -> None:
+        async with aiohttp.ClientSession() as session:
+            client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key)
+            with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                          console=console) as bar:
+                task = bar.add_task("upload", total=tree.size)
+                uploaded = await client.upload(file_path, b"", lambda n: bar.advance(task, n), bar.console.print)
+            show_submission(stack, uploaded.tx_hash)
+
+            victims = sorted(random.sample(range(len(stack.node_urls)), (3 * len(stack.node_urls) + 9) // 10))
+            console.rule(f"kill -9 storage nodes {victims} (30 %)")
+            for i in victims:
+                os.kill(stack.storage_nodes[i]["pid"], signal.SIGKILL)
+            time.sleep(0.5)
+
+            console.rule("deaios storage download")
+            survivors = StorageClient(session, stack.node_urls)
+            with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                          console=console) as bar:
+                task = bar.add_task("download", total=tree.size)
+                downloaded = await survivors.download(uploaded.root, out, lambda n: bar.advance(task, n))
+            original, copy = file_path.read_bytes(), out.read_bytes()
+            show("Download", {"from": f"{len(stack.node_urls) - len(victims)} live nodes",
+                              "seconds": f"{downloaded.seconds:.3f}",
+                              "sha256 original": hashlib.sha256(original).hexdigest(),
+                              "sha256 downloaded": hashlib.sha256(copy).hexdigest(),
+                              "byte-exact": original == copy,
+                              "first bytes": copy[:24].hex()})
+            if original != copy:
+                raise click.ClickException("the downloaded file differs from the original")
+
+    asyncio.run(upload_then_download())
+
+
+def show_submission(stack: Stack, tx_hash: str | None) -> None:
+    if tx_hash is None:  # the file was already on the network
+        return
+    flow = FlowClient(stack.rpc, stack.flow, stack.private_key)
+    submit = flow.submit_events(tx_hash)[0]
+    event = submit.event
     show("Submit event", {
-        "sender": event.sender,
-        "identity": "0x" + bytes(event.identity).hex(),
-        "submissionIndex": event.submissionIndex,
-        "startPos": event.startPos,
-        "length (sectors)": event.length,
-        "data.length": data_length,
-        "data.nodes": [("0x" + bytes(root).hex(), height) for root, height in data_nodes],
+        "tx": tx_hash, "block": event.block, "sender": submit.sender, "identity": "0x" + submit.identity.hex(),
+        "submissionIndex (tx seq)": event.seq, "startPos": event.start_pos, "length (sectors)": event.sectors,
+        "data.length (bytes)": event.length,
+        "data.nodes (root, height)": ", ".join(f"(0x{root.hex()}, {height})" for root, height in event.nodes),
+        "fee paid (wei)": event.sectors * flow.price_per_sector(),
+        "flow root after it": "0x" + flow.flow_root(event.seq).hex(),
     })
-    show("Flow", {
-        "flow root": "0x" + bytes(flow.getFlowRootByTxSeq(event.submissionIndex)).hex(),
-        "submissions": flow.numSubmissions(),
-        "market balance": chain.provider.get_balance(market.address),
-    })
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ from deaios.cli import LazyGroup
 # benchmark name -> "module:click command"
 BENCHMARKS: dict[str, str] = {
     "merkle": "deaios.storage.bench:merkle",
+    "storage": "deaios.storage.bench:storage",
 }
 
 

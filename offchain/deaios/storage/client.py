@@ -207,13 +207,11 @@ class StorageClient:
                     if ahead not in results:
                         results[ahead] = asyncio.create_task(fetcher.fetch(ahead, self.batch_segments))
                 segments = await results.pop(first)
-                for index, data in enumerate(segments, start=first):
-                    if index >= n_data:
-                        break
-                    piece = data[:max(0, min(len(data), size - index * SEGMENT_SIZE))]
-                    f.write(piece)
-                    if progress:
-                        progress(len(piece))
+                pieces = [data[:max(0, min(len(data), size - index * SEGMENT_SIZE))]
+                          for index, data in enumerate(segments, start=first) if index < n_data]
+                await asyncio.to_thread(f.writelines, pieces)  # keeps the event loop free for transfers
+                if progress:
+                    progress(sum(len(piece) for piece in pieces))
         os.replace(tmp, target)
         return DownloadResult(root, size, str(target), n_data, time.perf_counter() - started)
 

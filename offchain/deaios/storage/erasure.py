@@ -45,10 +45,14 @@ class ErasureCode:
         return -(-segment_length // self.k)
 
     def encode(self, segment: bytes, shares: list[int] | None = None) -> list[bytes]:
-        """The shares (all n, or the listed share numbers) of one segment's padded data."""
+        """The shares (all n, or the listed share numbers) of one segment's padded data.
+
+        Data shares are zero-copy views (memoryview) into `segment` where no padding is needed; treat
+        them as read-only bytes-like objects."""
         size = self.share_size(len(segment))
-        blocks = [segment[i * size:(i + 1) * size] for i in range(self.k)]
-        blocks[-1] = blocks[-1].ljust(size, b"\0")
+        view = memoryview(segment)
+        blocks = [view[i * size:(i + 1) * size] for i in range(self.k)]
+        blocks = [b if len(b) == size else bytes(b).ljust(size, b"\0") for b in blocks]
         if shares is not None and all(s < self.k for s in shares):  # data shares are slices: no coding
             return [blocks[s] for s in shares]
         encoder = zfec.Encoder(self.k, self.n)
@@ -66,7 +70,13 @@ class ErasureCode:
             blocks = [shares[s] for s in numbers]
         else:
             blocks = zfec.Decoder(self.k, self.n).decode([shares[s] for s in numbers], numbers)
-        return b"".join(blocks)[:segment_length]
+        parts, left = [], segment_length  # the padding is cut off the blocks, so the join is the only copy
+        for block in blocks:
+            if left <= 0:
+                break
+            parts.append(block if len(block) <= left else memoryview(block)[:left])
+            left -= len(block)
+        return b"".join(parts)
 
     # -- placement ----------------------------------------------------------------------------------
     def holder(self, segment: int, share: int) -> int:
@@ -80,8 +90,8 @@ class ErasureCode:
 
 def segment_lengths(file_size: int) -> list[int]:
     """Byte length of every flow-padded segment of a file (the last one may be short)."""
-    chunks = padded_chunks(num_chunks(file_size))
-    return [min(SEGMENT_CHUNKS, chunks - start) * CHUNK_SIZE for start in range(0, chunks, SEGMENT_CHUNKS)]
+    full, rest = divmod(padded_chunks(num_chunks(file_size)), SEGMENT_CHUNKS)  # (called per request: no loop)
+    return [SEGMENT_CHUNKS * CHUNK_SIZE] * full + ([rest * CHUNK_SIZE] if rest else [])
 
 
 def data_segments(file_size: int) -> int:

@@ -22,10 +22,20 @@ SUBMIT_SIGNATURE = "submit(((uint256,bytes,(bytes32,uint256)[]),address))"
 SUBMIT_SELECTOR = keccak256(SUBMIT_SIGNATURE.encode())[:4]
 PRICE_PER_SECTOR_SELECTOR = keccak256(b"pricePerSector()")[:4]
 MARKET_SELECTOR = keccak256(b"market()")[:4]
+FLOW_ROOT_SELECTOR = keccak256(b"getFlowRootByTxSeq(uint256)")[:4]
 
 
 class FlowError(RuntimeError):
     """The chain rejected a submission (message says why) or could not be reached."""
+
+
+@dataclass
+class SubmitReceipt:
+    """What a Submit event says, with its indexed fields."""
+
+    sender: str
+    identity: bytes
+    event: SubmitEvent
 
 
 @dataclass
@@ -55,6 +65,22 @@ class FlowClient:
         (address,) = abi_decode(["address"], self._call(self.flow, MARKET_SELECTOR))
         return Web3.to_checksum_address(address)
 
+    def flow_root(self, tx_seq: int) -> bytes:
+        """The flow's merkle root right after submission `tx_seq` (Flow.getFlowRootByTxSeq)."""
+        return self._call(self.flow, FLOW_ROOT_SELECTOR + abi_encode(["uint256"], [tx_seq]))[:32]
+
+    def submit_events(self, tx_hash: str) -> list[SubmitReceipt]:
+        """The Submit events of one transaction, decoded."""
+        receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        out = []
+        for entry in receipt["logs"]:
+            topics = [bytes(t) for t in entry["topics"]]
+            if entry["address"].lower() == self.flow.lower() and topics[0].hex() == SUBMIT_TOPIC[2:]:
+                event = decode_submit({"data": "0x" + bytes(entry["data"]).hex(),
+                                       "blockNumber": hex(receipt["blockNumber"])})
+                out.append(SubmitReceipt(Web3.to_checksum_address(topics[1][12:]), topics[2], event))
+        return out
+
     def price_per_sector(self) -> int:
         (price,) = abi_decode(["uint256"], self._call(self.market(), PRICE_PER_SECTOR_SELECTOR))
         return int(price)
@@ -80,10 +106,8 @@ class FlowClient:
             raise FlowError(f"Flow.submit rejected: {exc}") from exc
         if receipt["status"] != 1:
             raise FlowError(f"Flow.submit reverted in tx {tx_hash.hex()}")
-        for entry in receipt["logs"]:
-            if entry["address"].lower() == self.flow.lower() and entry["topics"][0].hex().removeprefix("0x") == \
-                    SUBMIT_TOPIC[2:]:
-                event = decode_submit({"data": "0x" + bytes(entry["data"]).hex(),
-                                       "blockNumber": hex(receipt["blockNumber"])})
-                return SubmitResult("0x" + bytes(tx_hash).hex(), receipt["blockNumber"], receipt["gasUsed"], fee, event)
+        events = self.submit_events("0x" + bytes(tx_hash).hex())
+        if events:
+            return SubmitResult("0x" + bytes(tx_hash).hex(), receipt["blockNumber"], receipt["gasUsed"], fee,
+                                events[0].event)
         raise FlowError("the transaction succeeded but emitted no Submit event")

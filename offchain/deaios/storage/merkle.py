@@ -261,27 +261,29 @@ class FileMerkleTree:
         return cls.from_stream(io.BytesIO(data), len(data))
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str]) -> "FileMerkleTree":
+    def from_path(cls, path: str | os.PathLike[str], workers: int | None = None) -> "FileMerkleTree":
         with open(path, "rb") as f:
-            return cls.from_stream(f, os.fstat(f.fileno()).st_size)
+            return cls.from_stream(f, os.fstat(f.fileno()).st_size, workers)
 
     @classmethod
-    def from_stream(cls, stream: BinaryIO, size: int) -> "FileMerkleTree":
-        """Hash `size` bytes read from `stream` (zero-padded to the flow's padded size)."""
+    def from_stream(cls, stream: BinaryIO, size: int, workers: int | None = None) -> "FileMerkleTree":
+        """Hash `size` bytes read from `stream` (zero-padded to the flow's padded size), on `workers`
+        threads (default: one per core, at most 4)."""
+        workers = workers or _WORKERS
         chunks = num_chunks(size)
         if chunks == 0:
             raise EmptyFileError("an empty file has no 0G merkle root (0G rejects zero-length data)")
         padded_size = padded_chunks(chunks) * CHUNK_SIZE
         blocks = _padded_blocks(stream, size, padded_size)
-        if padded_size <= SEGMENT_SIZE * _BLOCK_SEGMENTS or _WORKERS == 1:
+        if padded_size <= SEGMENT_SIZE * _BLOCK_SEGMENTS or workers == 1:
             results = [_hash_block(block) for block in blocks]
         else:  # the C hashing releases the GIL: hash blocks on every core while the next one is read
-            with ThreadPoolExecutor(_WORKERS) as pool:
+            with ThreadPoolExecutor(workers) as pool:
                 pending: deque[Future] = deque()
                 results = []
                 for block in blocks:
                     pending.append(pool.submit(_hash_block, block))
-                    if len(pending) > _WORKERS:
+                    if len(pending) > workers:
                         results.append(pending.popleft().result())
                 results.extend(f.result() for f in pending)
         return cls(size, b"".join(r[0] for r in results), results[-1][1])

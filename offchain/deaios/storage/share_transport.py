@@ -37,14 +37,20 @@ def share_sizes(code: ErasureCode, file_size: int, first: int, count: int) -> li
 
 
 def pack_optional(shares: list[bytes | None]) -> bytes:
-    out = bytearray()
+    """The GET /shares body: a flag byte per segment, then the share if present (one copy of each)."""
+    parts: list[bytes] = []
     for share in shares:
-        out += b"\x01" + share if share is not None else b"\x00"
-    return bytes(out)
+        if share is None:
+            parts.append(b"\x00")
+        else:
+            parts += (b"\x01", share)
+    return b"".join(parts)
 
 
 def unpack_optional(body: bytes, sizes: list[int]) -> list[bytes | None]:
+    """Parse a GET /shares body; the shares are zero-copy views (memoryview) into `body`."""
     shares: list[bytes | None] = []
+    view = memoryview(body)
     pos = 0
     for size in sizes:
         if pos >= len(body):
@@ -52,7 +58,7 @@ def unpack_optional(body: bytes, sizes: list[int]) -> list[bytes | None]:
         flag = body[pos]
         pos += 1
         if flag:
-            shares.append(body[pos:pos + size])
+            shares.append(view[pos:pos + size])
             pos += size
         else:
             shares.append(None)

@@ -8,12 +8,14 @@ This module owns its stack (it kills and damages nodes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -108,6 +110,17 @@ def wait_repaired(stack_run, roots: list[str], nodes: list[int]) -> None:
         time.sleep(0.3)
 
 
+@contextlib.contextmanager
+def nodes_down(stack_run, victims: list[int], roots: list[str]) -> Iterator[None]:
+    """SIGKILL `victims` for the duration of the block; then restart them and wait until they repaired."""
+    kill_nodes(stack_run, victims)
+    try:
+        yield
+    finally:
+        restart_nodes(stack_run, victims)
+    wait_repaired(stack_run, roots, victims)
+
+
 def download_all(stack_run, files: dict[str, Path], out_dir: Path) -> None:
     for root, original in files.items():
         out = out_dir / f"{root[:10]}.out"
@@ -119,28 +132,18 @@ def download_all(stack_run, files: dict[str, Path], out_dir: Path) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_any_30_percent_of_nodes_killed_files_still_download(stack_run, files, tmp_path: Path, seed: int) -> None:
-    victims = random.Random(seed).sample(range(10), 3)
-    kill_nodes(stack_run, victims)
-    try:
+    with nodes_down(stack_run, random.Random(seed).sample(range(10), 3), list(files)):
         download_all(stack_run, files, tmp_path)
-    finally:
-        restart_nodes(stack_run, victims)
-    wait_repaired(stack_run, list(files), victims)
 
 
 def test_four_nodes_down_is_reported_not_garbled(stack_run, files, tmp_path: Path) -> None:
-    victims = [0, 1, 2, 3]
-    kill_nodes(stack_run, victims)
-    try:
+    with nodes_down(stack_run, [0, 1, 2, 3], list(files)):
         root = max(files, key=lambda r: files[r].stat().st_size)
         out = tmp_path / "lost.out"
         proc = deaios("storage", "download", root, "-o", str(out), "--stack", str(stack_run.dir / "stack.json"),
                       home=stack_run.home)
         assert proc.returncode == 2 and "fewer than 7 valid shares" in proc.stderr
         assert not out.exists()
-    finally:
-        restart_nodes(stack_run, victims)
-    wait_repaired(stack_run, list(files), victims)
 
 
 def test_corrupted_shares_are_detected_and_repaired(stack_run, files, tmp_path: Path) -> None:
@@ -163,13 +166,8 @@ def test_corrupted_shares_are_detected_and_repaired(stack_run, files, tmp_path: 
     assert None in asyncio.run(read_all())
     wait_repaired(stack_run, [root], [node])
     # the repaired shares are the right ones: with node 4 among only 7 live nodes, the file still reads
-    others = [n for n in range(10) if n != node][:3]
-    kill_nodes(stack_run, others)
-    try:
+    with nodes_down(stack_run, [n for n in range(10) if n != node][:3], list(files)):
         download_all(stack_run, {root: files[root]}, tmp_path)
-    finally:
-        restart_nodes(stack_run, others)
-    wait_repaired(stack_run, list(files), others)
 
 
 def test_wiped_node_is_rebuilt_from_the_others(stack_run, files, tmp_path: Path) -> None:
@@ -178,13 +176,8 @@ def test_wiped_node_is_rebuilt_from_the_others(stack_run, files, tmp_path: Path)
     shutil.rmtree(current(stack_run).storage_nodes[node]["dir"])
     restart_nodes(stack_run, [node])
     wait_repaired(stack_run, list(files), [node])
-    others = [n for n in range(10) if n != node][-3:]
-    kill_nodes(stack_run, others)
-    try:
+    with nodes_down(stack_run, [n for n in range(10) if n != node][-3:], list(files)):
         download_all(stack_run, files, tmp_path)
-    finally:
-        restart_nodes(stack_run, others)
-    wait_repaired(stack_run, list(files), others)
 
 
 class Interrupted(Exception):
@@ -229,20 +222,12 @@ def _nonce(stack: Stack) -> int:
 def test_sdk_upload_with_30_percent_down_completes_and_heals(stack_run, tmp_path: Path) -> None:
     """The official SDK uploads plain segments to one node while 3 nodes are down; that node encodes and
     places shares on the 7 live nodes, reports finalized, and the 3 get theirs once they are back."""
-    victims = [1, 5, 9]
     src, out = tmp_path / "sdk.bin", tmp_path / "sdk.out"
     src.write_bytes(random.Random(12).randbytes(700_000))
-    kill_nodes(stack_run, victims)
-    time.sleep(1.2)  # the indexer's liveness cache
-    try:
-        result = sdk_transfer(current(stack_run), src, out)
+    root = "0x" + FileMerkleTree.from_path(src).root.hex()
+    with nodes_down(stack_run, [1, 5, 9], [root]):
+        time.sleep(1.2)  # the indexer's liveness cache
+        assert sdk_transfer(current(stack_run), src, out)["root"] == root
         assert out.read_bytes() == src.read_bytes()
-    finally:
-        restart_nodes(stack_run, victims)
-    wait_repaired(stack_run, [result["root"]], list(range(10)))
-    others = [0, 2, 3]
-    kill_nodes(stack_run, others)
-    try:
-        download_all(stack_run, {result["root"]: src}, tmp_path)
-    finally:
-        restart_nodes(stack_run, others)
+    with nodes_down(stack_run, [0, 2, 3], [root]):
+        download_all(stack_run, {root: src}, tmp_path)

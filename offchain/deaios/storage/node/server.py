@@ -19,7 +19,7 @@ from deaios.storage.erasure import ErasureCode
 from deaios.storage.node.logsync import ChainClient, ChainError, LogSync
 from deaios.storage.node.service import ALREADY_FINALIZED, NodeError, StorageService, parse_root, parse_uint
 from deaios.storage.node.store import NodeStore
-from deaios.storage.share_transport import PREFIX
+from deaios.storage.share_transport import PREFIX, pack_optional
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,7 @@ def share_routes(service: StorageService) -> list[web.RouteDef]:
     async def get_shares(request: web.Request, root: bytes) -> web.Response:
         shares = service.get_shares(root, int_query(request, "first"), int_query(request, "count"),
                                     request.query.get("kind") == "data")
-        body = b"".join(b"\x01" + s if s is not None else b"\x00" for s in shares)
-        return web.Response(body=body, content_type="application/octet-stream")
+        return web.Response(body=pack_optional(shares), content_type="application/octet-stream")
 
     async def put_shares(request: web.Request, root: bytes) -> web.Response:
         body = await request.read()

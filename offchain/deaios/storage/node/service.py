@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import time
 from collections import OrderedDict
 
 import aiohttp
@@ -37,6 +38,7 @@ ALREADY_FINALIZED = "already uploaded and finalized"
 STREAM_TAG = bytes.fromhex("df2ff3bb0af36c6384e6206552a4ed807f6f6a26e7d0aa6bff772ddc9d4307aa")  # sha256("STREAM")
 BATCH = 16  # segments per share transfer
 CACHE_SEGMENTS = 64
+UPLOAD_GRACE = 5.0  # seconds after shares of a file last arrived before repair may rebuild its missing ones
 
 
 class NodeError(Exception):
@@ -72,6 +74,7 @@ class StorageService:
         self._cache: OrderedDict[tuple[bytes, int], bytes] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
         self._healthy: set[bytes] = set()  # finalized files whose shares were all present at last check
+        self._receiving: dict[bytes, float] = {}  # root -> when shares of it last arrived (upload in progress)
         store.on_forget = self._healthy.discard
 
     def _lock(self, root: bytes) -> asyncio.Lock:
@@ -240,7 +243,7 @@ class StorageService:
 
     def _missing_local(self, record: FileRecord) -> list[int]:
         root = bytes.fromhex(record.root[2:])
-        return [i for i in range(data_segments(record.size)) if not self.store.has(root, i, SHARE)]
+        return self.store.missing(root, SHARE, range(data_segments(record.size)))
 
     # -- the share API (used by peers and by deaios clients) --------------------------------------------
     def get_roots(self, root: bytes) -> bytes:
@@ -285,8 +288,10 @@ class StorageService:
             shares = split_concatenated(body, share_sizes(self.code, record.size, first, count))
         except ValueError as exc:
             raise NodeError(str(exc)) from None
+        self._receiving[root] = time.monotonic()
         self.store.write_many(root, SHARE, list(enumerate(shares, start=first)))
         if record.state == PENDING and not self._missing_local(record):
+            self._receiving.pop(root, None)
             self.store.update(root, state=FINALIZED)
             self.store.drop_segments(root, range(n_data))
             self._cache_drop(root)
@@ -368,6 +373,8 @@ class StorageService:
             root = bytes.fromhex(record.root[2:])
             if root in self._healthy:
                 continue
+            if time.monotonic() - self._receiving.get(root, -UPLOAD_GRACE) < UPLOAD_GRACE:
+                continue  # an uploader (or a peer placing shares) is still sending them: no need to rebuild
             try:
                 if record.state == COMPLETE or record.extra.get("unplaced"):
                     await self.finalize(root)

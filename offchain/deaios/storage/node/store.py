@@ -188,6 +188,11 @@ class NodeStore:
         with self.env.begin(db=self.marks) as txn:
             return txn.get(_seg_key(root, index, kind)) is not None
 
+    def missing(self, root: bytes, kind: bytes, indices: range | list[int]) -> list[int]:
+        """The indices among `indices` with no segment (or share) marked as stored (one transaction)."""
+        with self.env.begin(db=self.marks) as txn:
+            return [i for i in indices if txn.get(_seg_key(root, i, kind)) is None]
+
     def read(self, root: bytes, index: int, kind: bytes) -> bytes | None:
         """The stored bytes, or None when missing or corrupt (a corrupt one is forgotten for repair)."""
         key = _seg_key(root, index, kind)
