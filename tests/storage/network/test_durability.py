@@ -14,6 +14,8 @@ import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,6 @@ from stack_harness import deaios, sdk_transfer
 
 from deaios.stack.config import Stack
 from deaios.stack.launcher import relaunch_node
-from deaios.storage.client import StorageClient
 from deaios.storage.erasure import ErasureCode, segment_lengths
 from deaios.storage.merkle import FileMerkleTree
 from deaios.storage.share_transport import ShareClient
@@ -180,27 +181,39 @@ def test_wiped_node_is_rebuilt_from_the_others(stack_run, files, tmp_path: Path)
         download_all(stack_run, files, tmp_path)
 
 
-class Interrupted(Exception):
-    pass
+# A client process that SIGKILLs itself as soon as its first batch of shares is placed: a real crash
+# mid-upload (no cleanup, connections dropped), at a deterministic point.
+CRASHING_UPLOAD = """
+import asyncio, os, signal, sys
+from pathlib import Path
+
+import aiohttp
+from deaios.stack.config import Stack
+from deaios.storage.client import StorageClient
+
+stack = Stack.load(Path(sys.argv[1]))
+
+def progress(done):
+    if done:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+async def main():
+    async with aiohttp.ClientSession() as session:
+        client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key,
+                               batch_segments=4, in_flight=1)
+        await client.upload(sys.argv[2], b"", progress)
+
+asyncio.run(main())
+"""
 
 
-def test_interrupted_upload_resumes_without_a_second_submission(stack_run, tmp_path: Path) -> None:
+def test_upload_killed_midway_resumes_without_a_second_submission(stack_run, tmp_path: Path) -> None:
     path = tmp_path / "resume.bin"
-    path.write_bytes(random.Random(11).randbytes(40 * 262_144 + 123))  # 41 segments: 2 batches
+    path.write_bytes(random.Random(11).randbytes(40 * 262_144 + 123))  # 41 segments
     stack = current(stack_run)
-
-    async def upload_and_crash() -> None:
-        def progress(done: int) -> None:
-            if done:  # the first batch of 4 segments is placed: crash
-                raise Interrupted
-
-        async with aiohttp.ClientSession() as session:
-            client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key,
-                                   batch_segments=4, in_flight=1)
-            await client.upload(path, b"", progress)
-
-    with pytest.raises(Interrupted):
-        asyncio.run(upload_and_crash())
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_UPLOAD, str(stack_run.dir / "stack.json"), str(path)],
+                             capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     root = "0x" + FileMerkleTree.from_path(path).root.hex()
     missing = asyncio.run(missing_shares(stack, [root]))
     assert missing == {n: 41 - 4 for n in range(10)}, missing  # the first 4 segments placed, no more
