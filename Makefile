@@ -34,7 +34,9 @@ $(SOLC_STAMP): $(PY_STAMP) $(NPM_STAMP) scripts/install_solc.py scripts/solc_shi
 	touch $@
 
 test: setup
-	$(BIN)/ape test tests -q
+	# the compute market's session-scoped deployment needs a session of its own (ape's isolation)
+	$(BIN)/ape test tests -q --ignore=tests/compute
+	$(BIN)/ape test tests/compute -q
 
 demo: setup
 	$(BIN)/python scripts/demo.py $(if $(FILE),--file $(FILE),)

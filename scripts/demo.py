@@ -4,9 +4,12 @@
 2. a file (FILE=..., or a generated 1 MB sample): its 0G root and submission;
 3. upload: Flow.submit paying the market fee, then erasure shares to every node; the transaction, the
    Submit event's fields and the flow root;
-4. SIGKILL 30 % of the storage nodes (chosen at random);
-5. download from the survivors, every segment's merkle proof verified; compare with the original;
-6. `deaios down`.
+4. KV: write the model record AI_100 = {name, path: "log://<root>", size} to a stream (one KV
+   transaction in the log, replayed by the KV node) and read it back by key;
+5. SIGKILL 30 % of the storage nodes (chosen at random);
+6. download the model through the record's path from the survivors, every segment's merkle proof
+   verified; compare with the original;
+7. `deaios down`.
 
 Run with `make demo` (or `.venv/bin/python scripts/demo.py [--file F] [--nodes N]`).
 """
@@ -31,6 +34,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from deaios.kv import Client, stream_id
 from deaios.stack.config import Stack
 from deaios.stack.launcher import stop_stack
 from deaios.storage.client import StorageClient
@@ -80,7 +84,8 @@ def main(file_path: Path | None, nodes: int) -> None:
 def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
     show("Stack", {"chain": f"{stack.rpc} (chain id {stack.chain_id})", "Flow": stack.flow,
                    "market": stack.market, "indexer": stack.indexer,
-                   "storage nodes": f"{len(stack.node_urls)} ({stack.node_urls[0]} …)"})
+                   "storage nodes": f"{len(stack.node_urls)} ({stack.node_urls[0]} …)",
+                   "KV node": stack.extra["kv"]["url"]})
     if file_path is None:
         file_path = work / "sample.bin"
         file_path.write_bytes(random.Random(0x0DEA105).randbytes(SAMPLE_SIZE))
@@ -101,6 +106,23 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
                 uploaded = await client.upload(file_path, b"", lambda n: bar.advance(task, n), bar.console.print)
             show_submission(stack, uploaded.tx_hash)
 
+            console.rule("deaios kv: the model record AI_100")
+            kv = Client.from_stack(stack, session)
+            models = stream_id("deaios/models")
+            record = {"name": file_path.name, "path": f"log://{uploaded.root}", "size": tree.size}
+            put = await kv.put(models, "AI_100", json.dumps(record))
+            if not put.ok:
+                raise click.ClickException(f"the KV write was rejected: {put.result}")
+            started = time.perf_counter()
+            entry = await kv.get(models, "AI_100")
+            read_ms = (time.perf_counter() - started) * 1e3
+            if entry is None or json.loads(entry.value) != record:
+                raise click.ClickException("AI_100 did not read back as written")
+            root = json.loads(entry.value)["path"].removeprefix("log://")
+            show("KV", {"stream": "0x" + models.hex(), "key": "AI_100", "tx seq": put.seq, "result": put.result,
+                        "read back": entry.value.decode(), "version": entry.version,
+                        "kv_getValue (ms)": f"{read_ms:.2f}", "model root (from the path)": root})
+
             victims = sorted(random.sample(range(len(stack.node_urls)), (3 * len(stack.node_urls) + 9) // 10))
             console.rule(f"kill -9 storage nodes {victims} (30 %)")
             for i in victims:
@@ -112,7 +134,7 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
             with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                           console=console) as bar:
                 task = bar.add_task("download", total=tree.size)
-                downloaded = await survivors.download(uploaded.root, out, lambda n: bar.advance(task, n))
+                downloaded = await survivors.download(root, out, lambda n: bar.advance(task, n))
             original, copy = file_path.read_bytes(), out.read_bytes()
             show("Download", {"from": f"{len(stack.node_urls) - len(victims)} live nodes",
                               "seconds": f"{downloaded.seconds:.3f}",

@@ -19,6 +19,7 @@ from deaios.cli import LazyGroup
 BENCHMARKS: dict[str, str] = {
     "merkle": "deaios.storage.bench:merkle",
     "storage": "deaios.storage.bench:storage",
+    "kv": "deaios.kv.bench:kv",
 }
 
 

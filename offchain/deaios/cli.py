@@ -15,9 +15,12 @@ from deaios import __version__
 # area name -> "module:click object"
 AREAS: dict[str, str] = {
     "storage": "deaios.storage.cli:storage",
+    "da": "deaios.da.cli:da",
+    "kv": "deaios.kv.cli:kv",
     "bench": "deaios.bench:bench",
     "up": "deaios.stack.cli:up",
     "down": "deaios.stack.cli:down",
+    "compute": "deaios.compute.cli:compute",
 }
 
 

@@ -20,16 +20,24 @@ from deaios.stack.config import ENV_STACK
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface every service listens on.")
 @click.option("--startup-timeout", default=120.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for each service to come up.")
-def up(nodes: int, data_dir: Path, host: str, startup_timeout: float) -> None:
-    """Start Anvil, the storage contracts, NODES storage nodes and the indexer; keep them running.
+@click.option("--kv-streams", default="all", show_default=True,
+              help="Streams the KV node serves: \"all\" (every stream in the log) or comma-separated 0x stream ids.")
+def up(nodes: int, data_dir: Path, host: str, startup_timeout: float, kv_streams: str) -> None:
+    """Start Anvil, the storage contracts, NODES storage nodes, the indexer and the KV node; keep them running.
 
     Prints the stack (every endpoint, as written to DIR/stack.json) as one JSON line on stdout, then
     supervises until Ctrl-C, SIGTERM or `deaios down`. Client commands use this stack by default.
     """
+    from deaios.errors import UserError
+    from deaios.kv.replay import StreamConfig
     from deaios.stack.launcher import Launcher, LaunchOptions
 
-    code = Launcher(LaunchOptions(data_dir=data_dir, nodes=nodes, host=host,
-                                  startup_timeout=startup_timeout)).run()
+    try:
+        StreamConfig.parse(kv_streams)
+    except ValueError as exc:
+        raise UserError(f"--kv-streams: {exc}") from None
+    code = Launcher(LaunchOptions(data_dir=data_dir, nodes=nodes, host=host, startup_timeout=startup_timeout,
+                                  kv_streams=kv_streams)).run()
     sys.exit(code)
 
 

@@ -1,4 +1,5 @@
-"""The process supervisor behind `deaios up`: Anvil, the storage contracts, N storage nodes, the indexer.
+"""The process supervisor behind `deaios up`: Anvil, the storage contracts, N storage nodes, the indexer,
+the KV node.
 
 Start-up, in order (every step's output goes to DATA/logs/):
 
@@ -10,14 +11,16 @@ Start-up, in order (every step's output goes to DATA/logs/):
    Anvil dev key 0 — skipped when DATA holds a previous stack whose chain state still has the contracts
    (a restart: same chain, node data kept);
 4. N storage nodes (`python -m deaios.cli storage node …`, data in DATA/nodes/<i>) and the indexer
-   (`python -m deaios.cli storage indexer …`), each on a free port;
-5. waits until every node answers `zgs_getStatus` (log sync past the deploy block) and the indexer lists
-   all of them, then writes DATA/stack.json, records it as the last stack started and prints it as one
-   JSON line on stdout.
+   (`python -m deaios.cli storage indexer …`), each on a free port, then the KV node (`python -m
+   deaios.cli kv node …`, data in DATA/kv, see deaios.kv.launch);
+5. waits until every node answers `zgs_getStatus` (log sync past the deploy block), the indexer lists
+   all of them and the KV node's log sync is past the deploy block, then writes DATA/stack.json,
+   records it as the last stack started and prints it as one JSON line on stdout.
 
 Then it supervises until SIGINT/SIGTERM (`deaios down` sends SIGTERM): a child that dies is logged, not
 restarted (tests kill nodes on purpose). Shutdown: SIGTERM to the indexer and the nodes (also those a
-test relaunched with `relaunch_node`, found through stack.json), then to Anvil (which saves its state);
+test relaunched with `relaunch_node`, and a KV node `deaios kv rebuild` restarted, found through
+stack.json), then to Anvil (which saves its state);
 SIGKILL whatever is still alive after a grace period. Children get PR_SET_PDEATHSIG, so they also go
 away if the launcher itself is killed hard.
 """
@@ -44,6 +47,8 @@ from typing import IO, Any
 import click
 
 from deaios.errors import UserError
+from deaios.kv import launch as kv_launch
+from deaios.kv.replay import StreamConfig
 from deaios.stack.config import (
     ANVIL_KEY_0, PRIVATE_KEY_NOTE, STACK_FILE, Stack, pid_alive, record_last_stack,
 )
@@ -212,6 +217,7 @@ class LaunchOptions:
     nodes: int = 10
     host: str = "127.0.0.1"
     startup_timeout: float = 120.0
+    kv_streams: str = "all"  # what the KV node serves: "all" or comma-separated stream ids
 
 
 class Launcher:
@@ -337,7 +343,7 @@ class Launcher:
 
         # 3. storage nodes and indexer
         n = self.opts.nodes
-        ports = free_ports(host, n + 1)
+        ports = free_ports(host, n + 2)
         urls = [f"http://{host}:{port}" for port in ports[:n]]
         indexer_url = f"http://{host}:{ports[n]}"
         nodes = []
@@ -353,6 +359,11 @@ class Launcher:
         indexer_cmd = [sys.executable, "-m", "deaios.cli", "storage", "indexer", "--host", host, "--port",
                        str(ports[n]), "--nodes", ",".join(urls)]
         indexer_proc = self._spawn("indexer", indexer_cmd, self.logs / "indexer.log")
+        kv_streams = StreamConfig.parse(self.opts.kv_streams)
+        kv_url, kv_log = f"http://{host}:{ports[n + 1]}", self.logs / "kv.log"
+        kv_cmd = kv_launch.node_command(self.dir / "kv", host, ports[n + 1], rpc, contracts["contracts"]["flow"],
+                                        urls, contracts["deploy_block"], kv_streams)
+        kv_proc = self._spawn("kv", kv_cmd, kv_log)
 
         deploy_block = contracts["deploy_block"]
         for node in nodes:
@@ -363,6 +374,8 @@ class Launcher:
         self._wait("indexer", lambda: len(rpc_call(indexer_url, "indexer_getShardedNodes", timeout=3.0)
                                           .get("trusted", [])) == n,
                    self.logs / "indexer.log", timeout=self.opts.startup_timeout)
+        self._wait("kv", lambda: (rpc_call(kv_url, "deaios_kvStatus", timeout=1.0)["logSyncHeight"] or -1)
+                   >= deploy_block, kv_log, timeout=self.opts.startup_timeout)
 
         # 4. stack.json
         self.stack = Stack(
@@ -371,6 +384,7 @@ class Launcher:
             anvil_pid=self.procs["anvil"].pid, launcher_pid=os.getpid(), private_key=ANVIL_KEY_0,
             private_key_note=PRIVATE_KEY_NOTE, dir=str(self.dir),
             extra={"account": ANVIL_ACCOUNT_0, "anvil_cmd": anvil_cmd, "indexer_cmd": indexer_cmd,
+                   "kv": kv_launch.stack_entry(self.dir / "kv", kv_url, kv_proc.pid, kv_log, kv_cmd, kv_streams),
                    "logs": str(self.logs), "started_at": int(time.time())})
         path = self.stack.save(self.dir / STACK_FILE)
         record_last_stack(path)
@@ -379,7 +393,7 @@ class Launcher:
         except (BrokenPipeError, ValueError):  # nobody reads stdout (any more): stack.json has it all
             pass
         self.say(f"stack up in {time.monotonic() - started:.1f} s: {n} storage nodes, indexer {indexer_url}, "
-                 f"chain {rpc}; stack file {path}. Stop with Ctrl-C or `deaios down`.")
+                 f"KV node {kv_url}, chain {rpc}; stack file {path}. Stop with Ctrl-C or `deaios down`.")
 
     def _previous_stack(self) -> Stack | None:
         path = self.dir / STACK_FILE
@@ -390,7 +404,7 @@ class Launcher:
         except UserError as exc:
             self.say(f"ignoring unreadable {path}: {exc.format_message()}")
             return None
-        leftovers = {name: pid for name, pid in previous.pids().items()
+        leftovers = {name: pid for name, pid in service_pids(previous).items()
                      if name != "launcher" and looks_like_ours(name, pid)}
         if leftovers:
             self.say(f"stopping processes left over from the previous stack: {sorted(leftovers)}")
@@ -399,12 +413,13 @@ class Launcher:
 
     def _set_aside_stale_node_data(self, previous: Stack | None) -> None:
         """Node data of another chain (the chain state was lost) would be wrong: move it aside."""
-        nodes_dir = self.dir / "nodes"
-        if nodes_dir.is_dir() and any(nodes_dir.iterdir()):
-            target = self.dir / f"nodes.stale-{time.strftime('%Y%m%d-%H%M%S')}"
-            nodes_dir.rename(target)
-            self.say(f"the previous chain state is gone, so its storage node data no longer applies: moved "
-                     f"{nodes_dir} to {target}")
+        for name in ("nodes", "kv"):
+            nodes_dir = self.dir / name
+            if nodes_dir.is_dir() and any(nodes_dir.iterdir()):
+                target = self.dir / f"{name}.stale-{time.strftime('%Y%m%d-%H%M%S')}"
+                nodes_dir.rename(target)
+                self.say(f"the previous chain state is gone, so its {name} data no longer applies: moved "
+                         f"{nodes_dir} to {target}")
 
     def _deploy(self, root: Path, rpc: str) -> dict:
         out_dir = self.dir / "deployments"
@@ -492,7 +507,7 @@ class Launcher:
                 current = Stack.load(self.stack.path)  # a test may have relaunched nodes (new pids)
         services: dict[str, int] = {name: proc.pid for name, proc in self.procs.items() if name != "anvil"}
         if current is not None:
-            for name, pid in current.pids().items():
+            for name, pid in service_pids(current).items():
                 if name not in ("launcher", "anvil") and (name not in services or services[name] != pid):
                     if looks_like_ours(name, pid):
                         services[f"{name}@{pid}"] = pid
@@ -505,6 +520,15 @@ class Launcher:
                 current.save()
         self.say("stopped")
         self.procs.clear()
+
+
+def service_pids(stack: Stack) -> dict[str, int]:
+    """stack.pids() plus the services stack.json lists as {"pid": …} objects (the KV node: "kv")."""
+    out = stack.pids()
+    for name, value in stack.extra.items():
+        if isinstance(value, dict) and isinstance(value.get("pid"), int) and value["pid"] > 0:
+            out.setdefault(name, value["pid"])
+    return out
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -522,7 +546,7 @@ def stop_stack(stack: Stack, timeout: float = 60.0, log: Callable[[str], None] |
     If the launcher is gone (killed hard) its leftovers are stopped directly. Returns whether anything
     was still running.
     """
-    pids = {name: pid for name, pid in stack.pids().items() if looks_like_ours(name, pid)}
+    pids = {name: pid for name, pid in service_pids(stack).items() if looks_like_ours(name, pid)}
     if not pids:
         return False
     launcher = pids.get("launcher")

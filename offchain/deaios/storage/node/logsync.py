@@ -39,6 +39,7 @@ class SubmitEvent:
     tags: bytes
     nodes: tuple[tuple[bytes, int], ...]  # (root, height)
     block: int
+    sender: str = ""  # the indexed `sender` (the submission's submitter), when the log entry has topics
 
     @property
     def data_root(self) -> bytes:
@@ -58,8 +59,10 @@ class SubmitEvent:
 def decode_submit(log_entry: dict) -> SubmitEvent:
     seq, start_pos, sectors, (length, tags, nodes) = abi_decode(
         SUBMIT_DATA_TYPES, bytes.fromhex(log_entry["data"][2:]))
+    topics = log_entry.get("topics") or []
+    sender = "0x" + topics[1][-40:].lower() if len(topics) > 1 else ""
     return SubmitEvent(seq, start_pos, sectors, length, tags, tuple((bytes(r), h) for r, h in nodes),
-                       int(log_entry["blockNumber"], 16))
+                       int(log_entry["blockNumber"], 16), sender)
 
 
 class ChainClient:
@@ -132,13 +135,17 @@ class LogSync:
             for entry in sorted(logs, key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16))):  # type: ignore[union-attr]
                 if entry.get("removed"):
                     continue
-                event = decode_submit(entry)
-                before = self.store.get(event.data_root)
-                record = self.store.record_submission(event.seq, event.record())
-                if before is None:
-                    log.info("new file root=%s seq=%d size=%d", record.root, event.seq, event.length)
-                    self.new_files.put_nowait(event.data_root)
+                self.on_submit(decode_submit(entry))
             cursor = {"block": end, "hash": end_block["hash"]}
             self.store.set_cursor(cursor)
             self.height, self.block_hash = end, end_block["hash"]
             start = end + 1
+
+    def on_submit(self, event: SubmitEvent) -> None:
+        """Record one Submit event (idempotent by tx seq: a rescan may deliver it again). Other
+        followers of the log (the KV node) override this."""
+        before = self.store.get(event.data_root)
+        record = self.store.record_submission(event.seq, event.record())
+        if before is None:
+            log.info("new file root=%s seq=%d size=%d", record.root, event.seq, event.length)
+            self.new_files.put_nowait(event.data_root)

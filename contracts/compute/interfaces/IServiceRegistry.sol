@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @notice Kinds of compute service.
+enum ServiceType {
+    Inference,
+    FineTuning
+}
+
+/// @notice What a provider registers (`addOrUpdateService`).
+/// @dev Prices are in wei per token. Inference: `inputPrice` per prompt token, `outputPrice` per completion
+///      token. Fine-tuning: `inputPrice` per training token and `outputPrice` must be 0.
+struct ServiceParams {
+    ServiceType serviceType;
+    string model;
+    string url;
+    string gpuType;
+    uint32 gpuCount;
+    /// memory per node, in MiB
+    uint64 memoryMiB;
+    uint128 inputPrice;
+    uint128 outputPrice;
+    /// e.g. "TeeML", "none" (informational; settlement trusts only signatures)
+    string verifiability;
+    /// the provider's TEE signer of receipts (zero: user-signed receipts only)
+    address signer;
+    string additionalInfo;
+}
+
+/// @notice A registered service, as returned by `getService`.
+struct Service {
+    address provider;
+    ServiceType serviceType;
+    string model;
+    string url;
+    string gpuType;
+    uint32 gpuCount;
+    uint64 memoryMiB;
+    uint128 inputPrice;
+    uint128 outputPrice;
+    string verifiability;
+    address signer;
+    string additionalInfo;
+    uint256 stake;
+    uint256 registeredAt;
+    uint256 updatedAt;
+    /// listed for matching (providers pause and resume with `setServiceActive`)
+    bool active;
+}
+
+/// @title Registry of compute services (one per provider address), with stake and price-sorted lists
+interface IServiceRegistry {
+    event ServiceUpdated(
+        address indexed provider,
+        ServiceType indexed serviceType,
+        string model,
+        string url,
+        uint256 inputPrice,
+        uint256 outputPrice,
+        uint256 gpuCount,
+        uint256 memoryMiB,
+        address signer
+    );
+    event ServiceActiveChanged(address indexed provider, bool active);
+    event ServiceRemoved(address indexed provider);
+    event ProviderStaked(address indexed provider, uint256 amount);
+    event ProviderStakeReturned(address indexed provider, uint256 amount);
+    event MinStakeUpdated(uint256 oldMinStake, uint256 newMinStake);
+
+    function addOrUpdateService(ServiceParams calldata params, address hint) external payable;
+    function setServiceActive(bool active, address hint) external;
+    function removeService() external;
+
+    function findMatch(
+        bytes32 listKey,
+        uint256 minGpuCount,
+        uint256 minMemoryMiB,
+        uint256 maxInputPrice,
+        uint256 maxOutputPrice,
+        address[] calldata exclude
+    ) external view returns (address provider);
+
+    function listKeyOf(ServiceType serviceType, string calldata model) external pure returns (bytes32);
+    function serviceExists(address provider) external view returns (bool);
+    function isActive(address provider) external view returns (bool);
+    function serviceTypeOf(address provider) external view returns (ServiceType);
+    function signerOf(address provider) external view returns (address);
+    function pricesOf(address provider) external view returns (uint256 inputPrice, uint256 outputPrice);
+    function getService(address provider) external view returns (Service memory);
+}

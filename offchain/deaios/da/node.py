@@ -1,0 +1,279 @@
+"""A DA node (`deaios da node`): registers as a signer, joins every epoch, verifies, stores, signs and serves
+its columns of each blob of its quorums, and prunes blobs once their epoch has expired.
+
+JSON-RPC (POST /, `deaios.jsonrpc`), binary data as 0x-hex:
+
+* ``da_status()`` → ``{"address", "epoch", "registeredNext", "blobs"}``
+* ``da_sign({"header", "epoch", "quorumId", "txHash", "columns": {"<c>": "0x…"}})`` → ``{"signer",
+  "signature": [x, y]}``: the node checks that ``txHash`` emitted 0G's ``DataUpload`` for (data root, epoch,
+  quorum), that the columns are exactly those of its rows (`deaios.da.encoding`), and every cell's KZG proof;
+  then stores them and returns its BLS signature on (dataRoot, epoch, quorumId, erasureCommitment).
+* ``da_retrieve("0x<dataRoot>", epoch, quorumId, [c, …])`` → ``{"header", "columns": {"<c>": "0x…"}}``
+  (the requested columns it holds).
+
+A column's bytes are, for each ckzg blob in order, its 2048-byte cell then its 48-byte proof.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from deaios.da import bls
+from deaios.da.chain import DAChain, DAChainError
+from deaios.da.encoding import BlobHeader, Column, EncodingError, columns_of_rows, verify_columns
+from deaios.jsonrpc import JsonRpcEndpoint, RpcError
+
+log = logging.getLogger(__name__)
+
+#: Test aids: "withhold" answers no retrieval, "garbage" serves corrupted cells (signing stays honest).
+FAULTS = ("none", "withhold", "garbage")
+MAX_BODY = 256 << 20
+
+
+@dataclass
+class NodeConfig:
+    rpc: str
+    entrance: str
+    private_key: str
+    bls_key: bls.BLSKey
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    votes: int = 1
+    poll_interval: float = 1.0
+    fault: str = "none"
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+def _unhex(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise RpcError(f"{what} must be a 0x-hex string", -32602)
+    try:
+        return bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raise RpcError(f"{what} is not hex", -32602) from None
+
+
+class BlobStore:
+    """Columns on disk: DIR/blobs/<root>-<epoch>-<quorum>/{header.json, c<i>.bin}, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "blobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _dir(self, data_root: bytes, epoch: int, quorum_id: int) -> Path:
+        return self.root / f"{data_root.hex()}-{epoch}-{quorum_id}"
+
+    def put(self, header: BlobHeader, epoch: int, quorum_id: int, columns: list[Column]) -> None:
+        final = self._dir(header.data_root, epoch, quorum_id)
+        if final.exists():
+            return
+        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".tmp-"))
+        try:
+            (tmp / "header.json").write_text(json.dumps(header.to_json()))
+            for col in columns:
+                with open(tmp / f"c{col.index}.bin", "wb") as fh:
+                    fh.write(col.to_bytes())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def get(self, data_root: bytes, epoch: int, quorum_id: int, indices: list[int]) \
+            -> tuple[BlobHeader, list[Column]] | None:
+        d = self._dir(data_root, epoch, quorum_id)
+        try:
+            header = BlobHeader.from_json(json.loads((d / "header.json").read_text()))
+        except (OSError, ValueError):
+            return None
+        out = []
+        for i in indices:
+            try:
+                out.append(Column.from_bytes(i, (d / f"c{i}.bin").read_bytes(), len(header.commitments)))
+            except (OSError, EncodingError):
+                continue
+        return header, out
+
+    def epochs(self) -> dict[int, list[Path]]:
+        out: dict[int, list[Path]] = {}
+        for d in self.root.iterdir():
+            parts = d.name.split("-")
+            if len(parts) == 3 and not d.name.startswith("."):
+                out.setdefault(int(parts[1]), []).append(d)
+        return out
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.epochs().values())
+
+
+class DANode:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.chain = DAChain(config.rpc, config.entrance, config.private_key, receipt_timeout=30)
+        assert self.chain.account is not None
+        self.address = self.chain.account.address
+        self.key = config.bls_key
+        self.store = BlobStore(config.data_dir)
+        self.socket = ""
+
+    # ------------------------------------------------------------ chain duties
+
+    def ensure_registered(self, socket: str) -> None:
+        if not self.chain.is_signer(self.address):
+            stake = self.config.votes * self.chain.params()["tokensPerVote"]
+            self.chain.register_signer(self.key, socket, stake)
+            log.info("registered signer %s (socket %s, %d votes)", self.address, socket, self.config.votes)
+
+    def epoch_duties(self) -> None:
+        """Register for the next epoch if not yet, and prune expired blobs."""
+        epoch = self.chain.epoch_number()
+        if not self.chain.registered_epoch(self.address, epoch + 1):
+            try:
+                self.chain.register_next_epoch(self.key)
+                log.info("registered for epoch %d", epoch + 1)
+            except DAChainError as exc:  # e.g. the epoch changed meanwhile: retry next round
+                log.warning("epoch registration failed: %s", exc)
+        for e, dirs in self.store.epochs().items():
+            if self.chain.is_epoch_expired(e):
+                for d in dirs:
+                    shutil.rmtree(d, ignore_errors=True)
+                log.info("pruned %d blobs of expired epoch %d", len(dirs), e)
+
+    # ------------------------------------------------------------ RPC
+
+    def status(self) -> dict[str, Any]:
+        epoch = self.chain.epoch_number()
+        return {"address": self.address, "epoch": epoch, "socket": self.socket,
+                "registeredNext": self.chain.registered_epoch(self.address, epoch + 1),
+                "blobs": self.store.count()}
+
+    def sign(self, request: Any) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            raise RpcError("da_sign takes one object", -32602)
+        try:
+            header = BlobHeader.from_json(request.get("header") or {})
+            epoch, quorum_id = int(request["epoch"]), int(request["quorumId"])
+            tx_hash = str(request["txHash"])
+            raw_columns = request["columns"]
+            if not isinstance(raw_columns, dict):
+                raise TypeError("columns must be an object")
+        except (EncodingError, KeyError, TypeError, ValueError) as exc:
+            raise RpcError(f"malformed da_sign request: {exc}", -32602) from None
+        root = header.data_root
+        try:
+            uploads = self.chain.uploads_of_tx(tx_hash)
+        except DAChainError as exc:
+            raise RpcError(str(exc)) from None
+        if not any(u.data_root == root and u.epoch == epoch and u.quorum_id == quorum_id for u in uploads):
+            raise RpcError(f"transaction {tx_hash} did not upload blob 0x{root.hex()} to epoch {epoch} "
+                           f"quorum {quorum_id}")
+        try:
+            quorum = self.chain.quorum(epoch, quorum_id)
+        except DAChainError as exc:
+            raise RpcError(str(exc)) from None
+        rows = quorum.rows_of(self.address)
+        if not rows:
+            raise RpcError(f"{self.address} is not a member of epoch {epoch} quorum {quorum_id}")
+        expected = columns_of_rows(rows, quorum.rows)
+        if sorted(int(c) for c in raw_columns) != expected:
+            raise RpcError(f"expected columns {expected[0]}..{expected[-1]} for rows {rows.start}..{rows.stop - 1}")
+        k = len(header.commitments)
+        try:
+            columns = [Column.from_bytes(c, _unhex(raw_columns[str(c)], f"column {c}"), k) for c in expected]
+        except EncodingError as exc:
+            raise RpcError(str(exc), -32602) from None
+        if not verify_columns(header, columns):
+            raise RpcError("cells do not match their KZG proofs and the blob's commitments")
+        self.store.put(header, epoch, quorum_id, columns)
+        sig = self.key.sign(bls.commit_digest(root, epoch, quorum_id, header.erasure_commitment))
+        return {"signer": self.address, "signature": [hex(sig[0]), hex(sig[1])]}
+
+    def retrieve(self, data_root: str, epoch: int, quorum_id: int, indices: list[int]) -> dict[str, Any]:
+        if self.config.fault == "withhold":
+            raise RpcError("blob not available")
+        root = _unhex(data_root, "dataRoot")
+        try:
+            wanted = [int(i) for i in indices]
+        except (TypeError, ValueError):
+            raise RpcError("columns must be integers", -32602) from None
+        found = self.store.get(root, int(epoch), int(quorum_id), wanted)
+        if found is None:
+            raise RpcError(f"blob 0x{root.hex()} of epoch {epoch} quorum {quorum_id} is not stored here")
+        header, columns = found
+        out = {}
+        for col in columns:
+            data = col.to_bytes()
+            if self.config.fault == "garbage":
+                data = bytes(b ^ 0x5A for b in data)
+            out[str(col.index)] = _hex(data)
+        return {"header": header.to_json(), "columns": out}
+
+    def methods(self) -> dict[str, Any]:
+        async def status() -> dict:
+            return await asyncio.to_thread(self.status)
+
+        async def sign(request: Any) -> dict:
+            return await asyncio.to_thread(self.sign, request)
+
+        async def retrieve(data_root: str, epoch: int, quorum_id: int, indices: list[int]) -> dict:
+            return await asyncio.to_thread(self.retrieve, data_root, epoch, quorum_id, indices)
+
+        return {"da_status": status, "da_sign": sign, "da_retrieve": retrieve}
+
+
+async def _duties_loop(node: DANode, interval: float) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(node.epoch_duties)
+        except Exception:  # keep serving whatever happens in one round
+            log.exception("epoch duties failed")
+        await asyncio.sleep(interval)
+
+
+async def serve(config: NodeConfig, ready: Any = None) -> None:
+    """Run one DA node until SIGINT/SIGTERM. `ready(info)` is called once it listens and is registered."""
+    node = DANode(config)
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post("/", JsonRpcEndpoint(node.methods(), max_body=MAX_BODY))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    node.socket = f"{config.host}:{port}"
+    await asyncio.to_thread(node.ensure_registered, node.socket)
+    await asyncio.to_thread(node.epoch_duties)
+    info = {"url": f"http://{node.socket}", "address": node.address, "pid": os.getpid()}
+    log.info("DA node %s listening on %s", node.address, info["url"])
+    if ready is not None:
+        ready(info)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(_duties_loop(node, config.poll_interval))
+    await stop.wait()
+    task.cancel()
+    await runner.cleanup()
+
+
+def print_ready(info: dict) -> None:
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()

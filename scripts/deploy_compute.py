@@ -1,0 +1,204 @@
+"""`ape run deploy_compute`: deploy the compute market and record the addresses.
+
+Order: ComputeLedger, ServiceRegistry, ComputeMatcher(ledger, registry), FineTuningServing(ledger, registry);
+then the ledger grants MATCHER_ROLE to the matcher and SPENDER_ROLE to the fine-tuning contract. The
+addresses and parameters are written to ``deployments/<network>-compute.json``.
+
+    ape run deploy_compute                                        # local Anvil, test account 0
+    ape run deploy_compute --lock-time 60 --decline-window 10     # short windows for a local demo
+    ZG_RPC_URL=https://evmrpc-testnet.0g.ai ape run deploy_compute --network ethereum:zgtestnet:node \
+        --account <alias>
+
+``deploy_compute(deployer, project)`` is the reusable part (tests and demos call it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from ape import accounts, chain
+from ape.cli import ConnectedProviderCommand, account_option
+
+ETHER = 10**18
+#: Seconds a requested sub-account refund stays locked (0G allows 1 h .. 7 d; ours 1 min .. 7 d).
+DEFAULT_LOCK_TIME = 3600
+#: Smallest ledger deposit and smallest transfer into a sub-account (0G: 3 and 1 0G; smaller here).
+DEFAULT_MIN_DEPOSIT = ETHER // 100
+DEFAULT_MIN_TRANSFER = ETHER // 1000
+#: Stake of a service, returned on removal (0G: 100 0G).
+DEFAULT_MIN_STAKE = ETHER // 10
+#: Seconds a matched provider has to decline a request.
+DEFAULT_DECLINE_WINDOW = 60
+#: Share of a fine-tuning fee paid for an unacknowledged deliverable (basis points).
+DEFAULT_PENALTY_BPS = 3000
+#: Seconds a user has to acknowledge a fine-tuning deliverable before a penalty settlement.
+DEFAULT_ACK_WINDOW = 3600
+
+
+def deploy_compute(
+    deployer: Any,
+    project: Any,
+    *,
+    lock_time: int = DEFAULT_LOCK_TIME,
+    min_deposit: int = DEFAULT_MIN_DEPOSIT,
+    min_transfer: int = DEFAULT_MIN_TRANSFER,
+    min_stake: int = DEFAULT_MIN_STAKE,
+    decline_window: int = DEFAULT_DECLINE_WINDOW,
+    penalty_bps: int = DEFAULT_PENALTY_BPS,
+    ack_window: int = DEFAULT_ACK_WINDOW,
+    admin: str | None = None,
+) -> dict[str, Any]:
+    """Deploy and wire the four compute contracts; return addresses and parameters.
+
+    ``admin`` (default: the deployer) receives every admin, params-admin and pauser role; when it differs
+    from the deployer, the deployer hands the roles over after wiring and keeps none.
+    """
+    admin_address = admin or deployer.address
+    ledger = project.ComputeLedger.deploy(
+        deployer.address, lock_time, min_deposit, min_transfer, sender=deployer
+    )
+    registry = project.ServiceRegistry.deploy(deployer.address, min_stake, sender=deployer)
+    matcher = project.ComputeMatcher.deploy(
+        ledger.address, registry.address, deployer.address, decline_window, sender=deployer
+    )
+    fine_tuning = project.FineTuningServing.deploy(
+        ledger.address, registry.address, deployer.address, penalty_bps, ack_window, sender=deployer
+    )
+    ledger.grantRole(ledger.MATCHER_ROLE(), matcher.address, sender=deployer)
+    ledger.grantRole(ledger.SPENDER_ROLE(), fine_tuning.address, sender=deployer)
+    if admin_address.lower() != deployer.address.lower():
+        for contract in (ledger, registry, matcher, fine_tuning):
+            roles = [contract.PARAMS_ADMIN_ROLE()]
+            if hasattr(contract, "PAUSER_ROLE"):
+                roles.append(contract.PAUSER_ROLE())
+            roles.append(contract.DEFAULT_ADMIN_ROLE())  # last: needed to grant the others
+            for role in roles:
+                contract.grantRole(role, admin_address, sender=deployer)
+            for role in roles:
+                contract.renounceRole(role, deployer.address, sender=deployer)
+    return {
+        "chain_id": chain.chain_id,
+        "ledger": ledger.address,
+        "registry": registry.address,
+        "matcher": matcher.address,
+        "fine_tuning": fine_tuning.address,
+        "lock_time": lock_time,
+        "min_deposit": min_deposit,
+        "min_transfer": min_transfer,
+        "min_stake": min_stake,
+        "decline_window": decline_window,
+        "penalty_bps": penalty_bps,
+        "ack_window": ack_window,
+        "deployer": deployer.address,
+        "admin": admin_address,
+        "block_number": chain.blocks.head.number,
+    }
+
+
+@click.command(cls=ConnectedProviderCommand)
+@account_option(prompt=False)
+@click.option(
+    "--lock-time",
+    type=int,
+    default=DEFAULT_LOCK_TIME,
+    show_default=True,
+    help="Seconds a sub-account refund stays locked (60 .. 604800).",
+)
+@click.option(
+    "--min-deposit",
+    type=int,
+    default=DEFAULT_MIN_DEPOSIT,
+    show_default=True,
+    help="Smallest ledger deposit, wei.",
+)
+@click.option(
+    "--min-transfer",
+    type=int,
+    default=DEFAULT_MIN_TRANSFER,
+    show_default=True,
+    help="Smallest transfer into a sub-account (and match deposit), wei.",
+)
+@click.option(
+    "--min-stake",
+    type=int,
+    default=DEFAULT_MIN_STAKE,
+    show_default=True,
+    help="Stake to register a service, wei.",
+)
+@click.option(
+    "--decline-window",
+    type=int,
+    default=DEFAULT_DECLINE_WINDOW,
+    show_default=True,
+    help="Seconds a matched provider may decline (10 .. 86400).",
+)
+@click.option(
+    "--penalty-bps",
+    type=int,
+    default=DEFAULT_PENALTY_BPS,
+    show_default=True,
+    help="Fine-tuning fee share paid for unacknowledged deliverables, basis points.",
+)
+@click.option(
+    "--ack-window",
+    type=int,
+    default=DEFAULT_ACK_WINDOW,
+    show_default=True,
+    help="Seconds a user has to acknowledge a fine-tuning deliverable.",
+)
+@click.option("--admin", default=None, help="Admin address (default: the deployer).")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("deployments"),
+    show_default=True,
+    help="Directory for <network>-compute.json.",
+)
+def cli(
+    provider: Any,
+    account: Any,
+    lock_time: int,
+    min_deposit: int,
+    min_transfer: int,
+    min_stake: int,
+    decline_window: int,
+    penalty_bps: int,
+    ack_window: int,
+    admin: str | None,
+    out_dir: Path,
+) -> None:
+    """Deploy the compute market (ledger, registry, matcher, fine-tuning) and write <network>-compute.json."""
+    from ape import project
+
+    expected_chain = os.environ.get("ZG_CHAIN_ID")
+    if provider.network.name == "zgtestnet" and expected_chain and int(expected_chain) != provider.chain_id:
+        raise click.UsageError(
+            f"ZG_CHAIN_ID={expected_chain} but the node at ZG_RPC_URL reports chain id "
+            f"{provider.chain_id} (edit chain_id in ape-config.yaml for another chain)."
+        )
+    if account is None:
+        if not provider.network.is_dev:
+            raise click.UsageError("--account is required on a live network (see `ape accounts import`).")
+        account = accounts.test_accounts[0]
+    result = deploy_compute(
+        account,
+        project,
+        lock_time=lock_time,
+        min_deposit=min_deposit,
+        min_transfer=min_transfer,
+        min_stake=min_stake,
+        decline_window=decline_window,
+        penalty_bps=penalty_bps,
+        ack_window=ack_window,
+        admin=admin,
+    )
+    result["network"] = provider.network.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{provider.network.name}-compute.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(json.dumps(result, indent=2))
+    click.echo(f"wrote {path}")

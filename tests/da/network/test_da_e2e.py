@@ -1,0 +1,174 @@
+"""End to end: 6 real `deaios da node` processes on the test chain; 2 of them misbehave on retrieval (one
+withholds, one serves corrupted cells). Blobs are dispersed (encode, fee, signatures, on-chain check) and
+retrieved byte-exact, also with an honest node down."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+from pathlib import Path
+
+import aiohttp
+import ape
+import pytest
+from da_network_helpers import deaios_cli, start_nodes
+from deaios.da import bls
+from deaios.da.chain import DAChain
+from deaios.da.client import BlobRef, DAClient, DAClientError
+from deaios.da.encoding import Encoder, columns_of_rows, encode
+from deaios.jsonrpc import RpcCallError, rpc_call
+
+ROOT = Path(__file__).resolve().parents[3]
+FAULTS = ["none", "none", "none", "none", "withhold", "garbage"]
+
+
+def _deploy_module():
+    spec = importlib.util.spec_from_file_location("deaios_scripts_deploy_da_e2e", ROOT / "scripts" / "deploy_da.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def net(accounts, project, tmp_path_factory):
+    owner = accounts[0]
+    d = _deploy_module().deploy_da(owner, project, epoch_blocks=10**6, blob_price=10**12)
+    rpc = ape.chain.provider.http_uri
+    keys = [accounts[i].private_key for i in range(4, 4 + len(FAULTS))]
+    nodes = start_nodes(rpc, d["da_entrance"], keys, tmp_path_factory.mktemp("da"), FAULTS)
+    registry = project.DASigners.at(d["da_signers"])
+    registry.forceMakeEpoch(sender=owner)
+    assert registry.quorumCount(1) == 1
+    client_key = accounts[3].private_key
+    yield {"deployment": d, "rpc": rpc, "nodes": nodes, "registry": registry, "owner": owner,
+           "entrance": project.DAEntrance.at(d["da_entrance"]), "chain": DAChain(rpc, d["da_entrance"], client_key),
+           "key": client_key}
+    for n in nodes:
+        n.stop()
+
+
+@pytest.fixture(scope="module")
+def client(net):
+    with Encoder(1) as encoder:
+        yield DAClient(net["chain"], encoder)
+
+
+def test_nodes_registered_with_pop_and_joined_epoch(net):
+    members = set(net["registry"].getQuorumMembers(1, 0)[0])
+    assert members == {n.address for n in net["nodes"]}
+    for n in net["nodes"]:
+        detail = net["registry"].getSigner([n.address])[0]
+        assert n.url.endswith(detail.socket)
+
+
+def test_put_get_roundtrip_with_a_third_faulty(net, client):
+    data = os.urandom(300_000)
+    result = asyncio.run(client.put(data))
+    ref = result.ref
+    assert result.signers == 6 and result.rows_signed == result.rows == 3072
+    assert net["entrance"].commitmentExists(ref.data_root, ref.epoch, ref.quorum_id)
+    assert tuple(net["entrance"].verifiedErasureCommitment(ref.data_root, ref.epoch, ref.quorum_id)) \
+        == bls.hash_to_g1(ref.data_root)
+    assert asyncio.run(client.get(ref)) == data
+    # with an honest node down as well: the 3 honest nodes left hold 1536 > 63 * 24 rows, so >= 64 columns
+    net["nodes"][3].stop()
+    assert asyncio.run(client.get(ref)) == data
+
+
+def test_put_with_a_node_down_and_cli(net, tmp_path):
+    # node 3 is down since the previous test: 5 of 6 signers (2560 of 3072 rows) still sign
+    src = tmp_path / "blob.bin"
+    data = os.urandom(200_001)
+    src.write_bytes(data)
+    out = deaios_cli("da", "put", str(src), "--rpc", net["rpc"], "--entrance", net["deployment"]["da_entrance"],
+                     "--key", net["key"], "--workers", "1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    ref = lines[-1]
+    BlobRef.parse(ref)
+    got = deaios_cli("da", "get", ref, "-o", str(tmp_path / "copy.bin"), "--rpc", net["rpc"], "--entrance",
+                     net["deployment"]["da_entrance"])
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "copy.bin").read_bytes() == data
+    for bad in (["da", "get", "0x12:1:0", "-o", str(tmp_path / "x")],
+                ["da", "put", str(tmp_path / "missing.bin"), "--rpc", net["rpc"], "--entrance",
+                 net["deployment"]["da_entrance"], "--key", net["key"]],
+                ["da", "put", str(src), "--rpc", net["rpc"], "--entrance", "0x1234", "--key", net["key"]]):
+        res = deaios_cli(*bad)
+        assert res.returncode == 2 and res.stderr.startswith("error:"), res.stderr
+
+
+def test_node_refuses_bad_sign_requests(net):
+    chain: DAChain = net["chain"]
+    node = net["nodes"][0]
+    data = os.urandom(10_000)
+    enc = encode(data)
+    (upload,) = chain.submit_original_data([enc.header.data_root])
+    quorum = chain.quorum(upload.epoch, upload.quorum_id)
+    cols = columns_of_rows(quorum.rows_of(node.address), quorum.rows)
+
+    def request(**over):
+        base = {"header": enc.header.to_json(), "epoch": upload.epoch, "quorumId": upload.quorum_id,
+                "txHash": upload.tx_hash, "columns": {str(c): "0x" + enc.columns[c].to_bytes().hex() for c in cols}}
+        base.update(over)
+        return base
+
+    async def ask(req):
+        async with aiohttp.ClientSession() as s:
+            return await rpc_call(s, node.url, "da_sign", req)
+
+    tampered = dict(request()["columns"])
+    raw = bytearray(enc.columns[cols[0]].to_bytes())
+    raw[5] ^= 1
+    tampered[str(cols[0])] = "0x" + raw.hex()
+    other = encode(b"other")
+    cases = [
+        (request(columns=tampered), "KZG"),
+        (request(columns={k: v for k, v in request()["columns"].items() if k != str(cols[0])}), "expected columns"),
+        (request(quorumId=upload.quorum_id + 1), "did not upload"),
+        (request(header=other.header.to_json()), "did not upload"),
+        (request(txHash="0x" + "00" * 32), "no receipt"),
+        ({"header": 5}, "malformed"),
+    ]
+    for req, msg in cases:
+        with pytest.raises(RpcCallError, match=msg):
+            asyncio.run(ask(req))
+    reply = asyncio.run(ask(request()))
+    sig = tuple(int(v, 16) for v in reply["signature"])
+    digest = bls.commit_digest(enc.header.data_root, upload.epoch, upload.quorum_id, enc.header.erasure_commitment)
+    info = chain.signer_infos([node.address])[0]
+    assert chain.verify_signature(digest, sig, info.pk_g1, info.pk_g2)
+
+
+def test_get_unknown_blob_fails_cleanly(net, client):
+    with pytest.raises(DAClientError, match="no verified commitment"):
+        asyncio.run(client.get(BlobRef(b"\x01" * 32, 1, 0)))
+
+
+def test_expired_blobs_are_pruned(net, client):
+    data = os.urandom(5_000)
+    ref = asyncio.run(client.put(data)).ref
+    node = net["nodes"][0]
+    quorum = net["chain"].quorum(ref.epoch, ref.quorum_id)
+    col = columns_of_rows(quorum.rows_of(node.address), quorum.rows)[0]
+
+    async def retrieve():
+        async with aiohttp.ClientSession() as s:
+            return await rpc_call(s, node.url, "da_retrieve", "0x" + ref.data_root.hex(), ref.epoch, ref.quorum_id,
+                                  [col])
+
+    assert str(col) in asyncio.run(retrieve())["columns"]
+    net["entrance"].setEpochWindowSize(0, sender=net["owner"])
+    for _ in range(2):  # epoch 1 expires once epochNumber > 1 + 0 + 1
+        net["registry"].forceMakeEpoch(sender=net["owner"])
+    assert net["entrance"].isEpochExpired(ref.epoch)
+    for _ in range(40):
+        try:
+            asyncio.run(retrieve())
+        except RpcCallError as exc:
+            assert "not stored" in str(exc)
+            break
+        asyncio.run(asyncio.sleep(0.25))
+    else:
+        pytest.fail("the node did not prune the expired blob")
