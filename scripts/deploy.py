@@ -12,14 +12,14 @@ The addresses and parameters are written to ``deployments/<network>.json`` (e.g.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
+
+from scripts._deployment import deploying_account, record_deployment
 
 #: 0G's default: 3 months × 1 unit × 1e18 / 1024³ / 12 wei per 256-byte sector.
 DEFAULT_PRICE_PER_SECTOR = 232_830_643
@@ -82,19 +82,7 @@ def cli(provider: Any, account: Any, price_per_sector: int, blocks_per_epoch: in
     """Deploy Flow + FixedPriceMarket and write deployments/<network>.json."""
     from ape import project
 
-    expected_chain = os.environ.get("ZG_CHAIN_ID")
-    if provider.network.name == "zgtestnet" and expected_chain and int(expected_chain) != provider.chain_id:
-        raise click.UsageError(f"ZG_CHAIN_ID={expected_chain} but the node at ZG_RPC_URL reports chain id "
-                               f"{provider.chain_id} (edit chain_id in ape-config.yaml for another chain).")
-    if account is None:
-        if not provider.network.is_dev:
-            raise click.UsageError("--account is required on a live network (see `ape accounts import`).")
-        account = accounts.test_accounts[0]
+    account = deploying_account(provider, account, accounts)
     result = deploy_storage(account, project, price_per_sector=price_per_sector,
                             blocks_per_epoch=blocks_per_epoch, deploy_delay=deploy_delay, admin=admin)
-    result["network"] = provider.network.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{provider.network.name}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    click.echo(json.dumps(result, indent=2))
-    click.echo(f"wrote {path}")
+    record_deployment(result, provider, out_dir, f"{provider.network.name}.json")

@@ -14,14 +14,14 @@ addresses and parameters are written to ``deployments/<network>-compute.json``.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
+
+from scripts._deployment import deploying_account, record_deployment
 
 ETHER = 10**18
 #: Seconds a requested sub-account refund stays locked (0G allows 1 h .. 7 d; ours 1 min .. 7 d).
@@ -174,16 +174,7 @@ def cli(
     """Deploy the compute market (ledger, registry, matcher, fine-tuning) and write <network>-compute.json."""
     from ape import project
 
-    expected_chain = os.environ.get("ZG_CHAIN_ID")
-    if provider.network.name == "zgtestnet" and expected_chain and int(expected_chain) != provider.chain_id:
-        raise click.UsageError(
-            f"ZG_CHAIN_ID={expected_chain} but the node at ZG_RPC_URL reports chain id "
-            f"{provider.chain_id} (edit chain_id in ape-config.yaml for another chain)."
-        )
-    if account is None:
-        if not provider.network.is_dev:
-            raise click.UsageError("--account is required on a live network (see `ape accounts import`).")
-        account = accounts.test_accounts[0]
+    account = deploying_account(provider, account, accounts)
     result = deploy_compute(
         account,
         project,
@@ -196,9 +187,4 @@ def cli(
         ack_window=ack_window,
         admin=admin,
     )
-    result["network"] = provider.network.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{provider.network.name}-compute.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    click.echo(json.dumps(result, indent=2))
-    click.echo(f"wrote {path}")
+    record_deployment(result, provider, out_dir, f"{provider.network.name}-compute.json")

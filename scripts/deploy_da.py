@@ -15,14 +15,14 @@ someone calls ``makeEpoch`` (DAEntrance does on every upload), or at once with t
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
+
+from scripts._deployment import deploying_account, record_deployment
 
 #: Stake per vote (1 token; 0G's DARegistry asks 30 tokens of balance per vote).
 DEFAULT_TOKENS_PER_VOTE = 10**18
@@ -101,21 +101,9 @@ def cli(provider: Any, account: Any, tokens_per_vote: int, max_votes_per_signer:
     """Deploy DASigners + DAEntrance and write deployments/da-<network>.json."""
     from ape import project
 
-    expected_chain = os.environ.get("ZG_CHAIN_ID")
-    if provider.network.name == "zgtestnet" and expected_chain and int(expected_chain) != provider.chain_id:
-        raise click.UsageError(f"ZG_CHAIN_ID={expected_chain} but the node at ZG_RPC_URL reports chain id "
-                               f"{provider.chain_id} (edit chain_id in ape-config.yaml for another chain).")
-    if account is None:
-        if not provider.network.is_dev:
-            raise click.UsageError("--account is required on a live network (see `ape accounts import`).")
-        account = accounts.test_accounts[0]
+    account = deploying_account(provider, account, accounts)
     result = deploy_da(account, project, tokens_per_vote=tokens_per_vote,
                        max_votes_per_signer=max_votes_per_signer, max_quorums=max_quorums,
                        epoch_blocks=epoch_blocks, encoded_slices=encoded_slices, blob_price=blob_price,
                        epoch_window=epoch_window, admin=admin)
-    result["network"] = provider.network.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"da-{provider.network.name}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    click.echo(json.dumps(result, indent=2))
-    click.echo(f"wrote {path}")
+    record_deployment(result, provider, out_dir, f"da-{provider.network.name}.json")

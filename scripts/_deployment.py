@@ -1,0 +1,36 @@
+"""What every deploy script (deploy, deploy_da, deploy_compute) does around its own deployment: pick the
+deploying account, check the chain id on the 0G testnet, and record the result in deployments/."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def deploying_account(provider: Any, account: Any, accounts: Any) -> Any:
+    """`--account`, or test account 0 on a local (dev) network; a live network needs `--account`.
+    On `zgtestnet`, $ZG_CHAIN_ID (when set) must match the node's chain id."""
+    expected_chain = os.environ.get("ZG_CHAIN_ID")
+    if provider.network.name == "zgtestnet" and expected_chain and int(expected_chain) != provider.chain_id:
+        raise click.UsageError(f"ZG_CHAIN_ID={expected_chain} but the node at ZG_RPC_URL reports chain id "
+                               f"{provider.chain_id} (edit chain_id in ape-config.yaml for another chain).")
+    if account is not None:
+        return account
+    if not provider.network.is_dev:
+        raise click.UsageError("--account is required on a live network (see `ape accounts import`).")
+    return accounts.test_accounts[0]
+
+
+def record_deployment(result: dict[str, Any], provider: Any, out_dir: Path, file_name: str) -> Path:
+    """Add the network name to `result`, write it to out_dir/file_name as JSON and echo it."""
+    result["network"] = provider.network.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / file_name
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(json.dumps(result, indent=2))
+    click.echo(f"wrote {path}")
+    return path
