@@ -19,7 +19,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from scripts._deployment import deploying_account, record_deployment
+from deaios.deployment import deploying_account, record_deployment
 
 #: 0G's default: 3 months × 1 unit × 1e18 / 1024³ / 12 wei per 256-byte sector.
 DEFAULT_PRICE_PER_SECTOR = 232_830_643

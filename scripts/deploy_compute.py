@@ -21,7 +21,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from scripts._deployment import deploying_account, record_deployment
+from deaios.deployment import deploying_account, record_deployment
 
 ETHER = 10**18
 #: Seconds a requested sub-account refund stays locked (0G allows 1 h .. 7 d; ours 1 min .. 7 d).

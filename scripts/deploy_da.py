@@ -22,7 +22,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from scripts._deployment import deploying_account, record_deployment
+from deaios.deployment import deploying_account, record_deployment
 
 #: Stake per vote (1 token; 0G's DARegistry asks 30 tokens of balance per vote).
 DEFAULT_TOKENS_PER_VOTE = 10**18

@@ -1,5 +1,6 @@
-"""What every deploy script (deploy, deploy_da, deploy_compute) does around its own deployment: pick the
-deploying account, check the chain id on the 0G testnet, and record the result in deployments/."""
+"""What every ape deploy script (scripts/deploy.py, deploy_da.py, deploy_compute.py) does around its own
+deployment: pick the deploying account, check the chain id on the 0G testnet, and record the result in
+deployments/. It takes ape's objects as arguments, so the package itself does not import ape."""
 
 from __future__ import annotations
 
