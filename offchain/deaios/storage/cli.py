@@ -157,7 +157,6 @@ def download(root: str, out: Path, stack) -> None:
 
     import aiohttp
 
-    from deaios.jsonrpc import RpcCallError, rpc_call
     from deaios.storage.client import StorageClient, StorageClientError
     from deaios.storage.retrieval import RetrievalError
 
@@ -169,14 +168,7 @@ def download(root: str, out: Path, stack) -> None:
 
     async def size_of() -> int:
         async with aiohttp.ClientSession() as session:
-            for url in stack.node_urls:
-                try:
-                    info = await rpc_call(session, url, "zgs_getFileInfo", root, False, timeout=5)
-                except RpcCallError:
-                    continue
-                if info:
-                    return int(info["tx"]["size"])
-        raise StorageClientError(f"file {root} is unknown to every reachable storage node")
+            return await StorageClient(session, stack.node_urls).file_size(root)
 
     async def job(progress, stage):
         async with aiohttp.ClientSession() as session:

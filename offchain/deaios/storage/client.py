@@ -91,6 +91,13 @@ class StorageClient:
                 return exc
         return list(await asyncio.gather(*(one(url) for url in self.urls)))
 
+    async def file_size(self, root: str) -> int:
+        """The size of file `root` as the first reachable node that knows it reports."""
+        for info in await self._file_infos(root):
+            if isinstance(info, dict):
+                return int(info["tx"]["size"])
+        raise StorageClientError(f"file {root} is unknown to every reachable storage node")
+
     # -- upload -------------------------------------------------------------------------------------------
     async def upload(self, path: str | os.PathLike[str], tags: bytes = b"", progress: Progress | None = None,
                      on_stage: Callable[[str], None] | None = None) -> UploadResult:

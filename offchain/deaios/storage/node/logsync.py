@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 from eth_abi import decode as abi_decode
 
+from deaios.jsonrpc import RpcCallError, rpc_call
 from deaios.storage.merkle import keccak256
 from deaios.storage.node.store import FileRecord, NodeStore
 
@@ -71,19 +72,12 @@ class ChainClient:
     def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
         self.url = url
         self.session = session
-        self._id = 0
 
     async def call(self, method: str, *params: object) -> object:
-        self._id += 1
         try:
-            async with self.session.post(self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
-                                                         "params": list(params)}) as resp:
-                body = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise ChainError(f"{method}: {exc}") from exc
-        if "error" in body:
-            raise ChainError(f"{method}: {body['error']}")
-        return body["result"]
+            return await rpc_call(self.session, self.url, method, *params, timeout=60)
+        except RpcCallError as exc:
+            raise ChainError(str(exc)) from exc
 
     async def block(self, number: int) -> dict | None:
         return await self.call("eth_getBlockByNumber", hex(number), False)  # type: ignore[return-value]
