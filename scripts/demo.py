@@ -9,7 +9,11 @@
 5. SIGKILL 30 % of the storage nodes (chosen at random);
 6. download the model through the record's path from the survivors, every segment's merkle proof
    verified; compare with the original;
-7. `deaios down`.
+7. compute market (scripts/demo_compute.py): deposit → match → 3 signed inference calls → settlement →
+   refund after the lock, balances at each step;
+8. an ERC-7857 agent pointing at the model (scripts/demo_agents.py): minted with encrypted metadata, sold
+   on the marketplace, re-encrypted for the buyer by the oracle, settled with its proofs;
+9. `deaios down`.
 
 Run with `make demo` (or `.venv/bin/python scripts/demo.py [--file F] [--nodes N]`).
 """
@@ -34,6 +38,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+import demo_agents
+import demo_compute
 from deaios.kv import Client, stream_id
 from deaios.stack.config import Stack
 from deaios.stack.launcher import stop_stack
@@ -97,7 +103,7 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
     console.rule("deaios storage upload")
     out = work / "downloaded.bin"
 
-    async def upload_then_download() -> None:
+    async def upload_then_download() -> str:
         async with aiohttp.ClientSession() as session:
             client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key)
             with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -144,8 +150,48 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
                               "first bytes": copy[:24].hex()})
             if original != copy:
                 raise click.ClickException("the downloaded file differs from the original")
+            return root
 
-    asyncio.run(upload_then_download())
+    model_root = asyncio.run(upload_then_download())
+    demo_da(stack, work)
+    demo_compute.run(stack, console, show)
+    demo_agents.run(stack, console, show, work, {"name": "AI_100 agent", "model": f"log://{model_root}",
+                                                 "system prompt": "You are a helpful 0G agent."})
+
+
+def demo_da(stack: Stack, work: Path) -> None:
+    """DA: disperse a 1 MB blob to the stack's DA nodes (fee, signatures, verified on chain), SIGKILL one DA
+    node, retrieve the blob from the others with every cell's KZG proof checked, compare."""
+    from deaios.da import launch as da_launch
+    from deaios.da.chain import DAChain
+    from deaios.da.client import DAClient
+    from deaios.da.encoding import Encoder
+
+    nodes = stack.extra.get("da_nodes") or []
+    if not nodes:
+        console.print("no DA nodes in this stack: DA step skipped")
+        return
+    console.rule(f"deaios da put: a 1 MB blob to {len(nodes)} DA nodes")
+    blob = random.Random(0xDA).randbytes(SAMPLE_SIZE)
+    chain = DAChain(stack.rpc, stack.contracts["da_entrance"], stack.private_key)
+    with Encoder() as encoder:
+        result = asyncio.run(DAClient(chain, encoder).put(blob))
+    show("DA dispersal", {"blob reference": str(result.ref), "upload tx (submitOriginalData)": result.upload_tx,
+                          "verify tx (submitVerifiedCommitRoots)": result.verify_tx,
+                          "signers": f"{result.signers} of {len(nodes)} ({result.rows_signed}/{result.rows} rows)",
+                          "seconds": json.dumps({k: round(v, 2) for k, v in result.seconds.items()})})
+    victim = random.randrange(len(nodes))
+    console.rule(f"kill -9 DA node {victim} ({nodes[victim]['url']})")
+    da_launch.kill(stack, victim)
+    console.rule("deaios da get")
+    started = time.perf_counter()
+    copy = asyncio.run(DAClient(chain, Encoder(1)).get(result.ref))
+    (work / "da-copy.bin").write_bytes(copy)
+    show("DA retrieval", {"from": f"{len(nodes) - 1} live DA nodes", "seconds": f"{time.perf_counter() - started:.3f}",
+                          "sha256 original": hashlib.sha256(blob).hexdigest(),
+                          "sha256 retrieved": hashlib.sha256(copy).hexdigest(), "byte-exact": blob == copy})
+    if blob != copy:
+        raise click.ClickException("the retrieved DA blob differs from the original")
 
 
 def show_submission(stack: Stack, tx_hash: str | None) -> None:

@@ -5,13 +5,18 @@ The addresses and parameters are written to ``deployments/<network>.json`` (e.g.
 ``zgtestnet.json``).
 
     ape run deploy                                    # local Anvil, test account 0
+    ape run deploy --all-areas                        # + DA, compute market, … (what `deaios up` runs)
     ZG_RPC_URL=https://evmrpc-testnet.0g.ai ape run deploy --network ethereum:zgtestnet:node --account <alias>
 
 ``deploy_storage(deployer, project)`` is the reusable part (tests and ``scripts/demo.py`` call it).
+``--all-areas`` then runs every other area's deploy function (``scripts/deploy_<area>.py``, in
+``AREA_SCRIPTS`` order, with the short windows a local network wants) and adds their addresses to the same
+record under ``<area>_<name>`` keys (e.g. ``da_entrance``, ``compute_ledger``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import deploying_account, record_deployment
+from deaios.deployment import deploying_account, load_script, record_deployment
 
 #: 0G's default: 3 months × 1 unit × 1e18 / 1024³ / 12 wei per 256-byte sector.
 DEFAULT_PRICE_PER_SECTOR = 232_830_643
@@ -66,6 +71,44 @@ def deploy_storage(
     }
 
 
+#: Other areas deployed by --all-areas, in order: (script, function, key prefix — "" when the record's own keys
+#: are distinct enough, keyword arguments for a local network computed from the addresses deployed so far —
+#: the flat ``<prefix>_<name>`` keys plus the storage ``flow`` and ``market``).
+AREA_SCRIPTS: list[tuple[str, str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
+    ("deploy_da", "deploy_da", "da", lambda deployed: {}),
+    ("deploy_compute", "deploy_compute", "compute", lambda deployed: {"lock_time": 60, "decline_window": 10}),
+    ("deploy_inft", "deploy_inft", "inft", lambda deployed: {}),
+    ("deploy_alignment", "deploy_alignment", "alignment",
+     lambda deployed: {"storage_market": deployed["market"], "da_entrance": deployed["da_entrance"],
+                       "transfer_lock": 0}),
+    ("deploy_supervision", "deploy_supervision", "alignment",
+     lambda deployed: {"delegation": deployed["alignment_delegation"], "rewards": deployed["alignment_rewards"],
+                       "flow": deployed["flow"], "epoch_seconds": 30, "grant_role": True}),
+    ("deploy_market", "deploy_market", "",
+     lambda deployed: {"nft": deployed["inft_nft"], "ledger": deployed["compute_ledger"],
+                       "registry": deployed["compute_registry"]}),
+]
+
+
+def deploy_areas(deployer: Any, project: Any, deployed: dict[str, Any], admin: str | None = None) -> dict[str, Any]:
+    """Deploy every area of AREA_SCRIPTS after the storage contracts in ``deployed``; return the new contracts'
+    addresses as flat ``<prefix>_<name>`` keys plus each area's full record under ``areas``."""
+    known = dict(deployed)
+    flat: dict[str, Any] = {}
+    records: dict[str, Any] = {}
+    for script, function, prefix, local_kwargs in AREA_SCRIPTS:
+        record = getattr(load_script(script), function)(deployer, project, admin=admin, **local_kwargs(known))
+        records[prefix] = record
+        for key, value in record.items():
+            if isinstance(value, str) and value.startswith("0x") and len(value) == 42 \
+                    and value not in known.values() and chain.provider.get_code(value):
+                # new contracts only: not signer/admin accounts, not the earlier contracts it was given
+                name = key if not prefix or key.startswith(prefix + "_") else f"{prefix}_{key}"
+                flat[name] = known[name] = value
+    flat["areas"] = records
+    return flat
+
+
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
 @click.option("--price-per-sector", type=int, default=DEFAULT_PRICE_PER_SECTOR, show_default=True,
@@ -75,14 +118,17 @@ def deploy_storage(
 @click.option("--deploy-delay", type=int, default=DEFAULT_DEPLOY_DELAY, show_default=True,
               help="Flow accepts submissions from deploy block + delay on.")
 @click.option("--admin", default=None, help="Admin address (default: the deployer).")
+@click.option("--all-areas", is_flag=True, help="Also deploy every other area (DA, compute market, …).")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("deployments"),
               show_default=True, help="Directory for <network>.json.")
 def cli(provider: Any, account: Any, price_per_sector: int, blocks_per_epoch: int, deploy_delay: int,
-        admin: str | None, out_dir: Path) -> None:
+        admin: str | None, all_areas: bool, out_dir: Path) -> None:
     """Deploy Flow + FixedPriceMarket and write deployments/<network>.json."""
     from ape import project
 
     account = deploying_account(provider, account, accounts)
     result = deploy_storage(account, project, price_per_sector=price_per_sector,
                             blocks_per_epoch=blocks_per_epoch, deploy_delay=deploy_delay, admin=admin)
+    if all_areas:
+        result.update(deploy_areas(account, project, result, admin=admin))
     record_deployment(result, provider, out_dir, f"{provider.network.name}.json")

@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "merkle": "deaios.storage.bench:merkle",
     "storage": "deaios.storage.bench:storage",
     "kv": "deaios.kv.bench:kv",
+    "da": "deaios.da.bench:da",
 }
 
 

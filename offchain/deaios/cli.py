@@ -21,6 +21,9 @@ AREAS: dict[str, str] = {
     "up": "deaios.stack.cli:up",
     "down": "deaios.stack.cli:down",
     "compute": "deaios.compute.cli:compute",
+    "inft": "deaios.inft.cli:inft",
+    "alignment": "deaios.alignment.cli:alignment",
+    "market": "deaios.market.cli:market",
 }
 
 

@@ -4,9 +4,11 @@ deployments/. It takes ape's objects as arguments, so the package itself does no
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import click
@@ -35,3 +37,18 @@ def record_deployment(result: dict[str, Any], provider: Any, out_dir: Path, file
     click.echo(json.dumps(result, indent=2))
     click.echo(f"wrote {path}")
     return path
+
+
+def load_script(name: str, root: Path | None = None) -> ModuleType:
+    """Import scripts/<name>.py of the project (e.g. "deploy_da") as a module, so that tests, other deploy
+    scripts and the local stack can call its reusable deploy function. `root` defaults to the source tree
+    this package lives in."""
+    if root is None:
+        root = Path(__file__).resolve().parents[2]
+    path = root / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"deaios_scripts_{name}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

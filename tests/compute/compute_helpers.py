@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
+from deaios.deployment import load_script
 from deaios.compute.receipts import (
     ZERO32,
     Receipt,
@@ -38,15 +38,7 @@ TEE_KEY = "0x" + keccak(text="deaios test tee signer").hex()
 OTHER_KEY = "0x" + keccak(text="deaios test other signer").hex()
 
 
-def _load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"deaios_scripts_{name}", ROOT / "scripts" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-deploy_compute_module = _load("deploy_compute")
+deploy_compute_module = load_script("deploy_compute")
 
 
 def deploy(owner: Any, project: Any, **overrides: Any) -> dict[str, Any]:

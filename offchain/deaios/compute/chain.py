@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from deaios.abi import ContractAbis
 from deaios.compute.receipts import Receipt, SettlementStatus
 
-ABI_FILE = Path(__file__).with_name("abi.json")
+CONTRACTS = ("ComputeLedger", "ServiceRegistry", "ComputeMatcher", "FineTuningServing")
+ABIS = ContractAbis(Path(__file__).with_name("abi.json"), CONTRACTS)
 INFERENCE, FINE_TUNING = 0, 1
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -31,49 +31,13 @@ class ComputeError(RuntimeError):
     """The chain rejected a call (message names the contract's custom error) or could not be reached."""
 
 
-@lru_cache(maxsize=1)
 def load_abis() -> dict[str, list]:
-    return json.loads(ABI_FILE.read_text())
-
-
-@lru_cache(maxsize=1)
-def _errors() -> dict[bytes, tuple[str, list[str], list[str]]]:
-    """Custom error selector -> (name, argument names, argument types) over all compute contracts."""
-    out = {}
-    for abi in load_abis().values():
-        for item in abi:
-            if item.get("type") == "error":
-                types = [_type(i) for i in item["inputs"]]
-                out[keccak(text=f"{item['name']}({','.join(types)})")[:4]] = (
-                    item["name"],
-                    [i["name"] for i in item["inputs"]],
-                    types,
-                )
-    return out
-
-
-def _type(item: dict) -> str:
-    if item["type"].startswith("tuple"):
-        return "(" + ",".join(_type(c) for c in item["components"]) + ")" + item["type"][5:]
-    return item["type"]
+    return ABIS.abis
 
 
 def decode_error(data: str | bytes | None) -> str:
     """'Name(arg=value, ...)' for custom-error revert data, else a short hex form."""
-    if isinstance(data, str):
-        data = bytes.fromhex(data.removeprefix("0x")) if data.startswith("0x") else data.encode()
-    if not data or len(data) < 4:
-        return "reverted without a reason"
-    known = _errors().get(data[:4])
-    if known is None:
-        return "reverted with 0x" + data.hex()
-    name, names, types = known
-    try:
-        values = abi_decode(types, data[4:])
-    except Exception:  # noqa: BLE001 - malformed data: show the name only
-        return name
-    shown = ", ".join(f"{n}={v.hex() if isinstance(v, bytes) else v}" for n, v in zip(names, values))
-    return f"{name}({shown})"
+    return ABIS.decode_error(data)
 
 
 @dataclass(frozen=True)

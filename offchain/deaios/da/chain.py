@@ -6,6 +6,7 @@ signed locally with eth_account and sent through web3. A custom error in a rever
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,7 @@ class DAChain:
         self._signers: str | None = None
         self._chain_id: int | None = None
         self._quorums: dict[tuple[int, int], Quorum] = {}
+        self._send_lock = threading.Lock()  # nonce → signed → sent is atomic across threads
 
     # ------------------------------------------------------------ plumbing
 
@@ -108,15 +110,16 @@ class DAChain:
         if self.account is None:
             raise DAChainError("no private key to send transactions")
         data = _sel(signature) + abi_encode(list(types), list(args))
-        tx = {"from": self.account.address, "to": to, "data": data, "value": value, "chainId": self.chain_id,
-              "nonce": self.w3.eth.get_transaction_count(self.account.address, "pending")}
+        tx = {"from": self.account.address, "to": to, "data": data, "value": value, "chainId": self.chain_id}
         try:
-            tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.2) + 20_000  # type: ignore[arg-type]
-            base = self.w3.eth.get_block("latest")["baseFeePerGas"]
-            tx["maxFeePerGas"] = 2 * base + 10**9
-            tx["maxPriorityFeePerGas"] = 10**9
-            signed = self.account.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            with self._send_lock:
+                tx["nonce"] = self.w3.eth.get_transaction_count(self.account.address, "pending")
+                tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.2) + 20_000  # type: ignore[arg-type]
+                base = self.w3.eth.get_block("latest")["baseFeePerGas"]
+                tx["maxFeePerGas"] = 2 * base + 10**9
+                tx["maxPriorityFeePerGas"] = 10**9
+                signed = self.account.sign_transaction(tx)
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
         except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
             raise DAChainError(f"{signature.split('(')[0]}: {_explain(exc)}") from exc
@@ -188,6 +191,9 @@ class DAChain:
         epoch = self.epoch_number() + 1
         sig = key.sign(bls.epoch_digest(self.account.address, epoch, self.chain_id))
         return self.send(self.signers, f"registerNextEpoch({G1})", [G1], [sig])
+
+    def update_socket(self, socket: str) -> Any:
+        return self.send(self.signers, "updateSocket(string)", ["string"], [socket])
 
     def force_make_epoch(self) -> Any:
         return self.send(self.signers, "forceMakeEpoch()", [], [])

@@ -166,3 +166,57 @@ def node(rpc: str, entrance: str, key: str, bls_secret: str | None, data_dir: Pa
     data_dir.mkdir(parents=True, exist_ok=True)
     config = NodeConfig(rpc, entrance, key, bls_key, data_dir, host, port, votes, poll_interval, fault)
     asyncio.run(serve(config, print_ready))
+
+
+@da.command("altda-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3100, show_default=True, type=click.IntRange(0, 65535), help="0: a free port.")
+@click.option("--dir", "data_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where keccak commitments are indexed (default: STACK_DIR/altda).")
+@click.option("--da-layer-byte", default="0x30", show_default=True,
+              help="The DA layer byte of generic commitments (0x00-0x7e).")
+@click.option("--workers", type=click.IntRange(1), default=None, help="Encoding processes (default: all cores).")
+@_client_options
+def altda_server(host: str, port: int, data_dir: Path | None, da_layer_byte: str, workers: int | None,
+                 stack_path: Path | None, rpc: str | None, entrance: str | None, key: str | None) -> None:
+    """OP Stack alt-DA server backed by deaios DA: PUT /put (body: preimage) → generic commitment
+    0x01‖da_layer‖dataRoot‖epoch‖quorumId; PUT /put/0x00<keccak> (precomputed keccak commitments);
+    GET /get/0x<commitment> → preimage. Prints {"url"} once listening; runs until SIGINT/SIGTERM."""
+    import signal
+
+    from deaios.da.altda import AltDAServer, serve
+    from deaios.da.client import DAClient
+    from deaios.da.encoding import Encoder
+
+    try:
+        layer = int(da_layer_byte, 16 if da_layer_byte.lower().startswith("0x") else 10)
+        if not 0 <= layer < 127:
+            raise ValueError("out of range")
+    except ValueError:
+        raise UserError(f"--da-layer-byte must be a byte in [0, 127) (OP's spec), got {da_layer_byte!r}") from None
+    chain = _connection(stack_path, rpc, entrance, key)
+    if chain.account is None:
+        raise UserError("a private key is needed to pay blob fees (--key)")
+    if data_dir is None:
+        if stack_path is None and rpc and entrance:
+            raise UserError("--dir is needed without a stack")
+        from deaios.stack.config import load_stack
+
+        data_dir = Path(load_stack(stack_path).dir) / "altda"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s altda %(levelname)s: %(message)s")
+
+    async def main() -> None:
+        with Encoder(workers) as encoder:
+            await asyncio.to_thread(encoder.warm_up)
+            task = asyncio.create_task(serve(AltDAServer(DAClient(chain, encoder), data_dir, layer), host, port,
+                                             lambda url: click.echo(json.dumps({"url": url}))))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, task.cancel)
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    asyncio.run(main())

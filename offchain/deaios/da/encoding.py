@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import ckzg
@@ -57,10 +57,15 @@ class EncodingError(ValueError):
     """Data too large, or cells that do not match their commitments."""
 
 
+#: Fixed-base MSM precomputation of the encoding workers' setup: cell proofs ~17 % faster (0.25 s instead of
+#: 0.30 s per ckzg blob here) for +0.2 s setup load and +33 MB per worker. Verification does not use it.
+ENCODE_PRECOMPUTE = 6
+
+
 @cache
-def trusted_setup():
+def trusted_setup(precompute: int = 0):
     """The Ethereum mainnet KZG setup (shipped inside eth_account), loaded once per process (~2 s)."""
-    return ckzg.load_trusted_setup(str(TRUSTED_SETUP), 0)
+    return ckzg.load_trusted_setup(str(TRUSTED_SETUP), precompute)
 
 
 @dataclass(frozen=True)
@@ -148,8 +153,8 @@ def unpack(blobs: Sequence[bytes], length: int) -> bytes:
     return b"".join(parts)[:length]
 
 
-def _encode_one(blob: bytes) -> tuple[bytes, list[bytes], list[bytes]]:
-    ts = trusted_setup()
+def _encode_one(blob: bytes, precompute: int = 0) -> tuple[bytes, list[bytes], list[bytes]]:
+    ts = trusted_setup(precompute)
     commitment = bytes(ckzg.blob_to_kzg_commitment(blob, ts))
     cells, proofs = ckzg.compute_cells_and_kzg_proofs(blob, ts)
     return commitment, [bytes(c) for c in cells], [bytes(p) for p in proofs]
@@ -157,7 +162,7 @@ def _encode_one(blob: bytes) -> tuple[bytes, list[bytes], list[bytes]]:
 
 class Encoder:
     """Encodes DA blobs; with workers > 1 the ckzg blobs are spread over that many processes (ckzg holds
-    the GIL), each loading the trusted setup once."""
+    the GIL), each loading the trusted setup (with ENCODE_PRECOMPUTE) once; the parent loads none."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
@@ -175,23 +180,25 @@ class Encoder:
             self._pool = None
 
     def warm_up(self) -> None:
-        """Load the setup and start the worker processes (each loads the setup once, or inherits it)."""
-        trusted_setup()
+        """Start the worker processes and load their setups (or load the setup here, with one worker)."""
         if self.workers > 1:
             pool = self._get_pool()
-            for f in [pool.submit(_pause, 0.05) for _ in range(self.workers)]:
-                f.result()
+            pids: set[int] = set()
+            deadline = time.monotonic() + 60
+            while len(pids) < self.workers and time.monotonic() < deadline:  # every worker has loaded its setup
+                pids.update(f.result() for f in [pool.submit(_pause, 0.05) for _ in range(self.workers)])
+        else:
+            trusted_setup()
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            trusted_setup()  # loaded before the workers start: forked workers inherit it
-            self._pool = ProcessPoolExecutor(self.workers, initializer=_load_setup)
+            self._pool = ProcessPoolExecutor(self.workers, initializer=_load_setup, initargs=(ENCODE_PRECOMPUTE,))
         return self._pool
 
     def encode(self, data: bytes) -> EncodedBlob:
         blobs = pack(data)
-        if self.workers > 1 and len(blobs) > 1:
-            results = list(self._get_pool().map(_encode_one, blobs))
+        if self.workers > 1:
+            results = list(self._get_pool().map(partial(_encode_one, precompute=ENCODE_PRECOMPUTE), blobs))
         else:
             results = [_encode_one(b) for b in blobs]
         header = BlobHeader(len(data), tuple(r[0] for r in results))
@@ -199,12 +206,13 @@ class Encoder:
         return EncodedBlob(header, columns)
 
 
-def _load_setup() -> None:
-    trusted_setup()
+def _load_setup(precompute: int = 0) -> None:
+    trusted_setup(precompute)
 
 
-def _pause(seconds: float) -> None:
+def _pause(seconds: float) -> int:
     time.sleep(seconds)
+    return os.getpid()
 
 
 def encode(data: bytes) -> EncodedBlob:

@@ -3,7 +3,8 @@ its columns of each blob of its quorums, and prunes blobs once their epoch has e
 
 JSON-RPC (POST /, `deaios.jsonrpc`), binary data as 0x-hex:
 
-* ``da_status()`` → ``{"address", "epoch", "registeredNext", "blobs"}``
+* ``da_status()`` → ``{"address", "epoch", "socket", "ready", "registeredNext", "blobs"}`` (``ready``: registered
+  with its current socket and through its first epoch registration round)
 * ``da_sign({"header", "epoch", "quorumId", "txHash", "columns": {"<c>": "0x…"}})`` → ``{"signer",
   "signature": [x, y]}``: the node checks that ``txHash`` emitted 0G's ``DataUpload`` for (data root, epoch,
   quorum), that the columns are exactly those of its rows (`deaios.da.encoding`), and every cell's KZG proof;
@@ -132,6 +133,9 @@ class DANode:
         self.key = config.bls_key
         self.store = BlobStore(config.data_dir)
         self.socket = ""
+        self.ready = False  # registered (and socket current) and joined the next epoch
+        self._registered_for: int | None = None  # the next epoch this node is known to be registered for
+        self._pruned_at: int | None = None  # the epoch of the last pruning round
 
     # ------------------------------------------------------------ chain duties
 
@@ -140,27 +144,38 @@ class DANode:
             stake = self.config.votes * self.chain.params()["tokensPerVote"]
             self.chain.register_signer(self.key, socket, stake)
             log.info("registered signer %s (socket %s, %d votes)", self.address, socket, self.config.votes)
+        elif self.chain.signer_infos([self.address])[0].socket != socket:  # restarted on another port
+            self.chain.update_socket(socket)
+            log.info("updated signer %s's socket to %s", self.address, socket)
 
     def epoch_duties(self) -> None:
-        """Register for the next epoch if not yet, and prune expired blobs."""
+        """Register for the next epoch if not yet, and prune expired blobs. Both only change when the epoch
+        does, so a round without a new epoch costs one call (`epochNumber`)."""
         epoch = self.chain.epoch_number()
-        if not self.chain.registered_epoch(self.address, epoch + 1):
-            try:
-                self.chain.register_next_epoch(self.key)
-                log.info("registered for epoch %d", epoch + 1)
-            except DAChainError as exc:  # e.g. the epoch changed meanwhile: retry next round
-                log.warning("epoch registration failed: %s", exc)
+        if self._registered_for != epoch + 1:
+            if self.chain.registered_epoch(self.address, epoch + 1):
+                self._registered_for = epoch + 1
+            else:
+                try:
+                    self.chain.register_next_epoch(self.key)
+                    self._registered_for = epoch + 1
+                    log.info("registered for epoch %d", epoch + 1)
+                except DAChainError as exc:  # e.g. the epoch changed meanwhile: retry next round
+                    log.warning("epoch registration failed: %s", exc)
+        if self._pruned_at == epoch:
+            return
         for e, dirs in self.store.epochs().items():
             if self.chain.is_epoch_expired(e):
                 for d in dirs:
                     shutil.rmtree(d, ignore_errors=True)
                 log.info("pruned %d blobs of expired epoch %d", len(dirs), e)
+        self._pruned_at = epoch
 
     # ------------------------------------------------------------ RPC
 
     def status(self) -> dict[str, Any]:
         epoch = self.chain.epoch_number()
-        return {"address": self.address, "epoch": epoch, "socket": self.socket,
+        return {"address": self.address, "epoch": epoch, "socket": self.socket, "ready": self.ready,
                 "registeredNext": self.chain.registered_epoch(self.address, epoch + 1),
                 "blobs": self.store.count()}
 
@@ -260,6 +275,7 @@ async def serve(config: NodeConfig, ready: Any = None) -> None:
     node.socket = f"{config.host}:{port}"
     await asyncio.to_thread(node.ensure_registered, node.socket)
     await asyncio.to_thread(node.epoch_duties)
+    node.ready = True
     info = {"url": f"http://{node.socket}", "address": node.address, "pid": os.getpid()}
     log.info("DA node %s listening on %s", node.address, info["url"])
     if ready is not None:

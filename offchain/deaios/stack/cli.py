@@ -22,7 +22,9 @@ from deaios.stack.config import ENV_STACK
               help="Seconds to wait for each service to come up.")
 @click.option("--kv-streams", default="all", show_default=True,
               help="Streams the KV node serves: \"all\" (every stream in the log) or comma-separated 0x stream ids.")
-def up(nodes: int, data_dir: Path, host: str, startup_timeout: float, kv_streams: str) -> None:
+@click.option("--da-nodes", default=4, show_default=True, type=click.IntRange(0, 8),
+              help="Number of DA nodes (signers, Anvil dev keys 2..); 0 = none.")
+def up(nodes: int, data_dir: Path, host: str, startup_timeout: float, kv_streams: str, da_nodes: int) -> None:
     """Start Anvil, the storage contracts, NODES storage nodes, the indexer and the KV node; keep them running.
 
     Prints the stack (every endpoint, as written to DIR/stack.json) as one JSON line on stdout, then
@@ -37,7 +39,7 @@ def up(nodes: int, data_dir: Path, host: str, startup_timeout: float, kv_streams
     except ValueError as exc:
         raise UserError(f"--kv-streams: {exc}") from None
     code = Launcher(LaunchOptions(data_dir=data_dir, nodes=nodes, host=host, startup_timeout=startup_timeout,
-                                  kv_streams=kv_streams)).run()
+                                  kv_streams=kv_streams, da_nodes=da_nodes)).run()
     sys.exit(code)
 
 

@@ -45,8 +45,22 @@ ENV_HOME = "DEAIOS_HOME"
 #: Anvil's first dev account (mnemonic "test test … junk", m/44'/60'/0'/0/0): 0xf39F…2266.
 ANVIL_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 PRIVATE_KEY_NOTE = "Anvil dev key: public, for local use only"
+#: Anvil's dev mnemonic; `deaios up` starts Anvil with DEV_ACCOUNTS funded accounts derived from it.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_ACCOUNTS = 30
+#: Who uses which dev key in a local stack (index into the mnemonic's m/44'/60'/0'/0/i keys).
+DEV_KEY_ROLES = {"deployer/user": 0, "compute provider": 1, "DA nodes": range(2, 10),
+                 "alignment operators": range(10, 15), "INFT oracle": 15, "demo users": range(16, 20)}
 
 _REQUIRED = ("rpc", "chain_id", "contracts", "indexer", "storage_nodes", "private_key")
+
+
+def dev_key(index: int) -> str:
+    """Anvil dev key `index` (0x-hex): public knowledge, for local stacks only."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return "0x" + Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}").key.hex().removeprefix("0x")
 
 
 def deaios_home() -> Path:

@@ -12,7 +12,9 @@ Start-up, in order (every step's output goes to DATA/logs/):
    (a restart: same chain, node data kept);
 4. N storage nodes (`python -m deaios.cli storage node …`, data in DATA/nodes/<i>) and the indexer
    (`python -m deaios.cli storage indexer …`), each on a free port, then the KV node (`python -m
-   deaios.cli kv node …`, data in DATA/kv, see deaios.kv.launch);
+   deaios.cli kv node …`, data in DATA/kv, see deaios.kv.launch) and `--da-nodes` DA nodes (`deaios da
+   node …`, Anvil dev keys 2…, data in DATA/da/<i>; each registers itself, then the admin starts the first
+   DA epoch with `forceMakeEpoch`, see deaios.da.launch);
 5. waits until every node answers `zgs_getStatus` (log sync past the deploy block), the indexer lists
    all of them and the KV node's log sync is past the deploy block, then writes DATA/stack.json,
    records it as the last stack started and prints it as one JSON line on stdout.
@@ -46,11 +48,15 @@ from typing import IO, Any
 
 import click
 
+from deaios.alignment import launch as alignment_launch
+from deaios.compute import launch as compute_launch
+from deaios.da import launch as da_launch
 from deaios.errors import UserError
+from deaios.inft import launch as inft_launch
 from deaios.kv import launch as kv_launch
 from deaios.kv.replay import StreamConfig
 from deaios.stack.config import (
-    ANVIL_KEY_0, PRIVATE_KEY_NOTE, STACK_FILE, Stack, pid_alive, record_last_stack,
+    ANVIL_KEY_0, DEV_ACCOUNTS, PRIVATE_KEY_NOTE, STACK_FILE, Stack, pid_alive, record_last_stack,
 )
 
 CHAIN_ID = 31337
@@ -218,6 +224,7 @@ class LaunchOptions:
     host: str = "127.0.0.1"
     startup_timeout: float = 120.0
     kv_streams: str = "all"  # what the KV node serves: "all" or comma-separated stream ids
+    da_nodes: int = da_launch.DEFAULT_DA_NODES  # DA nodes (signers) to start; 0 = none
 
 
 class Launcher:
@@ -322,7 +329,7 @@ class Launcher:
         anvil_port = free_ports(host, 1)[0]
         rpc = f"http://{host}:{anvil_port}"
         anvil_cmd = [find_tool("anvil", root), "--host", host, "--port", str(anvil_port), "--chain-id",
-                     str(CHAIN_ID), "--silent", "--state", str(state_file), "--state-interval", "2"]
+                     str(CHAIN_ID), "--accounts", str(DEV_ACCOUNTS), "--silent", "--state", str(state_file), "--state-interval", "2"]
         self._spawn("anvil", anvil_cmd, self.logs / "anvil.log")
         self._wait("anvil", lambda: int(rpc_call(rpc, "eth_chainId", timeout=1.0), 16) == CHAIN_ID,
                    self.logs / "anvil.log", timeout=30)
@@ -364,6 +371,9 @@ class Launcher:
         kv_cmd = kv_launch.node_command(self.dir / "kv", host, ports[n + 1], rpc, contracts["contracts"]["flow"],
                                         urls, contracts["deploy_block"], kv_streams)
         kv_proc = self._spawn("kv", kv_cmd, kv_log)
+        compute_entry = self._start_compute_provider(rpc)
+        oracle_url, oracle_proc = self._start_inft_oracle(rpc, urls, contracts["contracts"])
+        da_specs = self._start_da_nodes(rpc, contracts["contracts"])
 
         deploy_block = contracts["deploy_block"]
         for node in nodes:
@@ -376,6 +386,17 @@ class Launcher:
                    self.logs / "indexer.log", timeout=self.opts.startup_timeout)
         self._wait("kv", lambda: (rpc_call(kv_url, "deaios_kvStatus", timeout=1.0)["logSyncHeight"] or -1)
                    >= deploy_block, kv_log, timeout=self.opts.startup_timeout)
+        self._wait("compute-provider", lambda: compute_launch.ready(compute_entry["url"], rpc,
+                                                                   self.dir / "deployments" / "local.json"),
+                   Path(compute_entry["log"]), timeout=self.opts.startup_timeout)
+        da_entries = self._wait_da_nodes(rpc, contracts["contracts"], da_specs)
+        if contracts["contracts"].get("alignment_supervision"):
+            supervised = alignment_launch.register_stack_nodes(
+                rpc, contracts["contracts"]["alignment_supervision"], ANVIL_KEY_0, urls, da_entries, ANVIL_ACCOUNT_0)
+            self.say(f"{supervised} nodes under alignment supervision")
+        if oracle_proc is not None:
+            self._wait("inft-oracle", lambda: inft_launch.ready(oracle_url), self.logs / "inft-oracle.log",
+                       timeout=self.opts.startup_timeout)
 
         # 4. stack.json
         self.stack = Stack(
@@ -385,6 +406,8 @@ class Launcher:
             private_key_note=PRIVATE_KEY_NOTE, dir=str(self.dir),
             extra={"account": ANVIL_ACCOUNT_0, "anvil_cmd": anvil_cmd, "indexer_cmd": indexer_cmd,
                    "kv": kv_launch.stack_entry(self.dir / "kv", kv_url, kv_proc.pid, kv_log, kv_cmd, kv_streams),
+                   "compute_provider": compute_entry, "da_nodes": da_entries,
+                   **({"inft_oracle": oracle_url, "inft_oracle_pid": oracle_proc.pid} if oracle_proc else {}),
                    "logs": str(self.logs), "started_at": int(time.time())})
         path = self.stack.save(self.dir / STACK_FILE)
         record_last_stack(path)
@@ -394,6 +417,53 @@ class Launcher:
             pass
         self.say(f"stack up in {time.monotonic() - started:.1f} s: {n} storage nodes, indexer {indexer_url}, "
                  f"KV node {kv_url}, chain {rpc}; stack file {path}. Stop with Ctrl-C or `deaios down`.")
+
+    def _start_inft_oracle(self, rpc: str, node_urls: list[str], contracts: dict
+                           ) -> tuple[str, subprocess.Popen | None]:
+        """Spawn the INFT re-encryption oracle (Anvil dev key 15); its URL and process."""
+        port = free_ports(self.opts.host, 1)[0]
+        url = f"http://{self.opts.host}:{port}"
+        if not contracts.get("inft_nft"):
+            self.say("no INFT contracts in this stack (restarted from an older version): no INFT oracle")
+            return url, None
+        cmd = inft_launch.oracle_command(self.opts.host, port, rpc, node_urls, contracts["flow"],
+                                         self.dir / "deployments" / "local.json")
+        return url, self._spawn("inft-oracle", cmd, self.logs / "inft-oracle.log")
+
+    def _start_compute_provider(self, rpc: str) -> dict:
+        """Spawn the compute provider broker (Anvil dev key 1); its stack.json entry."""
+        port = free_ports(self.opts.host, 1)[0]
+        data_dir, log = self.dir / "compute" / "provider", self.logs / "compute-provider.log"
+        cmd = compute_launch.provider_command(data_dir, self.opts.host, port, rpc,
+                                              self.dir / "deployments" / "local.json")
+        proc = self._spawn("compute-provider", cmd, log)
+        return compute_launch.stack_entry(data_dir, f"http://{self.opts.host}:{port}", proc.pid, log, cmd)
+
+    def _start_da_nodes(self, rpc: str, contracts: dict) -> list[da_launch.DANodeSpec]:
+        """Spawn the DA nodes (Anvil dev keys 2…); each registers itself, so they start in parallel."""
+        if not self.opts.da_nodes:
+            return []
+        if not contracts.get("da_entrance"):
+            self.say("no DA contracts in this stack (restarted from an older version): no DA nodes")
+            return []
+        specs = da_launch.plan(self.opts.da_nodes, self.dir, self.logs, self.opts.host,
+                               free_ports(self.opts.host, self.opts.da_nodes), rpc, contracts["da_entrance"],
+                               _child_env())
+        for spec in specs:
+            self._spawn(spec.name, spec.cmd, spec.log, env=spec.env)
+        return specs
+
+    def _wait_da_nodes(self, rpc: str, contracts: dict, specs: list[da_launch.DANodeSpec]) -> list[dict]:
+        """Wait until every DA node is registered, start the first epoch (forceMakeEpoch) if the current one
+        has no quorum; their stack.json entries."""
+        for spec in specs:
+            self._wait(spec.name, lambda url=spec.url: da_launch.is_ready(url), spec.log,
+                       timeout=self.opts.startup_timeout)
+        if specs:
+            epoch = da_launch.activate_epoch(rpc, contracts["da_entrance"])
+            self.say(f"{len(specs)} DA nodes registered; DA epoch {epoch} active")
+        return [da_launch.stack_entry(spec, self.procs[spec.name].pid, da_launch.status(spec.url)["address"])
+                for spec in specs]
 
     def _previous_stack(self) -> Stack | None:
         path = self.dir / STACK_FILE
@@ -413,7 +483,7 @@ class Launcher:
 
     def _set_aside_stale_node_data(self, previous: Stack | None) -> None:
         """Node data of another chain (the chain state was lost) would be wrong: move it aside."""
-        for name in ("nodes", "kv"):
+        for name in ("nodes", "kv", "compute", "da"):
             nodes_dir = self.dir / name
             if nodes_dir.is_dir() and any(nodes_dir.iterdir()):
                 target = self.dir / f"{name}.stale-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -431,10 +501,10 @@ class Launcher:
         env.setdefault("APE_DATA_FOLDER", str(root / ".ape"))
         env["PATH"] = os.pathsep.join([str(root / "node_modules" / ".bin"), str(Path(sys.executable).parent),
                                        env.get("PATH", "")])
-        cmd = [find_tool("ape", root), "run", "deploy", "--network", "ethereum:local:foundry",
+        cmd = [find_tool("ape", root), "run", "deploy", "--network", "ethereum:local:foundry", "--all-areas",
                "--out-dir", str(out_dir)]
         log = self.logs / "deploy.log"
-        self.say("deploying the storage contracts (ape run deploy)")
+        self.say("deploying the contracts of every area (ape run deploy --all-areas)")
         proc = self._spawn("deploy", cmd, log, env=env, cwd=root)
         deadline = time.monotonic() + 600
         while proc.poll() is None:
@@ -523,11 +593,16 @@ class Launcher:
 
 
 def service_pids(stack: Stack) -> dict[str, int]:
-    """stack.pids() plus the services stack.json lists as {"pid": …} objects (the KV node: "kv")."""
+    """stack.pids() plus the services stack.json lists as {"pid": …} objects (the KV node: "kv") or as lists of
+    them (the DA nodes: "da_nodes", named by their "name", else "<key>-<i>")."""
     out = stack.pids()
     for name, value in stack.extra.items():
         if isinstance(value, dict) and isinstance(value.get("pid"), int) and value["pid"] > 0:
             out.setdefault(name, value["pid"])
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict) and isinstance(item.get("pid"), int) and item["pid"] > 0:
+                    out.setdefault(str(item.get("name") or f"{name}-{i}"), item["pid"])
     return out
 
 

@@ -60,9 +60,11 @@ def root(files: tuple[Path, ...], tags: str) -> None:
 @click.option("--peers", required=True, help="Comma-separated URLs of all storage nodes, this one included.")
 @click.option("--start-block", default=0, show_default=True, type=click.IntRange(0),
               help="First block to scan for Submit events (the Flow deployment block).")
+@click.option("--repair-interval", default=2.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds between repair passes; 0 turns repair off (tests of supervision).")
 @click.option("--log-level", default="INFO", show_default=True)
 def node(data_dir: Path, host: str, port: int, chain_rpc: str, flow: str, node_index: int, peers: str,
-         start_block: int, log_level: str) -> None:
+         start_block: int, repair_interval: float, log_level: str) -> None:
     """Run a storage node (0G zgs_* JSON-RPC + deaios share API) until SIGINT/SIGTERM."""
     import asyncio
     import logging
@@ -75,7 +77,8 @@ def node(data_dir: Path, host: str, port: int, chain_rpc: str, flow: str, node_i
     if not flow.startswith("0x") or len(flow) != 42:
         raise UserError(f"--flow must be a 0x-prefixed 20-byte address, got {flow!r}")
     logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s node{node_index} %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(NodeConfig(data_dir, host, port, chain_rpc, flow, node_index, urls, start_block)))
+    asyncio.run(serve(NodeConfig(data_dir, host, port, chain_rpc, flow, node_index, urls, start_block,
+                                 repair_interval)))
 
 
 @storage.command("indexer")

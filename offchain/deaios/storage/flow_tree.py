@@ -118,6 +118,18 @@ class FlowTree:
         """Merkle root over 2^height positions (empty ones are zero sectors)."""
         return self._subtree(self.height, 0)
 
+    def siblings(self, position: int, from_height: int = 0) -> list[bytes]:
+        """Bottom-up sibling roots from the aligned block of 2^from_height positions holding `position` to
+        `root()`: with that block's root they prove it (sibling i is on the right when bit i of the position
+        is 0). Used by alignment supervision to prove a chunk on chain (contracts/alignment/libraries/)."""
+        if not 0 <= position < self.length:
+            raise IndexError(f"position {position} outside the flow (length {self.length})")
+        start, height, _ = self._nodes[bisect.bisect_right(self._starts, position) - 1]
+        if position < start + (1 << height) and from_height < height:
+            raise ValueError(f"position {position} lies in a node of height {height}: its siblings below that "
+                             "height are not in the flow model (take them from the file's merkle tree)")
+        return [self._subtree(h, ((position >> h) ^ 1) << h) for h in range(from_height, self.height)]
+
     def _subtree(self, height: int, start: int) -> bytes:
         """Root of the aligned block [start, start + 2^height)."""
         end = start + (1 << height)

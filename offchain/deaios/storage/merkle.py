@@ -21,7 +21,6 @@ import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from deaios._keccak import hash_leaves, hash_pairs, keccak256

@@ -115,7 +115,7 @@ def test_abi_file_is_current(project):
         ]
         assert sorted(json.dumps(x, sort_keys=True) for x in abis[name]) == sorted(
             json.dumps(x, sort_keys=True) for x in compiled
-        ), f"stale abi.json for {name}: python scripts/export_compute_abi.py"
+        ), f"stale abi.json for {name}: python -m deaios.abi"
 
 
 def test_user_signed_flow(broker, rpc, addresses, alice, prov, ledger, tmp_path):

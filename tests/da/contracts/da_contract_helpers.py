@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deaios.deployment import load_script
 import ape
 from deaios.da import bls
 from deaios.da.quorums import Quorum, Registration, form_quorums
@@ -25,15 +25,7 @@ SUBMISSION_TYPE = "(bytes32,uint256,uint256,(uint256,uint256),bytes,(uint256[2],
 SUBMIT_VERIFIED_SIG = f"submitVerifiedCommitRoots({SUBMISSION_TYPE}[])"
 
 
-def _load_deploy_module() -> Any:
-    spec = importlib.util.spec_from_file_location("deaios_scripts_deploy_da", ROOT / "scripts" / "deploy_da.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-deploy_da_module = _load_deploy_module()
+deploy_da_module = load_script("deploy_da")
 
 
 def signer_account() -> Any:

@@ -5,35 +5,34 @@ retrieved byte-exact, also with an honest node down."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import contextlib
 import os
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import aiohttp
 import ape
 import pytest
+from click.testing import CliRunner
 from da_network_helpers import deaios_cli, start_nodes
-from deaios.da import bls
+from deaios.cli import main as deaios_main
+from deaios.da import altda, bls
 from deaios.da.chain import DAChain
 from deaios.da.client import BlobRef, DAClient, DAClientError
-from deaios.da.encoding import Encoder, columns_of_rows, encode
+from deaios.da.encoding import MAX_DATA, Encoder, columns_of_rows, encode
+from deaios.deployment import load_script
 from deaios.jsonrpc import RpcCallError, rpc_call
 
 ROOT = Path(__file__).resolve().parents[3]
 FAULTS = ["none", "none", "none", "none", "withhold", "garbage"]
 
 
-def _deploy_module():
-    spec = importlib.util.spec_from_file_location("deaios_scripts_deploy_da_e2e", ROOT / "scripts" / "deploy_da.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def net(accounts, project, tmp_path_factory):
     owner = accounts[0]
-    d = _deploy_module().deploy_da(owner, project, epoch_blocks=10**6, blob_price=10**12)
+    d = load_script("deploy_da").deploy_da(owner, project, epoch_blocks=10**6, blob_price=10**12)
     rpc = ape.chain.provider.http_uri
     keys = [accounts[i].private_key for i in range(4, 4 + len(FAULTS))]
     nodes = start_nodes(rpc, d["da_entrance"], keys, tmp_path_factory.mktemp("da"), FAULTS)
@@ -87,16 +86,19 @@ def test_put_with_a_node_down_and_cli(net, tmp_path):
     lines = out.stdout.strip().splitlines()
     ref = lines[-1]
     BlobRef.parse(ref)
-    got = deaios_cli("da", "get", ref, "-o", str(tmp_path / "copy.bin"), "--rpc", net["rpc"], "--entrance",
-                     net["deployment"]["da_entrance"])
-    assert got.returncode == 0, got.stderr
+    got = CliRunner(mix_stderr=False).invoke(deaios_main, [  # in-process: reuses this process's KZG setup
+        "da", "get", ref, "-o", str(tmp_path / "copy.bin"), "--rpc", net["rpc"], "--entrance",
+        net["deployment"]["da_entrance"]])
+    assert got.exit_code == 0, got.stderr
     assert (tmp_path / "copy.bin").read_bytes() == data
     for bad in (["da", "get", "0x12:1:0", "-o", str(tmp_path / "x")],
                 ["da", "put", str(tmp_path / "missing.bin"), "--rpc", net["rpc"], "--entrance",
                  net["deployment"]["da_entrance"], "--key", net["key"]],
-                ["da", "put", str(src), "--rpc", net["rpc"], "--entrance", "0x1234", "--key", net["key"]]):
-        res = deaios_cli(*bad)
-        assert res.returncode == 2 and res.stderr.startswith("error:"), res.stderr
+                ["da", "put", str(src), "--rpc", net["rpc"], "--entrance", "0x1234", "--key", net["key"]],
+                ["da", "altda-server", "--rpc", net["rpc"], "--entrance", net["deployment"]["da_entrance"],
+                 "--key", net["key"], "--da-layer-byte", "0x80", "--dir", str(tmp_path)]):
+        res = CliRunner(mix_stderr=False).invoke(deaios_main, bad)  # in-process: no interpreter start-up
+        assert res.exit_code == 2 and res.stderr.startswith("error:"), res.stderr
 
 
 def test_node_refuses_bad_sign_requests(net):
@@ -144,6 +146,71 @@ def test_node_refuses_bad_sign_requests(net):
 def test_get_unknown_blob_fails_cleanly(net, client):
     with pytest.raises(DAClientError, match="no verified commitment"):
         asyncio.run(client.get(BlobRef(b"\x01" * 32, 1, 0)))
+
+
+@pytest.fixture(scope="module")
+def altda_url(net, client, tmp_path_factory):
+    """The OP alt-DA server on a real socket, in a thread of this process (it shares the client's setup)."""
+    server = altda.AltDAServer(client, tmp_path_factory.mktemp("altda"))
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    got: dict[str, str] = {}
+    task = loop.create_task(altda.serve(server, "127.0.0.1", 0, lambda url: (got.update(url=url), started.set())))
+    def run() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(task)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(30)
+    yield got["url"]
+    loop.call_soon_threadsafe(task.cancel)
+    thread.join(10)
+    loop.close()
+
+
+def http(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """One HTTP request as op-node / op-batcher make it (octet-stream body); (status, body)."""
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"Content-Type": "application/octet-stream"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_op_altda_server_generic_and_keccak_commitments(net, altda_url):
+    # op-batcher (generic commitments): POST /put/ with the preimage → the commitment bytes
+    data = os.urandom(40_000)
+    status, commitment = http("POST", f"{altda_url}/put/", data)
+    assert status == 200, commitment
+    assert commitment[:2] == bytes([altda.GENERIC_COMMITMENT, altda.DA_LAYER_BYTE]) and len(commitment) == 50
+    ref = altda.decode_commitment(commitment).ref
+    assert net["entrance"].commitmentExists(ref.data_root, ref.epoch, ref.quorum_id)  # verified before the reply
+    # op-node: GET /get/0x<commitment>
+    assert http("GET", f"{altda_url}/get/0x{commitment.hex()}") == (200, data)
+
+    # keccak commitments (op-batcher precomputes them): PUT /put/0x00<keccak>, then GET
+    other = os.urandom(1_000)
+    key = altda.encode_keccak(other)
+    assert http("PUT", f"{altda_url}/put/0x{altda.encode_keccak(data).hex()}", other)[0] == 400  # wrong hash
+    assert http("PUT", f"{altda_url}/put/0x{key.hex()}", other) == (200, b"")
+    assert http("GET", f"{altda_url}/get/0x{key.hex()}") == (200, other)
+
+
+def test_op_altda_server_errors(altda_url):
+    unknown = altda.encode_generic(BlobRef(os.urandom(32), 1, 0))
+    assert http("GET", f"{altda_url}/get/0x{unknown.hex()}")[0] == 404
+    assert http("GET", f"{altda_url}/get/0x{altda.encode_keccak(b'never stored').hex()}")[0] == 404
+    for bad in ("0x02abcd", "zz", "0x", "0x0130", "0x" + unknown[:-1].hex(), "0x0131" + unknown[2:].hex(),
+                "0x00" + "ab" * 31):
+        status, body = http("GET", f"{altda_url}/get/{bad}")
+        assert status == 400, (bad, body)
+    assert http("PUT", f"{altda_url}/put", b"")[0] == 400  # empty preimage
+    assert http("PUT", f"{altda_url}/put/0x{unknown.hex()}", b"x")[0] == 400  # generic commitments are the server's
+    assert http("POST", f"{altda_url}/put/", b"\0" * (MAX_DATA + 1))[0] == 413
+    assert http("GET", f"{altda_url}/health") == (200, b"ok")
 
 
 def test_expired_blobs_are_pruned(net, client):

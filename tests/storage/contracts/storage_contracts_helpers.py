@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
-from typing import Any
 
+from deaios.deployment import load_script
 from deaios.storage.merkle import Submission, SubmissionNode, node_heights
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -15,15 +14,7 @@ PRICE = 232_830_643
 SMALL_EPOCH = 5
 
 
-def _load_deploy_module() -> Any:
-    spec = importlib.util.spec_from_file_location("deaios_scripts_deploy", ROOT / "scripts" / "deploy.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-deploy_module = _load_deploy_module()
+deploy_module = load_script("deploy")
 
 
 def random_submission(length: int, rng: random.Random, tags: bytes = b"") -> Submission:

@@ -100,10 +100,12 @@ def test_down_stops_every_process_including_relaunched_nodes(start_stack, run_de
 
         pids = Stack.load(run.dir / "stack.json").pids()
         assert set(pids) == {"launcher", "anvil", "indexer", "node-0", "node-1", "node-2"}
+        da_pids = {n["name"]: n["pid"] for n in Stack.load(run.dir / "stack.json").extra["da_nodes"]}
+        assert len(da_pids) == 4 and all(pid_alive(pid) for pid in da_pids.values())
         result = run_deaios("down", "--stack", str(run.dir / "stack.json"), home=run.home)
         assert result.returncode == 0, result.stderr
         proc.wait(timeout=10)  # reap the relaunched node (our child)
-        for name, pid in pids.items():
+        for name, pid in {**pids, **da_pids}.items():
             assert not pid_alive(pid), f"{name} (pid {pid}) still running after `deaios down`"
         assert run.proc.wait(timeout=10) == 0
         assert "stopped_at" in json.loads((run.dir / "stack.json").read_text())
@@ -215,3 +217,59 @@ def test_stack_option_passes_the_loaded_stack(tmp_path: Path, isolated_home: Pat
     assert result.exit_code == 0 and result.output.strip() == "http://127.0.0.1:1"
     result = CliRunner().invoke(show, ["--stack", str(tmp_path / "nope.json")])
     assert result.exit_code == 2 and "no such stack file" in result.output
+
+
+def test_up_runs_a_compute_provider_that_bills_and_settles(stack_run, run_deaios) -> None:
+    """The stack's provider broker is registered on chain; a user deposits, is matched to it, calls it twice
+    and the broker settles the signed cumulative fee on chain by itself."""
+    from deaios.stack.config import dev_key
+
+    provider = stack_run.stack.extra["compute_provider"]
+    assert pid_alive(provider["pid"])
+    user = ["compute", "--stack", str(stack_run.dir), "--key", dev_key(19)]
+
+    def ok(*args: str) -> dict:
+        result = run_deaios(*user, *args, home=stack_run.home, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    services = run_deaios("compute", "--stack", str(stack_run.dir), "services", home=stack_run.home)
+    assert provider["address"] in services.stdout and provider["url"] in services.stdout
+    ok("deposit", "0.5ether")
+    matched = ok("match", "--model", provider["model"], "--deposit", "0.1ether", "--wait", "20")
+    assert (matched["provider"], matched["status"]) == (provider["address"], "Accepted")
+    state = str(stack_run.dir / "receipts-test.json")
+    total = [ok("chat", "--state-file", state, provider["address"], f"call {i}")["totalFee"] for i in (1, 2)][-1]
+    assert total > 0
+    assert wait_until(lambda: ok("balance", "--state-file", state)["accounts"][provider["address"]]["charged"]
+                      == total, timeout=20)
+    refused = run_deaios(*user, "refund", "collect", provider["address"], home=stack_run.home)
+    assert refused.returncode == 2 and "error" in refused.stderr.lower()
+
+
+def test_up_runs_da_nodes_and_a_blob_survives_one_killed(stack_run, tmp_path: Path) -> None:
+    """`deaios up` starts 4 registered DA nodes in an active epoch; `deaios da put --stack` disperses a blob,
+    one DA node is SIGKILLed, `deaios da get --stack` still returns it byte-exact."""
+    from deaios.da import launch as da_launch
+    from deaios.stack.launcher import service_pids
+
+    stack = Stack.load(stack_run.dir / "stack.json")
+    da_nodes = stack.extra["da_nodes"]
+    assert [n["name"] for n in da_nodes] == [f"da-node-{i}" for i in range(4)]
+    assert {n["name"]: n["pid"] for n in da_nodes}.items() <= service_pids(stack).items()  # `deaios down` stops them
+    for node in da_nodes:
+        status = rpc_call(node["url"], "da_status")
+        assert status["ready"] and status["address"] == node["address"] and status["epoch"] >= 1
+    src, out = tmp_path / "blob.bin", tmp_path / "copy.bin"
+    data = os.urandom(150_000)
+    src.write_bytes(data)
+    where = ["--stack", str(stack_run.dir / "stack.json")]
+    runner = CliRunner(mix_stderr=False)  # the commands in-process: one KZG setup load for both
+    put = runner.invoke(main, ["da", "put", str(src), "--workers", "1", *where])
+    assert put.exit_code == 0, put.stderr
+    assert json.loads(put.stdout.splitlines()[0])["signers"] == 4
+    da_launch.kill(stack, 2)
+    assert not pid_alive(da_nodes[2]["pid"])
+    got = runner.invoke(main, ["da", "get", put.stdout.strip().splitlines()[-1], "-o", str(out), *where])
+    assert got.exit_code == 0, got.stderr
+    assert out.read_bytes() == data

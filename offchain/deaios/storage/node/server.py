@@ -38,7 +38,7 @@ class NodeConfig:
     index: int
     peers: list[str]  # URLs of all storage nodes, this one included at `index`
     start_block: int = 0
-    repair_interval: float = 2.0
+    repair_interval: float = 2.0  # 0: no repair loop (a wiped node stays wiped)
 
 
 def _translate(exc: Exception) -> RpcError | None:
@@ -94,6 +94,7 @@ def rpc_methods(service: StorageService, sync: LogSync) -> dict:
         "zgs_downloadSegmentWithProofByTxSeq": lambda seq, index: service.segment_with_proof(
             seq_root(seq), parse_uint(index, "index")),
         "zgs_getFileInfo": lambda root, need_available=False: service.file_info(parse_root(root)),
+        "deaios_challenge": lambda seq, chunk: service.challenge(seq_root(seq), parse_uint(chunk, "chunkIndex")),
         "zgs_getFileInfoByTxSeq": lambda seq: (
             service.file_info(root, parse_uint(seq, "txSeq")) if (root := service.store.root_by_seq(
                 parse_uint(seq, "txSeq"))) else None),
@@ -194,7 +195,9 @@ async def serve(config: NodeConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        tasks = [asyncio.create_task(sync.run()), asyncio.create_task(_repair_loop(service, config.repair_interval))]
+        tasks = [asyncio.create_task(sync.run())]
+        if config.repair_interval > 0:
+            tasks.append(asyncio.create_task(_repair_loop(service, config.repair_interval)))
         await stop.wait()
         for task in tasks:
             task.cancel()

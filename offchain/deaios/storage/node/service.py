@@ -365,6 +365,30 @@ class StorageService:
         return {"root": record.root, "data": base64.b64encode(data[:trimmed]).decode(), "index": index,
                 "proof": tree_proof(roots, index).to_json(), "fileSize": record.size}
 
+    # -- supervision (deaios_challenge) ------------------------------------------------------------------
+    def challenge(self, root: bytes, chunk_index: int) -> dict:
+        """Answer an alignment operator's challenge from this node's own data only (never from peers): the
+        256 bytes of chunk `chunk_index` (file-wide), which must lie inside a data share this node keeps, and
+        the merkle proof of its segment against the file root, from the segment roots this node keeps. A
+        node that lost its data cannot answer. The siblings inside the segment are hashes of data other
+        nodes keep: the challenger computes them (docs/alignment.md, "Supervision")."""
+        record = self.record(root)
+        segment, offset = divmod(chunk_index, SEGMENT_CHUNKS)
+        if segment >= data_segments(record.size):
+            raise NodeError(f"chunk {chunk_index} is beyond the data of 0x{root.hex()}", -32602)
+        number = self.code.share_of(segment, self.index)
+        size = self.code.share_size(segment_lengths(record.size)[segment])
+        start = offset * CHUNK_SIZE - number * size
+        if number >= self.code.k or start < 0 or start + CHUNK_SIZE > size:
+            raise NodeError(f"chunk {chunk_index} is not inside a data share of node {self.index}", -32602)
+        share = self.store.read(root, segment, SHARE)
+        roots = self.store.segment_roots(root)
+        if share is None or roots is None:
+            raise NodeError(f"chunk {chunk_index} of 0x{root.hex()} is not held here", status=404)
+        return {"root": record.root, "chunkIndex": chunk_index,
+                "chunk": "0x" + bytes(share[start:start + CHUNK_SIZE]).hex(),
+                "segmentProof": tree_proof(roots, segment).to_json()}
+
     # -- repair ------------------------------------------------------------------------------------------
     async def repair_once(self) -> int:
         """One pass over every known file; returns how many shares were rebuilt."""

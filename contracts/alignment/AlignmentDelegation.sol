@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
+
+import {IAlignmentDelegation} from "./interfaces/IAlignmentDelegation.sol";
+import {ILicenseTransferHook, IOperatorChangeHook} from "./interfaces/IAlignmentHooks.sol";
+
+/// @title AlignmentDelegation: license owners delegate their licenses to operators
+/// @notice Operators register with a commission (basis points, at most `maxCommissionBps`) while owning at
+///         least one license (as 0G's operators must). Owners delegate licenses with `delegateNfts(operator,
+///         tokenIds)` and take them back with `undelegateNfts(operator, tokenIds, false)`; an operator may
+///         hand licenses back with `undelegateNfts(owner, tokenIds, true)` (0G's manager shape). A registered
+///         operator runs its own licenses by delegating them to itself. An operator runs at most
+///         `maxLicensesPerOperator` licenses.
+///
+///         Custody (documented choice): the owner keeps the token; this contract only records the delegation.
+///         The license contract reports every transfer through `onLicenseTransfer`, which clears the token's
+///         delegation, so a delegation never outlives its owner's ownership. Owners need no approval, wallets
+///         and governance see the real owner through `ownerOf`, and the sale's transfer lock does not get in the
+///         way of delegating.
+///
+///         Every change of a token's operator goes through the rewards contract (`rewards`, set once) first,
+///         which settles the token's pending reward to its owner.
+contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, AccessControl, Pausable {
+    using EnumerableSet for EnumerableSet.UintSet;
+
+    bytes32 public constant PARAMS_ADMIN_ROLE = keccak256("PARAMS_ADMIN_ROLE");
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+
+    /// @notice Basis points in 100 %.
+    uint16 public constant BPS = 10_000;
+
+    struct Operator {
+        bool registered;
+        uint16 commissionBps;
+        uint32 count;
+    }
+
+    /// @notice The license NFT.
+    IERC721 public immutable license;
+    /// @notice The rewards contract told about operator changes (zero until set).
+    IOperatorChangeHook public rewards;
+    /// @notice Most licenses one operator may run.
+    uint256 public maxLicensesPerOperator;
+    /// @notice Highest commission an operator may ask, basis points.
+    uint16 public maxCommissionBps;
+    /// @notice Licenses delegated right now, over all operators.
+    uint256 public totalDelegated;
+
+    mapping(address operator => Operator) private _operators;
+    mapping(uint256 tokenId => address) private _operatorOf;
+    mapping(address delegator => mapping(address operator => EnumerableSet.UintSet)) private _delegated;
+
+    error ZeroAddress();
+    error RewardsAlreadySet();
+    error RewardsNotSet();
+    error NotLicenseContract(address caller);
+    error NoLicenseOwned(address account);
+    error AlreadyRegistered(address operator);
+    error OperatorNotRegistered(address operator);
+    error CommissionTooHigh(uint256 commissionBps, uint256 maxBps);
+    error InvalidParameter();
+    error EmptyTokenList();
+    error OperatorCapExceeded(address operator, uint256 requested, uint256 remaining);
+    error NotLicenseOwner(uint256 tokenId, address caller);
+    error AlreadyDelegated(uint256 tokenId, address operator);
+    error NotDelegated(uint256 tokenId, address delegator, address operator);
+    error OperatorHasLicenses(address operator, uint256 count);
+
+    event RewardsSet(address indexed rewards);
+    event OperatorRegistered(address indexed operator, uint16 commissionBps);
+    event OperatorDeregistered(address indexed operator);
+    event CommissionUpdated(address indexed operator, uint16 oldBps, uint16 newBps);
+    event Delegated(address indexed delegator, address indexed operator, uint256 indexed tokenId);
+    /// @param byTransfer true when the license was transferred (the delegation ended with the ownership)
+    event Undelegated(address indexed delegator, address indexed operator, uint256 indexed tokenId, bool byTransfer);
+    event MaxLicensesPerOperatorUpdated(uint256 oldMax, uint256 newMax);
+    event MaxCommissionUpdated(uint16 oldBps, uint16 newBps);
+
+    /// @param license_ the license NFT
+    /// @param admin receives DEFAULT_ADMIN_ROLE, PARAMS_ADMIN_ROLE and PAUSER_ROLE
+    /// @param maxLicensesPerOperator_ most licenses one operator may run (> 0)
+    /// @param maxCommissionBps_ highest commission, basis points (<= 10000)
+    constructor(address license_, address admin, uint256 maxLicensesPerOperator_, uint16 maxCommissionBps_) {
+        if (license_ == address(0) || admin == address(0)) revert ZeroAddress();
+        license = IERC721(license_);
+        _setMaxLicensesPerOperator(maxLicensesPerOperator_);
+        _setMaxCommission(maxCommissionBps_);
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(PARAMS_ADMIN_ROLE, admin);
+        _grantRole(PAUSER_ROLE, admin);
+    }
+
+    /*=== operators ===*/
+
+    /// @notice Register the caller as an operator taking `commissionBps` of its licenses' rewards; the caller
+    ///         must own at least one license.
+    function registerOperator(uint16 commissionBps_) external whenNotPaused {
+        Operator storage op = _operators[msg.sender];
+        if (op.registered) revert AlreadyRegistered(msg.sender);
+        if (license.balanceOf(msg.sender) == 0) revert NoLicenseOwned(msg.sender);
+        _checkCommission(commissionBps_);
+        op.registered = true;
+        op.commissionBps = commissionBps_;
+        emit OperatorRegistered(msg.sender, commissionBps_);
+    }
+
+    /// @notice Change the caller's commission (applies to rewards recorded from now on).
+    function setCommission(uint16 commissionBps_) external {
+        Operator storage op = _operators[msg.sender];
+        if (!op.registered) revert OperatorNotRegistered(msg.sender);
+        _checkCommission(commissionBps_);
+        emit CommissionUpdated(msg.sender, op.commissionBps, commissionBps_);
+        op.commissionBps = commissionBps_;
+    }
+
+    /// @notice Stop being an operator; the caller must run no license (hand them back first).
+    function deregisterOperator() external {
+        Operator storage op = _operators[msg.sender];
+        if (!op.registered) revert OperatorNotRegistered(msg.sender);
+        if (op.count != 0) revert OperatorHasLicenses(msg.sender, op.count);
+        delete _operators[msg.sender];
+        emit OperatorDeregistered(msg.sender);
+    }
+
+    /*=== delegation ===*/
+
+    /// @notice Delegate the caller's licenses `tokenIds` (none delegated yet) to the registered `operator`
+    ///         (the caller itself to self-operate).
+    function delegateNfts(address operator, uint256[] calldata tokenIds) external whenNotPaused {
+        IOperatorChangeHook hook = rewards;
+        if (address(hook) == address(0)) revert RewardsNotSet();
+        uint256 n = tokenIds.length;
+        if (n == 0) revert EmptyTokenList();
+        Operator storage op = _operators[operator];
+        if (!op.registered) revert OperatorNotRegistered(operator);
+        uint256 count = op.count;
+        if (count + n > maxLicensesPerOperator) {
+            revert OperatorCapExceeded(
+                operator, n, maxLicensesPerOperator > count ? maxLicensesPerOperator - count : 0
+            );
+        }
+        EnumerableSet.UintSet storage set = _delegated[msg.sender][operator];
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 tokenId = tokenIds[i];
+            if (license.ownerOf(tokenId) != msg.sender) revert NotLicenseOwner(tokenId, msg.sender);
+            address current = _operatorOf[tokenId];
+            if (current != address(0)) revert AlreadyDelegated(tokenId, current);
+            _operatorOf[tokenId] = operator;
+            set.add(tokenId);
+            emit Delegated(msg.sender, operator, tokenId);
+            hook.onOperatorChange(tokenId, msg.sender, address(0), operator);
+        }
+        op.count = uint32(count + n);
+        totalDelegated += n;
+    }
+
+    /// @notice End delegations: the owner calls with (operator, tokenIds, false); the operator hands licenses
+    ///         back with (owner, tokenIds, true). Pending rewards are settled to the owner first.
+    function undelegateNfts(address _address, uint256[] calldata tokenIds, bool byOperator) external {
+        if (tokenIds.length == 0) revert EmptyTokenList();
+        (address delegator, address operator) = byOperator ? (_address, msg.sender) : (msg.sender, _address);
+        for (uint256 i = 0; i < tokenIds.length; ++i) {
+            uint256 tokenId = tokenIds[i];
+            if (_operatorOf[tokenId] != operator || license.ownerOf(tokenId) != delegator) {
+                revert NotDelegated(tokenId, delegator, operator);
+            }
+            _clear(tokenId, delegator, operator, false);
+        }
+    }
+
+    /// @inheritdoc ILicenseTransferHook
+    function onLicenseTransfer(uint256 tokenId, address from, address) external {
+        if (msg.sender != address(license)) revert NotLicenseContract(msg.sender);
+        address operator = _operatorOf[tokenId];
+        if (operator != address(0)) _clear(tokenId, from, operator, true);
+    }
+
+    /*=== views ===*/
+
+    /// @notice The licenses `delegator` has delegated to `operator` (0G's getDelegatorInfo).
+    function getDelegatorInfo(address delegator, address operator) external view returns (uint256[] memory) {
+        return _delegated[delegator][operator].values();
+    }
+
+    /// @inheritdoc IAlignmentDelegation
+    function operatorOf(uint256 tokenId) external view returns (address) {
+        return _operatorOf[tokenId];
+    }
+
+    /// @inheritdoc IAlignmentDelegation
+    function operatedCount(address operator) external view returns (uint256) {
+        return _operators[operator].count;
+    }
+
+    /// @inheritdoc IAlignmentDelegation
+    function isActiveOperator(address account) external view returns (bool) {
+        Operator storage op = _operators[account];
+        return op.registered && op.count > 0;
+    }
+
+    /// @inheritdoc IAlignmentDelegation
+    function commissionBps(address operator) external view returns (uint16) {
+        return _operators[operator].commissionBps;
+    }
+
+    /// @notice Whether `account` is a registered operator.
+    function isRegistered(address account) external view returns (bool) {
+        return _operators[account].registered;
+    }
+
+    /*=== admin ===*/
+
+    /// @notice Set the rewards contract (DEFAULT_ADMIN_ROLE; once, before any delegation).
+    function setRewards(address rewards_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (rewards_ == address(0)) revert ZeroAddress();
+        if (address(rewards) != address(0)) revert RewardsAlreadySet();
+        rewards = IOperatorChangeHook(rewards_);
+        emit RewardsSet(rewards_);
+    }
+
+    /// @notice Change the most licenses one operator may run (PARAMS_ADMIN_ROLE; running ones stay).
+    function setMaxLicensesPerOperator(uint256 newMax) external onlyRole(PARAMS_ADMIN_ROLE) {
+        _setMaxLicensesPerOperator(newMax);
+    }
+
+    /// @notice Change the highest commission (PARAMS_ADMIN_ROLE; applies to registrations and changes).
+    function setMaxCommissionBps(uint16 newBps) external onlyRole(PARAMS_ADMIN_ROLE) {
+        _setMaxCommission(newBps);
+    }
+
+    /// @notice Stop new registrations and delegations (PAUSER_ROLE); undelegation stays open.
+    function pause() external onlyRole(PAUSER_ROLE) {
+        _pause();
+    }
+
+    /// @notice Resume registrations and delegations (PAUSER_ROLE).
+    function unpause() external onlyRole(PAUSER_ROLE) {
+        _unpause();
+    }
+
+    /*=== internals ===*/
+
+    function _clear(uint256 tokenId, address delegator, address operator, bool byTransfer) private {
+        delete _operatorOf[tokenId];
+        _delegated[delegator][operator].remove(tokenId);
+        _operators[operator].count -= 1;
+        totalDelegated -= 1;
+        emit Undelegated(delegator, operator, tokenId, byTransfer);
+        rewards.onOperatorChange(tokenId, delegator, operator, address(0));
+    }
+
+    function _checkCommission(uint16 bps) private view {
+        if (bps > maxCommissionBps) revert CommissionTooHigh(bps, maxCommissionBps);
+    }
+
+    function _setMaxLicensesPerOperator(uint256 newMax) private {
+        if (newMax == 0 || newMax > type(uint32).max) revert InvalidParameter();
+        emit MaxLicensesPerOperatorUpdated(maxLicensesPerOperator, newMax);
+        maxLicensesPerOperator = newMax;
+    }
+
+    function _setMaxCommission(uint16 newBps) private {
+        if (newBps > BPS) revert InvalidParameter();
+        emit MaxCommissionUpdated(maxCommissionBps, newBps);
+        maxCommissionBps = newBps;
+    }
+}

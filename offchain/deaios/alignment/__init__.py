@@ -1,0 +1,1 @@
+"""Alignment nodes: operators of alignment licenses supervise storage and DA nodes (`deaios alignment node`)."""

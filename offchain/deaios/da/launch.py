@@ -1,0 +1,146 @@
+"""DA nodes as processes of a stack (`deaios up --da-nodes N`): their command lines, their stack.json
+entries, the readiness probe, activating the first epoch, and stopping / relaunching one (tests, demo).
+
+DA node i signs with Anvil dev key ``FIRST_KEY + i`` (keys 2..9, see `deaios.stack.config.DEV_KEY_ROLES`),
+passed in the environment (``DEAIOS_DA_NODE_KEY``) rather than on the command line. stack.json lists them as
+
+    "da_nodes": [{"name": "da-node-0", "index": 0, "url": "http://127.0.0.1:PORT", "pid": PID,
+                  "address": "0x…", "key_index": 2, "dir": "DATA/da/0", "log": "DATA/logs/da-node-0.log",
+                  "cmd": [argv…]}, …]
+
+Start-up: every node registers itself (proof of possession, stake, next-epoch registration) with its own
+key, so the N registrations run in parallel. Once every node reports ``ready`` and ``registeredNext``, the
+admin (Anvil key 0, the deployer) calls ``forceMakeEpoch`` — only if the current epoch has no quorum yet,
+so a restarted stack keeps its epochs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deaios.errors import UserError
+from deaios.stack.config import ANVIL_KEY_0, DEV_KEY_ROLES, Stack, dev_key, pid_alive
+
+DEFAULT_DA_NODES = 4
+_KEYS: range = DEV_KEY_ROLES["DA nodes"]  # type: ignore[assignment]
+FIRST_KEY = _KEYS.start
+MAX_DA_NODES = len(_KEYS)
+KEY_ENV = "DEAIOS_DA_NODE_KEY"
+
+
+@dataclass(frozen=True)
+class DANodeSpec:
+    """One DA node of a stack, before it is started."""
+
+    index: int
+    url: str
+    cmd: list[str]
+    env: dict[str, str]
+    data_dir: Path
+    log: Path
+    key_index: int
+
+    @property
+    def name(self) -> str:
+        return f"da-node-{self.index}"
+
+
+def node_command(data_dir: Path, host: str, port: int, rpc: str, entrance: str) -> list[str]:
+    """`deaios da node …` (the key comes from $DEAIOS_DA_NODE_KEY)."""
+    return [sys.executable, "-m", "deaios.cli", "da", "node", "--rpc", rpc, "--entrance", entrance, "--dir",
+            str(data_dir), "--host", host, "--port", str(port)]
+
+
+def node_env(key_index: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env[KEY_ENV] = dev_key(key_index)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def plan(count: int, data_dir: Path, logs: Path, host: str, ports: list[int], rpc: str, entrance: str,
+         base_env: dict[str, str] | None = None) -> list[DANodeSpec]:
+    """The specs of `count` DA nodes (data in DATA/da/<i>, logs in logs/da-node-<i>.log)."""
+    if not 0 <= count <= MAX_DA_NODES:
+        raise UserError(f"--da-nodes must be between 0 and {MAX_DA_NODES} (dev keys {_KEYS.start}..{_KEYS.stop - 1})")
+    specs = []
+    for i in range(count):
+        node_dir = data_dir / "da" / str(i)
+        specs.append(DANodeSpec(i, f"http://{host}:{ports[i]}", node_command(node_dir, host, ports[i], rpc, entrance),
+                                node_env(FIRST_KEY + i, base_env), node_dir, logs / f"da-node-{i}.log",
+                                FIRST_KEY + i))
+    return specs
+
+
+def stack_entry(spec: DANodeSpec, pid: int, address: str) -> dict[str, Any]:
+    return {"name": spec.name, "index": spec.index, "url": spec.url, "pid": pid, "address": address,
+            "key_index": spec.key_index, "dir": str(spec.data_dir), "log": str(spec.log), "cmd": spec.cmd}
+
+
+def status(url: str, timeout: float = 2.0) -> dict[str, Any]:
+    from deaios.stack.launcher import rpc_call
+
+    return rpc_call(url, "da_status", timeout=timeout)
+
+
+def is_ready(url: str) -> bool:
+    """The readiness probe: the node is registered with its socket and for the next epoch."""
+    reply = status(url)
+    return bool(reply.get("ready") and reply.get("registeredNext"))
+
+
+def activate_epoch(rpc: str, entrance: str, admin_key: str = ANVIL_KEY_0) -> int:
+    """Start the next epoch at once (`forceMakeEpoch`, by the params admin) unless the current one already has
+    quorums; returns the current epoch number."""
+    from deaios.da.chain import DAChain
+
+    chain = DAChain(rpc, entrance, admin_key, receipt_timeout=30)
+    epoch = chain.epoch_number()
+    if chain.quorum_count(epoch) == 0:
+        chain.force_make_epoch()
+        epoch = chain.epoch_number()
+    return epoch
+
+
+def da_nodes_of(stack: Stack) -> list[dict[str, Any]]:
+    """The stack's DA node entries; a UserError if it has none."""
+    nodes = stack.extra.get("da_nodes")
+    if not isinstance(nodes, list) or not nodes:
+        raise UserError(f"the stack in {stack.dir or stack.path} has no DA nodes (start it with "
+                        "`deaios up --da-nodes N`)")
+    return nodes
+
+
+def kill(stack: Stack, index: int, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+    """Stop DA node `index` of the stack (default SIGKILL, as a crash) and wait until it is gone."""
+    pid = int(da_nodes_of(stack)[index].get("pid") or 0)
+    if not pid_alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def relaunch(stack: Stack, index: int) -> subprocess.Popen:
+    """Start DA node `index` again with its recorded command line and key; record its new pid in stack.json."""
+    from deaios.stack.launcher import spawn
+
+    entry = da_nodes_of(stack)[index]
+    log = Path(entry.get("log") or Path(stack.dir) / "logs" / f"da-node-{index}.log")
+    proc = spawn(list(entry["cmd"]), log, env=node_env(int(entry["key_index"])), die_with_parent=False)
+    entry["pid"] = proc.pid
+    if stack.path is not None:
+        current = Stack.load(stack.path)  # keep what others wrote since `stack` was loaded
+        current.extra["da_nodes"][index]["pid"] = proc.pid
+        current.save()
+    return proc

@@ -1,0 +1,107 @@
+"""`ape run deploy_supervision`: deploy AlignmentSupervision and record its address.
+
+It needs the alignment delegation and rewards contracts (``scripts/deploy_alignment.py``) and the storage Flow
+(``scripts/deploy.py``). It grants itself nothing: **the rewards admin must grant the supervision contract
+``AlignmentRewards.SUPERVISION_ROLE``** (keccak256("SUPERVISION_ROLE")) before operators' duty can be
+recorded; when the deployer is that admin, ``--grant-role`` does it. The record is written to
+``deployments/<network>-supervision.json``.
+
+    ape run deploy_supervision --delegation 0x… --rewards 0x… --flow 0x… --epoch-seconds 30 --grant-role
+    ZG_RPC_URL=… ape run deploy_supervision --network ethereum:zgtestnet:node --account <alias> --delegation …
+
+``deploy_supervision(deployer, project, delegation=…, rewards=…, flow=…)`` is the reusable part (tests call it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from ape import accounts, chain
+from ape.cli import ConnectedProviderCommand, account_option
+
+from deaios.deployment import deploying_account, record_deployment
+
+#: Epoch length in seconds (0G's alignment nodes report daily; short for a local network).
+DEFAULT_EPOCH_SECONDS = 3600
+#: Share of a failing node's stake slashed per failed epoch (basis points).
+DEFAULT_SLASH_BPS = 1_000
+#: Attestations a node needs in an epoch for its result to be recorded.
+DEFAULT_MIN_ATTESTATIONS = 1
+#: Epochs a node's stake stays slashable after it asked to withdraw it.
+DEFAULT_UNBONDING_EPOCHS = 2
+
+
+def deploy_supervision(
+    deployer: Any,
+    project: Any,
+    *,
+    delegation: str,
+    rewards: str,
+    flow: str,
+    admin: str | None = None,
+    epoch_seconds: int = DEFAULT_EPOCH_SECONDS,
+    slash_bps: int = DEFAULT_SLASH_BPS,
+    min_attestations: int = DEFAULT_MIN_ATTESTATIONS,
+    unbonding_epochs: int = DEFAULT_UNBONDING_EPOCHS,
+    grant_role: bool = False,
+) -> dict[str, Any]:
+    """Deploy AlignmentSupervision; ``admin`` (default: the deployer) gets its admin, node-admin and pauser roles.
+    ``grant_role``: also grant it SUPERVISION_ROLE on ``rewards`` (the deployer must be the rewards admin)."""
+    admin_address = admin or deployer.address
+    supervision = project.AlignmentSupervision.deploy(
+        delegation, rewards, flow, admin_address, epoch_seconds, slash_bps, min_attestations, unbonding_epochs,
+        sender=deployer,
+    )
+    if grant_role:
+        rewards_contract = project.AlignmentRewards.at(rewards)
+        rewards_contract.grantRole(rewards_contract.SUPERVISION_ROLE(), supervision.address, sender=deployer)
+    return {
+        "chain_id": chain.chain_id,
+        "supervision": supervision.address,
+        "delegation": delegation,
+        "rewards": rewards,
+        "flow": flow,
+        "epoch_seconds": epoch_seconds,
+        "slash_bps": slash_bps,
+        "min_attestations": min_attestations,
+        "unbonding_epochs": unbonding_epochs,
+        "supervision_role_granted": grant_role,
+        "genesis": supervision.genesis(),
+        "deployer": deployer.address,
+        "admin": admin_address,
+        "block_number": chain.blocks.head.number,
+    }
+
+
+@click.command(cls=ConnectedProviderCommand)
+@account_option(prompt=False)
+@click.option("--delegation", required=True, help="AlignmentDelegation address (who is an active operator).")
+@click.option("--rewards", required=True, help="AlignmentRewards address (recordOperated).")
+@click.option("--flow", required=True, help="The storage Flow address (flow roots of storage proofs).")
+@click.option("--admin", default=None, help="Admin address (default: the deployer).")
+@click.option("--epoch-seconds", type=click.IntRange(1), default=DEFAULT_EPOCH_SECONDS, show_default=True,
+              help="Epoch length, seconds.")
+@click.option("--slash-bps", type=click.IntRange(0, 10_000), default=DEFAULT_SLASH_BPS, show_default=True,
+              help="Stake share slashed per failed epoch, basis points.")
+@click.option("--min-attestations", type=click.IntRange(1), default=DEFAULT_MIN_ATTESTATIONS, show_default=True,
+              help="Attestations needed to record a node's result.")
+@click.option("--unbonding-epochs", type=click.IntRange(0), default=DEFAULT_UNBONDING_EPOCHS, show_default=True,
+              help="Epochs between an unstake request and the withdrawal.")
+@click.option("--grant-role", is_flag=True, help="Also grant SUPERVISION_ROLE on the rewards contract "
+              "(the deployer must be its admin).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("deployments"),
+              show_default=True, help="Directory for <network>-supervision.json.")
+def cli(provider: Any, account: Any, delegation: str, rewards: str, flow: str, admin: str | None,
+        epoch_seconds: int, slash_bps: int, min_attestations: int, unbonding_epochs: int, grant_role: bool,
+        out_dir: Path) -> None:
+    """Deploy AlignmentSupervision and write <network>-supervision.json."""
+    from ape import project
+
+    account = deploying_account(provider, account, accounts)
+    result = deploy_supervision(account, project, delegation=delegation, rewards=rewards, flow=flow, admin=admin,
+                                epoch_seconds=epoch_seconds, slash_bps=slash_bps,
+                                min_attestations=min_attestations, unbonding_epochs=unbonding_epochs,
+                                grant_role=grant_role)
+    record_deployment(result, provider, out_dir, f"{provider.network.name}-supervision.json")

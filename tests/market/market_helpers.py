@@ -1,0 +1,117 @@
+"""Helpers shared by the market tests (a uniquely named module: tests must not import from `conftest`).
+
+The INFT is the real one (contracts/inft: AgentNFT + DataVerifier), deployed by scripts/deploy_inft.py; valid
+transfer proofs come from `deaios.inft.proofs` (the oracle's signing code).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from deaios.deployment import load_script
+from deaios.inft.proofs import AccessProof, OwnershipProof, transfer_proofs
+from eth_account import Account
+from eth_utils import keccak
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+SETTLE_WINDOW = 3_600
+ROYALTY_BPS = 500  # 5 % to the creator
+#: A fixed key for the INFT oracle (it never sends transactions).
+ORACLE_KEY = "0x" + keccak(text="deaios market test oracle").hex()
+ORACLE = Account.from_key(ORACLE_KEY).address
+#: The X25519 key the oracle "seals" the new data key to (any non-empty bytes for the verifier).
+TARGET_PUBKEY = keccak(text="deaios market test receiver key")
+
+
+def deploy_inft(owner: Any, project: Any) -> tuple[Any, Any]:
+    """(AgentNFT, DataVerifier) from the INFT deploy script, ORACLE as oracle signer, ROYALTY_BPS royalty."""
+    deploy = load_script("deploy_inft").deploy_inft
+    result = deploy(owner, project, oracle_signer=ORACLE, royalty_bps=ROYALTY_BPS)
+    return project.AgentNFT.at(result["nft"]), project.DataVerifier.at(result["verifier"])
+
+
+def deploy_market(owner: Any, project: Any, nft: Any, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("settle_window", SETTLE_WINDOW)
+    return load_script("deploy_market").deploy_market(owner, project, nft=nft.address, **kwargs)
+
+
+def deploy_compute(owner: Any, project: Any) -> dict[str, Any]:
+    return load_script("deploy_compute").deploy_compute(
+        owner, project, lock_time=3600, min_deposit=1_000, min_transfer=100, min_stake=10**17
+    )
+
+
+def mint(nft: Any, creator: Any, to: Any, entries: int = 1) -> int:
+    """Mint a token with `entries` data entries (random hashes) created by `creator`; its id."""
+    datas = [(f"agent part {i}", os.urandom(32)) for i in range(entries)]
+    tx = nft.mint(datas, to.address, sender=creator)
+    return int(tx.decode_logs(nft.Transfer)[0].tokenId)
+
+
+def proofs_for(data_hashes: list[bytes], receiver_key: str) -> list[tuple]:
+    """Valid TransferValidityProof tuples moving data at `data_hashes` to the holder of `receiver_key`."""
+    access = [AccessProof.create(receiver_key, h, TARGET_PUBKEY) for h in data_hashes]
+    ownership = [
+        OwnershipProof.create(ORACLE_KEY, h, os.urandom(32), os.urandom(48), TARGET_PUBKEY)
+        for h in data_hashes
+    ]
+    return transfer_proofs(access, ownership)
+
+
+def token_proofs(nft: Any, token_id: int, receiver: Any) -> list[tuple]:
+    """Valid proofs moving `token_id`'s current data to ape account `receiver`."""
+    hashes = [bytes(d.dataHash) for d in nft.intelligentDatasOf(token_id)]
+    return proofs_for(hashes, receiver.private_key)
+
+
+def royalty_split(price: int) -> tuple[int, int]:
+    """(seller proceeds, royalty) of a sale at `price`."""
+    royalty = price * ROYALTY_BPS // 10_000
+    return price - royalty, royalty
+
+
+def time_travel(seconds: int) -> None:
+    from ape import chain
+
+    chain.pending_timestamp += seconds
+    chain.mine()
+
+
+def now() -> int:
+    from ape import chain
+
+    return chain.blocks.head.timestamp
+
+
+def revert_data(contract: Any, method: str, *args: Any, sender: Any, value: int = 0) -> bytes:
+    """The revert data of an eth_call of `contract.method(*args)` (b"" when it succeeds)."""
+    from ape import chain
+    from web3.exceptions import ContractCustomError, ContractLogicError
+
+    tx = {"from": sender.address, "to": contract.address, "value": value,
+          "data": getattr(contract, method).encode_input(*args)}
+    try:
+        chain.provider.web3.eth.call(tx)
+    except (ContractCustomError, ContractLogicError) as exc:
+        return bytes.fromhex(exc.data.removeprefix("0x")) if isinstance(exc.data, str) else b""
+    return b""
+
+
+def assert_reverts(contract: Any, method: str, *args: Any, sender: Any, error: str, value: int = 0,
+                   source: Any = None, **expected: Any) -> None:
+    """`contract.method(*args)` from `sender` reverts with custom error `error` (declared by `source`, default
+    `contract`) whose arguments include `expected`. An eth_call: ape's `reverts` renders a call trace per
+    revert (about 0.5 s each) and needs a minute for errors raised by another contract."""
+    from eth_abi import decode
+
+    data = revert_data(contract, method, *args, sender=sender, value=value)
+    abi = next(e for e in (source or contract).contract_type.errors if e.name == error)
+    assert data[:4] == keccak(text=abi.selector)[:4], f"expected {abi.selector}, got 0x{data.hex()}"
+    names = [i.name for i in abi.inputs]
+    values = dict(zip(names, decode([i.canonical_type for i in abi.inputs], data[4:])))
+    for name, want in expected.items():
+        want = getattr(want, "address", want)
+        got = values[name]
+        assert (got.lower() == want.lower()) if isinstance(got, str) else got == want, (name, got, want)
