@@ -15,7 +15,10 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 SOLC_STAMP := $(VENV)/.solc-registered
 
-.PHONY: setup test test-contracts test-offchain demo bench clean
+# Test areas, longest first (see `test`).
+TEST_AREAS := storage compute da alignment inft market kv
+
+.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo bench clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP)
 
@@ -33,10 +36,16 @@ $(SOLC_STAMP): $(PY_STAMP) $(NPM_STAMP) scripts/install_solc.py scripts/solc_shi
 	$(BIN)/python scripts/install_solc.py
 	touch $@
 
+# One ape session per area: each area's fixtures deploy their own contracts, and ape's snapshot isolation
+# goes wrong when module- and session-scoped deployments of different areas share one session. Two sessions
+# run at a time (2 cores). Each area's output is printed when it finishes; `make test-da` runs one area.
+
 test: setup
-	# the compute market's session-scoped deployment needs a session of its own (ape's isolation)
-	$(BIN)/ape test tests -q --ignore=tests/compute
-	$(BIN)/ape test tests/compute -q
+	$(BIN)/ape compile   # once, before the parallel sessions would each compile into .build/
+	@$(MAKE) --no-print-directory -k -j2 --output-sync=target $(addprefix test-,$(TEST_AREAS))
+
+$(addprefix test-,$(TEST_AREAS)): test-%: setup
+	$(BIN)/ape test tests/$* -q
 
 demo: setup
 	$(BIN)/python scripts/demo.py $(if $(FILE),--file $(FILE),)

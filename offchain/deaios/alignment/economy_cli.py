@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
+from deaios.chain_cli import chain_options
 from deaios.errors import UserError
 
 
@@ -29,16 +29,6 @@ def emit(obj: Any) -> None:
 
 def say(text: str) -> None:
     click.echo(text, err=True)
-
-
-def _private_key(text: str) -> str:
-    try:
-        raw = bytes.fromhex(text.strip().removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UserError("--key must be a 32-byte hex private key")
-    return "0x" + raw.hex()
 
 
 def _address(text: str, what: str) -> str:
@@ -58,41 +48,23 @@ class EconomyContext:
 
     def economy(self, need_key: bool = True) -> Any:
         from deaios.alignment.economy import Economy, EconomyAddresses, EconomyError
+        from deaios.chain_cli import resolve_target
 
-        if self._economy is not None:
-            return self._economy
-        key = self.key or os.environ.get("DEAIOS_KEY")
-        try:
-            if self.rpc or self.deployment:
-                if not (self.rpc and self.deployment):
-                    raise UserError("--rpc and --deployment go together")
-                addresses, rpc = EconomyAddresses.from_file(self.deployment), self.rpc
-            else:
-                from deaios.stack.config import load_stack
-
-                stack = load_stack(self.stack_arg)
-                addresses = EconomyAddresses.from_mapping(stack.contracts, from_block=stack.deploy_block)
-                rpc, key = stack.rpc, key or stack.private_key
-        except EconomyError as exc:
-            raise UserError(str(exc)) from None
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read the deployment: {exc}") from None
-        if need_key and not key:
-            raise UserError("this command needs a key: --key HEX or $DEAIOS_KEY")
-        self._economy = Economy(rpc, addresses, _private_key(key) if key else None)
+        if self._economy is None:
+            target = resolve_target(self.stack_arg, self.rpc, self.deployment, self.key, need_key=need_key)
+            try:
+                addresses = EconomyAddresses.from_mapping(
+                    target.contracts, from_block=target.stack.deploy_block if target.stack else 0)
+            except EconomyError as exc:
+                raise UserError(str(exc)) from None
+            self._economy = Economy(target.rpc, addresses, target.key)
         return self._economy
 
 
 def economy_options(f: Callable) -> Callable:
     """Adds --stack/--rpc/--deployment/--key and passes them as an EconomyContext `c`."""
 
-    @click.option("--stack", type=click.Path(path_type=Path), default=None, metavar="PATH",
-                  help="The stack's stack.json (or its data dir). Default: $DEAIOS_STACK, else the last "
-                       "stack.")
-    @click.option("--rpc", default=None, help="Chain JSON-RPC URL (with --deployment, instead of a stack).")
-    @click.option("--deployment", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="deployments/<network>-alignment.json written by `ape run deploy_alignment`.")
-    @click.option("--key", default=None, help="Private key (default $DEAIOS_KEY, else the stack's dev key).")
+    @chain_options("deployments/<network>-alignment.json written by `ape run deploy_alignment`.")
     @functools.wraps(f)
     def wrapper(stack: Path | None, rpc: str | None, deployment: Path | None, key: str | None,
                 **kw: Any) -> Any:

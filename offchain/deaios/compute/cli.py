@@ -9,7 +9,6 @@ Amounts are wei, or a number with a unit: `0.5ether`, `10gwei` (`0g` = `ether`).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from decimal import Decimal, InvalidOperation
@@ -18,6 +17,7 @@ from typing import Any
 
 import click
 
+from deaios.chain_cli import chain_options
 from deaios.errors import UserError
 
 UNITS = {"wei": 1, "gwei": 10**9, "ether": 10**18, "eth": 10**18, "0g": 10**18}
@@ -65,34 +65,19 @@ class Ctx:
         self._chain = None
 
     def chain(self, need_key: bool = True):
+        from deaios.chain_cli import resolve_target
         from deaios.compute.chain import ComputeAddresses, ComputeChain, ComputeError
 
         if self._chain is not None:
             return self._chain
-        key = self.key or os.environ.get("DEAIOS_KEY")
+        target = resolve_target(self.stack_arg, self.rpc, self.deployment, self.key, need_key=need_key,
+                                stack_entry="compute")
         try:
-            if self.rpc or self.deployment:
-                if not (self.rpc and self.deployment):
-                    raise UserError("--rpc and --deployment go together")
-                addresses = ComputeAddresses.from_file(self.deployment)
-                rpc = self.rpc
-            else:
-                from deaios.stack.config import load_stack
-
-                stack = load_stack(self.stack_arg)
-                addresses = ComputeAddresses.from_mapping(
-                    {**stack.contracts, **stack.extra.get("compute", {})}
-                )
-                rpc = stack.rpc
-                key = key or stack.private_key
+            addresses = ComputeAddresses.from_mapping(target.contracts)
         except ComputeError as exc:
             raise UserError(str(exc)) from None
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read the deployment: {exc}") from None
-        if need_key and not key:
-            raise UserError("this command needs a key: --key HEX or $DEAIOS_KEY")
-        self._chain = ComputeChain(rpc, addresses, key)
-        self.key = key
+        self._chain = ComputeChain(target.rpc, addresses, target.key)
+        self.key = target.key
         return self._chain
 
 
@@ -107,15 +92,7 @@ def _run(fn, *args, **kwargs):
 
 
 @click.group()
-@click.option("--stack", default=None, metavar="PATH", help="The stack's stack.json (or its data dir).")
-@click.option("--rpc", default=None, help="Chain JSON-RPC URL (with --deployment, instead of a stack).")
-@click.option(
-    "--deployment",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="deployments/<network>-compute.json written by `ape run deploy_compute`.",
-)
-@click.option("--key", default=None, help="Private key (default $DEAIOS_KEY, else the stack's dev key).")
+@chain_options("deployments/<network>-compute.json written by `ape run deploy_compute`.")
 @click.pass_context
 def compute(
     ctx: click.Context, stack: str | None, rpc: str | None, deployment: Path | None, key: str | None

@@ -11,13 +11,13 @@ number with a unit (`90s`, `30m`, `12h`, `7d`).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from deaios.compute.cli import parse_amount
+from deaios.chain_cli import chain_options
 from deaios.errors import UserError
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -71,30 +71,15 @@ class Ctx:
         self.stack_arg, self.rpc, self.deployment, self.key = stack, rpc, deployment, key
         self._chain: Any = None
 
-    def _source(self) -> tuple[str, dict[str, Any], str | None]:
-        """(rpc, contract addresses, the stack's key) from --rpc/--deployment, else from the stack."""
-        if self.rpc or self.deployment:
-            if not (self.rpc and self.deployment):
-                raise UserError("--rpc and --deployment go together")
-            try:
-                return self.rpc, json.loads(self.deployment.read_text()), None
-            except (OSError, ValueError) as exc:
-                raise UserError(f"cannot read {self.deployment}: {exc}") from None
-        from deaios.stack.config import load_stack
-
-        stack = load_stack(self.stack_arg)
-        return stack.rpc, {**stack.contracts, **stack.extra.get("market", {})}, stack.private_key
-
     def chain(self, need_key: bool = True) -> Any:
+        from deaios.chain_cli import resolve_target
         from deaios.market.chain import MarketAddresses, MarketChain, MarketError
 
         if self._chain is None:
-            rpc, contracts, stack_key = self._source()
-            key = self.key or os.environ.get("DEAIOS_KEY") or stack_key
-            if need_key and not key:
-                raise UserError("this command needs a key: --key HEX or $DEAIOS_KEY")
+            target = resolve_target(self.stack_arg, self.rpc, self.deployment, self.key, need_key=need_key,
+                                    stack_entry="market")
             try:
-                self._chain = MarketChain(rpc, MarketAddresses.from_mapping(contracts), key)
+                self._chain = MarketChain(target.rpc, MarketAddresses.from_mapping(target.contracts), target.key)
             except MarketError as exc:
                 raise UserError(str(exc)) from None
         return self._chain
@@ -113,15 +98,7 @@ class Ctx:
 
 
 @click.group()
-@click.option("--stack", default=None, metavar="PATH", help="The stack's stack.json (or its data dir).")
-@click.option("--rpc", default=None, help="Chain JSON-RPC URL (with --deployment, instead of a stack).")
-@click.option(
-    "--deployment",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="deployments/<network>-market.json written by `ape run deploy_market`.",
-)
-@click.option("--key", default=None, help="Private key (default $DEAIOS_KEY, else the stack's dev key).")
+@chain_options("deployments/<network>-market.json written by `ape run deploy_market`.")
 @click.pass_context
 def market(
     ctx: click.Context, stack: str | None, rpc: str | None, deployment: Path | None, key: str | None

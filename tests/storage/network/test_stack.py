@@ -17,7 +17,7 @@ from deaios.cli import main
 from deaios.stack.config import (
     PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path, stack_option,
 )
-from deaios.stack.launcher import relaunch_node, rpc_call
+from deaios.stack.launcher import relaunch_node, rpc_call, service_pids
 
 
 
@@ -98,9 +98,12 @@ def test_down_stops_every_process_including_relaunched_nodes(start_stack, run_de
         assert Stack.load(run.dir / "stack.json").storage_nodes[1]["pid"] == proc.pid
         assert wait_until(lambda: len(rpc_call(stack.indexer, "indexer_getShardedNodes")["trusted"]) == 3)
 
-        pids = Stack.load(run.dir / "stack.json").pids()
-        assert set(pids) == {"launcher", "anvil", "indexer", "node-0", "node-1", "node-2"}
-        da_pids = {n["name"]: n["pid"] for n in Stack.load(run.dir / "stack.json").extra["da_nodes"]}
+        current = Stack.load(run.dir / "stack.json")
+        pids = service_pids(current)
+        assert {"launcher", "anvil", "indexer", "node-0", "node-1", "node-2", "kv", "compute_provider",
+                "inft_oracle"} <= set(pids), pids
+        assert all(pid_alive(pid) for pid in pids.values()), pids
+        da_pids = {n["name"]: n["pid"] for n in current.extra["da_nodes"]}
         assert len(da_pids) == 4 and all(pid_alive(pid) for pid in da_pids.values())
         result = run_deaios("down", "--stack", str(run.dir / "stack.json"), home=run.home)
         assert result.returncode == 0, result.stderr
@@ -120,7 +123,7 @@ def test_down_stops_every_process_including_relaunched_nodes(start_stack, run_de
 
 # -- stack resolution and bad --stack paths (no processes needed) ----------------------------------------
 def _stack_commands() -> list[tuple[str, ...]]:
-    """Every `deaios …` command that takes --stack."""
+    """Every `deaios …` command that takes --stack, with placeholder values for its required arguments."""
     found: list[tuple[str, ...]] = []
 
     def walk(command: click.Command, path: tuple[str, ...]) -> None:
@@ -131,7 +134,16 @@ def _stack_commands() -> list[tuple[str, ...]]:
                 if sub is not None:
                     walk(sub, (*path, name))
         elif any("--stack" in getattr(p, "opts", []) for p in command.params):
-            found.append(path)
+            def value(p: click.Parameter) -> str:
+                if isinstance(p.type, click.Choice):
+                    return str(p.type.choices[0])
+                return "1" if isinstance(p.type, click.types.IntParamType) else "0x" + "11" * 20
+
+            arguments = [value(p) for p in command.params
+                         if isinstance(p, click.Argument) and (p.required or p.nargs == -1)]
+            options = [x for p in command.params if isinstance(p, click.Option) and p.required
+                       for x in (p.opts[0], value(p))]
+            found.append((*path, *arguments, *options))
 
     walk(main, ())
     return found
