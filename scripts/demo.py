@@ -1,6 +1,7 @@
 """`make demo`: the storage network end to end, as a user would drive it.
 
-1. `deaios up`: Anvil, the storage contracts (deployed by `ape run deploy`), 10 storage nodes, indexer;
+1. `deaios up`: Anvil, every area's contracts (`ape run deploy --all-areas`), 10 storage nodes, the indexer,
+   the KV node, 4 DA nodes, a compute provider, the INFT oracle;
 2. a file (FILE=..., or a generated 1 MB sample): its 0G root and submission;
 3. upload: Flow.submit paying the market fee, then erasure shares to every node; the transaction, the
    Submit event's fields and the flow root;
@@ -9,11 +10,15 @@
 5. SIGKILL 30 % of the storage nodes (chosen at random);
 6. download the model through the record's path from the survivors, every segment's merkle proof
    verified; compare with the original;
-7. compute market (scripts/demo_compute.py): deposit → match → 3 signed inference calls → settlement →
+7. DA: disperse a 1 MB blob to the DA nodes (fee, BLS signatures, verified on chain), SIGKILL one, retrieve
+   the blob byte-exact from the other three;
+8. compute market (scripts/demo_compute.py): deposit → match → 3 signed inference calls → settlement →
    refund after the lock, balances at each step;
-8. an ERC-7857 agent pointing at the model (scripts/demo_agents.py): minted with encrypted metadata, sold
+9. an ERC-7857 agent pointing at the model (scripts/demo_agents.py): minted with encrypted metadata, sold
    on the marketplace, re-encrypted for the buyer by the oracle, settled with its proofs;
-9. `deaios down`.
+10. alignment nodes (scripts/demo_alignment.py): an operator with 3 licenses challenges every storage and DA
+    node for one epoch; the killed DA node is flagged on chain, the licenses earn the epoch's reward;
+11. `deaios down`.
 
 Run with `make demo` (or `.venv/bin/python scripts/demo.py [--file F] [--nodes N]`).
 """
@@ -39,6 +44,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 import demo_agents
+import demo_alignment
 import demo_compute
 from deaios.kv import Client, stream_id
 from deaios.stack.config import Stack
@@ -157,6 +163,7 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
     demo_compute.run(stack, console, show)
     demo_agents.run(stack, console, show, work, {"name": "AI_100 agent", "model": f"log://{model_root}",
                                                  "system prompt": "You are a helpful 0G agent."})
+    demo_alignment.run(stack, console, show, work)
 
 
 def demo_da(stack: Stack, work: Path) -> None:

@@ -12,13 +12,11 @@ creator's old key no longer opens it; price == seller proceeds + ERC-2981 royalt
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+from demo_cli import DeaiosCli
 from rich.console import Console
 
 from deaios.stack.config import DEV_KEY_ROLES, Stack, dev_key
@@ -28,17 +26,8 @@ PRICE = "1ether"
 
 def run(stack: Stack, console: Console, show: Callable[[str, dict[str, object]], None], work: Path,
         metadata: dict[str, object], buyer_index: int = DEV_KEY_ROLES["demo users"][1]) -> None:  # type: ignore[index]
-    env = dict(os.environ, DEAIOS_STACK=str(stack.path), DEAIOS_HOME=str(work / "home"))
+    deaios = DeaiosCli(stack, work / "home")
     buyer_key = dev_key(buyer_index)
-
-    def deaios(*args: str, key: str | None = None, ok: bool = True) -> dict | list:
-        cmd = [sys.executable, "-m", "deaios.cli", args[0], *(["--key", key] if key else []), *args[1:]]
-        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-        if ok and result.returncode != 0:
-            raise click.ClickException(f"`deaios {' '.join(args)}` failed: {result.stderr.strip()}")
-        if not ok:
-            return {"exit code": result.returncode, "stderr": result.stderr.strip()}
-        return json.loads(result.stdout.strip().splitlines()[-1])
 
     console.rule("ERC-7857 agent: mint → sell on the marketplace → oracle re-encryption → settle")
     source = work / "agent.json"
@@ -59,16 +48,16 @@ def run(stack: Stack, console: Console, show: Callable[[str, dict[str, object]],
     settled = deaios("market", "settle", str(purchase["id"]), "--proofs", str(proofs))
     shown = deaios("inft", "show", token, "--decrypt", "-o", str(work / "bought"), key=buyer_key)
     plain = Path(shown["files"][0]).read_bytes()
-    old_owner = deaios("inft", "show", token, "--decrypt", "-o", str(work / "old"), ok=False)
+    old_owner = deaios.raw("inft", "show", token, "--decrypt", "-o", str(work / "old"))
     adds_up = settled["sellerProceeds"] + settled["royalty"] == int(listing["price"])
     show("settled through the oracle-proof path", {
         "owner now": shown["owner"], "new data hash": shown["datas"][0]["dataHash"],
         "buyer decrypts byte-exact": plain == source.read_bytes(),
-        "creator's old key": f"refused (exit {old_owner['exit code']})",
+        "creator's old key": f"refused (exit {old_owner.returncode})",
         "seller proceeds + royalty == price": f"{settled['sellerProceeds']} + {settled['royalty']} == "
                                              f"{listing['price']}: {adds_up}",
         "settle gas": settled["gasUsed"]})
     withdrawn = deaios("market", "withdraw")
     show("deaios market withdraw (pull payment)", {"creator/seller withdrew (wei)": withdrawn["withdrawn"]})
-    if plain != source.read_bytes() or old_owner["exit code"] == 0 or not adds_up:
+    if plain != source.read_bytes() or old_owner.returncode == 0 or not adds_up:
         raise click.ClickException("the agent sale did not end as it should")

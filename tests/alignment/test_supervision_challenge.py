@@ -80,6 +80,10 @@ def test_derivation_is_deterministic_and_in_range():
     assert seqs == candidate_seqs(seed, 3, 5) and len(seqs) == MAX_ATTEMPTS
     assert all(0 <= s < 5 for s, _ in seqs) and seqs != candidate_seqs(seed, 4, 5)
     assert candidate_seqs(seed, 3, 0) == []
+    # restricted to the files that give the node a chunk (and that exist when the epoch opened)
+    picked = {s for s, _ in candidate_seqs(seed, 3, 5, [1, 4, 7])}
+    assert picked <= {1, 4} and picked
+    assert candidate_seqs(seed, 3, 5, [7]) == [] and candidate_seqs(seed, 3, 5, []) == []
     code = ErasureCode.for_nodes(4)
     size = 3 * SEGMENT_SIZE + 1000
     for node in range(4):

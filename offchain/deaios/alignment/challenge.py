@@ -55,14 +55,18 @@ class Challenge:
         return self.chunk_index // SEGMENT_CHUNKS
 
 
-def candidate_seqs(seed: bytes, node_id: int, submissions: int) -> list[tuple[int, bytes]]:
-    """(txSeq, attempt hash) for each attempt, in order; empty when the flow had no submission."""
-    if submissions <= 0:
+def candidate_seqs(seed: bytes, node_id: int, submissions: int,
+                   eligible: Sequence[int] | None = None) -> list[tuple[int, bytes]]:
+    """(txSeq, attempt hash) for each attempt, in order; empty when the flow had no submission. With
+    `eligible` (the tx seqs below `submissions` whose files give the node a challengeable chunk, which every
+    operator derives alike from the Submit events), attempts pick among those only."""
+    pool: Sequence[int] = range(submissions) if eligible is None else [s for s in eligible if s < submissions]
+    if not pool:
         return []
     out = []
     for attempt in range(MAX_ATTEMPTS):
         h = keccak256(seed + _u256(node_id) + _u256(attempt))
-        out.append((int.from_bytes(h, "big") % submissions, h))
+        out.append((pool[int.from_bytes(h, "big") % len(pool)], h))
     return out
 
 

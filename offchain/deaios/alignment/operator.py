@@ -27,7 +27,8 @@ import aiohttp
 from eth_abi import decode as abi_decode
 
 from deaios.alignment.challenge import (
-    Challenge, candidate_seqs, chunk_siblings, flow_tree_at, pick_chunk, pick_da_blob, pick_da_row, root_of,
+    Challenge, candidate_seqs, chunk_siblings, data_share_chunks, flow_tree_at, pick_chunk, pick_da_blob,
+    pick_da_row, root_of,
 )
 from deaios.alignment.chain import DA, STORAGE, SupervisedNode, SupervisionChain, SupervisionChainError
 from deaios.da.chain import VERIFIED_TOPIC, DAChain, DAChainError
@@ -268,7 +269,9 @@ class Operator:
     async def _derive(self, session: aiohttp.ClientSession, seed: bytes, submissions: int, node_id: int,
                       index: int, others: list[int]) -> Challenge | None:
         assert self.code is not None
-        for attempt, (tx_seq, h) in enumerate(candidate_seqs(seed, node_id, submissions)):
+        eligible = [seq for seq, event in sorted(self._events.items())
+                    if data_share_chunks(self.code, event.length, index)]
+        for attempt, (tx_seq, h) in enumerate(candidate_seqs(seed, node_id, submissions, eligible)):
             event = self._events.get(tx_seq)
             if event is None or not await self._finalized(session, tx_seq, others):
                 continue
