@@ -21,11 +21,12 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 from deaios.deployment import deploying_account, record_deployment
+from deaios.stack.config import DEV_KEY_ROLES, dev_address
 
 #: Royalty paid to a token's creator on marketplace sales, basis points (5 %).
 DEFAULT_ROYALTY_BPS = 500
-#: Anvil dev key 15 (mnemonic "test test … junk"): the local stack's INFT oracle.
-LOCAL_ORACLE_SIGNER = "0xcd3B766CCDd6AE721141F452C550Ca635964ce71"
+#: The local stack's INFT oracle: Anvil dev key 15 (`DEV_KEY_ROLES`), 0xcd3B…ce71.
+LOCAL_ORACLE_SIGNER = dev_address(DEV_KEY_ROLES["INFT oracle"])  # type: ignore[arg-type]
 
 
 def deploy_inft(

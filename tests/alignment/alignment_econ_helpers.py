@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from deaios import testing
 from deaios.deployment import load_script
 from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
@@ -58,32 +59,9 @@ def reverts(
     method: Any, *args: Any, error: str, sender: Any = None, value: int = 0, **expected: Any
 ) -> None:
     """Assert that `method(*args)` sent by `sender` reverts with custom error `error` whose named arguments
-    include `expected`. One eth_call: much faster than `ape.reverts`, which makes every failing transaction
-    cost several RPC round trips and a trace."""
-    from ape import chain
-
-    contract = method.contract
-    tx = {
-        "from": sender.address if sender is not None else ZERO_ADDRESS,
-        "to": contract.address,
-        "data": "0x" + bytes(method.encode_input(*args)).hex(),
-        "value": hex(value),
-    }
-    res = chain.provider.web3.provider.make_request("eth_call", [tx, "latest"])
-    assert "error" in res, f"{method.name}{args} did not revert (expected {error})"
-    data = bytes.fromhex((res["error"].get("data") or "0x")[2:])
-    abis = {keccak(text=e.selector)[:4]: e for e in contract.contract_type.errors}
-    abi = abis.get(data[:4])
-    assert abi is not None, f"{method.name}{args}: unknown revert {res['error']} (expected {error})"
-    assert abi.name == error, f"{method.name}{args}: reverted with {abi.name}, expected {error}"
-    values = decode([i.canonical_type for i in abi.inputs], data[4:])
-    got = dict(zip([i.name for i in abi.inputs], values))
-    for key, want in expected.items():
-        want = getattr(want, "address", want)
-        if isinstance(want, str) and want.startswith("0x") and len(want) == 42:
-            want = to_checksum_address(want)
-            got[key] = to_checksum_address(got[key])
-        assert got[key] == want, f"{error}.{key}: {got[key]!r} != {want!r}"
+    include `expected` (one eth_call, see deaios.testing)."""
+    testing.assert_reverts(method.contract, method.abis[0].name, *args, error=error, sender=sender,
+                           value=value, **expected)
 
 
 def price_of(token_id: int) -> int:

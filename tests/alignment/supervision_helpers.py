@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from deaios import testing
 from deaios.alignment.challenge import chunk_siblings, flow_tree_at
 from deaios.deployment import load_script
 from deaios.storage.merkle import CHUNK_SIZE, SEGMENT_SIZE, FileMerkleTree, num_chunks, padded_chunks
@@ -94,21 +95,9 @@ def submit_file(world: SupervisionWorld, data: bytes, sender: Any | None = None)
 
 
 def revert_name(contract: Any, method: str, *args: Any, sender: Any, value: int = 0) -> str | None:
-    """Simulate `contract.method(*args)` as `sender` with one eth_call (much faster than a reverting ape
-    transaction): None if it would succeed, else the name of the contract's custom error it reverts with."""
-    from ape import chain
-    from eth_utils import keccak
-    from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
-
-    call = {"from": sender.address, "to": contract.address, "value": value,
-            "data": getattr(contract, method).encode_input(*args)}
-    try:
-        chain.provider.web3.eth.call(call)
-    except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
-        data = str(getattr(exc, "data", "") or "")
-        names = {keccak(text=e.selector)[:4].hex(): e.name for e in contract.contract_type.errors}
-        return names.get(data[2:10], data or str(exc))
-    return None
+    """Simulate `contract.method(*args)` as `sender` with one eth_call: None if it would succeed, else the name
+    of the contract's custom error it reverts with (see deaios.testing)."""
+    return testing.revert_name(contract, method, *args, sender=sender, value=value)
 
 
 def attest_error(world: SupervisionWorld, sender: Any, epoch: int, node_id: int, passed: bool,

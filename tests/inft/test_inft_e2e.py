@@ -1,15 +1,12 @@
-"""ERC-7857 end to end on a real local stack (`deaios up --nodes 4`) with the oracle as its own process:
-mint encrypted metadata through the CLI, the receiver signs access proofs, the owner transfers through the
-oracle, the receiver decrypts the metadata byte-exact, and the old owner's sealed key does not open the new
-ciphertext."""
+"""ERC-7857 end to end on a real local stack (`deaios up --nodes 4`: it deploys the INFT contracts and runs the
+oracle as its own process): mint encrypted metadata through the CLI, the receiver signs access proofs, the
+owner transfers through the oracle, the receiver decrypts the metadata byte-exact, and the old owner's sealed
+key does not open the new ciphertext."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,38 +18,15 @@ from click.testing import CliRunner
 from deaios.cli import main
 from deaios.inft import crypto, flows
 from deaios.inft.chain import InftAddresses, InftChain
-from deaios.stack.launcher import free_ports, project_root
-from deaios.stack.process import RunningStack, running_stack, stack_env
+from deaios.stack.config import DEV_KEY_ROLES, dev_key
+from deaios.stack.process import RunningStack, running_stack
 from eth_account import Account
-from web3 import Web3
 
-Account.enable_unaudited_hdwallet_features()
-MNEMONIC = "test test test test test test test test test test test junk"
-ORACLE = Account.from_mnemonic(MNEMONIC, account_path="m/44'/60'/0'/0/15")
-RECEIVER = Account.from_mnemonic(MNEMONIC, account_path="m/44'/60'/0'/0/16")
+ORACLE = Account.from_key(dev_key(DEV_KEY_ROLES["INFT oracle"]))  # type: ignore[arg-type]
+RECEIVER = Account.from_key(dev_key(DEV_KEY_ROLES["demo users"][0]))  # type: ignore[index]
 METADATA = json.dumps(
     {"name": "agent-007", "model": "qwen2.5-0.5b", "prompt": "be helpful", "weights": "x" * 3000}
 )
-
-
-def deploy(stack_rpc: str, deployer_key: str) -> dict[str, str]:
-    """DataVerifier + AgentNFT from the compiled artifacts (what scripts/deploy_inft.py deploys)."""
-    build = json.loads((project_root() / ".build" / "__local__.json").read_text())["contractTypes"]
-    w3 = Web3(Web3.HTTPProvider(stack_rpc))
-    deployer = Account.from_key(deployer_key)
-
-    def create(name: str, *args: object) -> str:
-        c = w3.eth.contract(abi=build[name]["abi"], bytecode=build[name]["deploymentBytecode"]["bytecode"])
-        tx = c.constructor(*args).build_transaction(
-            {"from": deployer.address, "nonce": w3.eth.get_transaction_count(deployer.address)}
-        )
-        receipt = w3.eth.wait_for_transaction_receipt(
-            w3.eth.send_raw_transaction(deployer.sign_transaction(tx).raw_transaction)
-        )
-        return receipt["contractAddress"]
-
-    verifier = create("DataVerifier", deployer.address, ORACLE.address)
-    return {"verifier": verifier, "nft": create("AgentNFT", deployer.address, verifier, 500)}
 
 
 @pytest.fixture(scope="module")
@@ -63,87 +37,40 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 
 @pytest.fixture(scope="module")
-def deployment(run: RunningStack) -> Path:
-    path = run.dir.parent / "inft.json"
-    path.write_text(json.dumps(deploy(run.stack.rpc, run.stack.private_key)))
-    return path
+def oracle(run: RunningStack) -> str:
+    """The stack's oracle, signing with the key the stack's DataVerifier trusts."""
+    url = run.stack.extra["inft_oracle"]
+    with urllib.request.urlopen(url + "/info", timeout=5) as resp:
+        assert json.load(resp)["signer"] == ORACLE.address
+    return url
 
 
-@pytest.fixture(scope="module")
-def oracle(run: RunningStack, deployment: Path) -> Iterator[str]:
-    port = free_ports("127.0.0.1", 1)[0]
-    log = open(run.dir.parent / "oracle.log", "wb")
-    stack = run.stack  # started as `deaios up` would: explicit endpoints, no stack.json needed
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deaios.cli",
-            "inft",
-            "oracle",
-            "--rpc",
-            stack.rpc,
-            "--nodes",
-            ",".join(stack.node_urls),
-            "--flow",
-            stack.flow,
-            "--deployment",
-            str(deployment),
-            "--key",
-            ORACLE.key.hex(),
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=stack_env(run.home),
-        cwd=project_root(),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/info", timeout=1).read()
-                break
-            except OSError:
-                assert proc.poll() is None, (run.dir.parent / "oracle.log").read_text()
-                assert time.monotonic() < deadline, "the oracle did not start"
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-
-
-def cli(run: RunningStack, deployment: Path, *args: str, exit_code: int = 0) -> Any:
-    """`deaios inft --stack … --deployment … ARGS` in process (click's runner: no interpreter start-up); the
-    last JSON line, or the result when `exit_code` is not 0."""
+def cli(run: RunningStack, *args: str, exit_code: int = 0) -> Any:
+    """`deaios inft --stack … ARGS` in process (click's runner: no interpreter start-up); the last JSON line, or
+    the result when `exit_code` is not 0."""
     result = CliRunner().invoke(
         main,
-        ["inft", "--stack", str(run.stack.path), "--deployment", str(deployment), *args],
+        ["inft", "--stack", str(run.stack.path), *args],
         env={"DEAIOS_HOME": str(run.home), "DEAIOS_KEY": None},
     )
     assert result.exit_code == exit_code, (result.output, result.exception)
     return json.loads(result.output.strip().splitlines()[-1]) if exit_code == 0 else result
 
 
-def test_mint_transfer_decrypt(run: RunningStack, deployment: Path, oracle: str, tmp_path: Path) -> None:
+def test_mint_transfer_decrypt(run: RunningStack, oracle: str, tmp_path: Path) -> None:
     stack = run.stack
     source = tmp_path / "agent.json"
     source.write_text(METADATA)
-    minted = cli(run, deployment, "mint", str(source), "--description", "agent config")
+    minted = cli(run, "mint", str(source), "--description", "agent config")
     token = minted["tokenId"]
     old_hash = minted["datas"][0]["dataHash"]
     proof_file = tmp_path / "access.json"
     as_receiver = ("--key", RECEIVER.key.hex())
-    signed = cli(run, deployment, *as_receiver, "access-proof", str(token), "-o", str(proof_file))
-    keygen = cli(run, deployment, *as_receiver, "keygen")
+    signed = cli(run, *as_receiver, "access-proof", str(token), "-o", str(proof_file))
+    keygen = cli(run, *as_receiver, "keygen")
     assert keygen["x25519PublicKey"] == signed["x25519PublicKey"] and keygen["address"] == RECEIVER.address
     moved = cli(
         run,
-        deployment,
         "--oracle",
         oracle,
         "transfer",
@@ -154,7 +81,7 @@ def test_mint_transfer_decrypt(run: RunningStack, deployment: Path, oracle: str,
         str(proof_file),
     )
     assert moved["to"] == RECEIVER.address and moved["newDataHashes"][0] != old_hash
-    shown = cli(run, deployment, "--key", RECEIVER.key.hex(), "show", str(token), "--decrypt")
+    shown = cli(run, "--key", RECEIVER.key.hex(), "show", str(token), "--decrypt")
     assert shown["owner"] == RECEIVER.address
     assert shown["datas"][0]["dataHash"] == moved["newDataHashes"][0]
     assert shown["plaintext"] == [METADATA]
@@ -164,7 +91,7 @@ def test_mint_transfer_decrypt(run: RunningStack, deployment: Path, oracle: str,
     sender = Account.from_key(stack.private_key).address
     sender_keys = crypto.load_or_create_keys(crypto.default_key_path(home, sender), create=False)
     receiver_keys = crypto.load_or_create_keys(crypto.default_key_path(home, RECEIVER.address), create=False)
-    chain = InftChain(stack.rpc, InftAddresses.from_mapping(json.loads(deployment.read_text())))
+    chain = InftChain(stack.rpc, InftAddresses.from_mapping(stack.contracts))
     storage = flows.Storage(stack.node_urls, stack.rpc, stack.flow, None)
 
     async def check() -> None:
@@ -196,7 +123,6 @@ def test_mint_transfer_decrypt(run: RunningStack, deployment: Path, oracle: str,
     # the old owner can no longer move it; the new owner authorizes a user (cleared on the next transfer)
     again = cli(
         run,
-        deployment,
         "--oracle",
         oracle,
         "transfer",
@@ -206,15 +132,14 @@ def test_mint_transfer_decrypt(run: RunningStack, deployment: Path, oracle: str,
         exit_code=2,
     )
     assert "not to you" in again.output
-    user = Account.from_mnemonic(MNEMONIC, account_path="m/44'/60'/0'/0/17").address
-    authorized = cli(run, deployment, "--key", RECEIVER.key.hex(), "authorize", str(token), user)
+    user = Account.from_key(dev_key(DEV_KEY_ROLES["demo users"][1])).address  # type: ignore[index]
+    authorized = cli(run, "--key", RECEIVER.key.hex(), "authorize", str(token), user)
     assert authorized["authorizedUsers"] == [user]
 
     # clone back to the original owner: both now read the same metadata, each with its own key
     sender_key = stack.private_key
     cloned = cli(
         run,
-        deployment,
         "--key",
         RECEIVER.key.hex(),
         "--oracle",
@@ -224,5 +149,5 @@ def test_mint_transfer_decrypt(run: RunningStack, deployment: Path, oracle: str,
         "--receiver-key",
         sender_key,
     )
-    copy = cli(run, deployment, "show", str(cloned["newTokenId"]), "--decrypt", "-o", str(tmp_path / "out"))
+    copy = cli(run, "show", str(cloned["newTokenId"]), "--decrypt", "-o", str(tmp_path / "out"))
     assert copy["owner"] == sender and (tmp_path / "out" / "0.bin").read_bytes() == METADATA.encode()

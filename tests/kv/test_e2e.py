@@ -26,13 +26,12 @@ from deaios.kv.client import Client, stream_id
 from deaios.kv.codec import MAX_SET_SIZE, StreamData, Write, build_tags
 from deaios.kv.replay import StreamConfig
 from deaios.kv.store import KvIndex
-from deaios.stack.config import Stack, pid_alive
+from deaios.stack.config import Stack, dev_key, pid_alive
 from deaios.stack.launcher import rpc_call, spawn
 from deaios.stack.process import RunningStack, deaios, running_stack
 from deaios.storage.client import StorageClient
 
-KEY_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # Anvil dev accounts 1 and 2
-KEY_2 = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+KEY_1, KEY_2 = dev_key(1), dev_key(2)  # Anvil dev accounts 1 and 2
 MODELS = stream_id("deaios/models")
 
 

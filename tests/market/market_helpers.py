@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from deaios import testing
 from deaios.deployment import load_script
 from deaios.inft.proofs import AccessProof, OwnershipProof, transfer_proofs
 from eth_account import Account
@@ -87,31 +88,12 @@ def now() -> int:
 
 def revert_data(contract: Any, method: str, *args: Any, sender: Any, value: int = 0) -> bytes:
     """The revert data of an eth_call of `contract.method(*args)` (b"" when it succeeds)."""
-    from ape import chain
-    from web3.exceptions import ContractCustomError, ContractLogicError
-
-    tx = {"from": sender.address, "to": contract.address, "value": value,
-          "data": getattr(contract, method).encode_input(*args)}
-    try:
-        chain.provider.web3.eth.call(tx)
-    except (ContractCustomError, ContractLogicError) as exc:
-        return bytes.fromhex(exc.data.removeprefix("0x")) if isinstance(exc.data, str) else b""
-    return b""
+    return testing.revert_data(contract, method, *args, sender=sender, value=value) or b""
 
 
 def assert_reverts(contract: Any, method: str, *args: Any, sender: Any, error: str, value: int = 0,
                    source: Any = None, **expected: Any) -> None:
     """`contract.method(*args)` from `sender` reverts with custom error `error` (declared by `source`, default
-    `contract`) whose arguments include `expected`. An eth_call: ape's `reverts` renders a call trace per
-    revert (about 0.5 s each) and needs a minute for errors raised by another contract."""
-    from eth_abi import decode
-
-    data = revert_data(contract, method, *args, sender=sender, value=value)
-    abi = next(e for e in (source or contract).contract_type.errors if e.name == error)
-    assert data[:4] == keccak(text=abi.selector)[:4], f"expected {abi.selector}, got 0x{data.hex()}"
-    names = [i.name for i in abi.inputs]
-    values = dict(zip(names, decode([i.canonical_type for i in abi.inputs], data[4:])))
-    for name, want in expected.items():
-        want = getattr(want, "address", want)
-        got = values[name]
-        assert (got.lower() == want.lower()) if isinstance(got, str) else got == want, (name, got, want)
+    `contract`) whose arguments include `expected` (see deaios.testing)."""
+    testing.assert_reverts(contract, method, *args, sender=sender, error=error, value=value, source=source,
+                           **expected)

@@ -17,7 +17,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from deaios.stack.config import DEV_KEY_ROLES, dev_key
+from deaios.stack.config import DEV_KEY_ROLES, dev_address, dev_key
 
 PROVIDER_KEY_INDEX: int = DEV_KEY_ROLES["compute provider"]  # type: ignore[assignment]
 MODEL = "deaios-echo"
@@ -31,9 +31,7 @@ def provider_key() -> str:
 
 
 def provider_address() -> str:
-    from eth_account import Account
-
-    return Account.from_key(provider_key()).address
+    return dev_address(PROVIDER_KEY_INDEX)
 
 
 def provider_command(data_dir: Path, host: str, port: int, rpc: str, deployment: Path) -> list[str]:

@@ -63,6 +63,13 @@ def dev_key(index: int) -> str:
     return "0x" + Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}").key.hex().removeprefix("0x")
 
 
+def dev_address(index: int) -> str:
+    """The address of Anvil dev key `index`."""
+    from eth_account import Account
+
+    return Account.from_key(dev_key(index)).address
+
+
 def deaios_home() -> Path:
     """Per-user deaios state: `$DEAIOS_HOME`, else `~/.deaios`."""
     home = os.environ.get(ENV_HOME)

@@ -1,0 +1,60 @@
+"""Support for the contract test suites (needs ape): simulate a transaction with one `eth_call` and check the
+custom error it reverts with.
+
+ape's own `ape.reverts` renders a call trace for every reverting transaction (about 0.5 s each, up to a minute
+for an error raised by a contract further down the call), which made the areas' suites too slow; one eth_call
+and the selector table of the contract types take milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def revert_data(contract: Any, method: str, *args: Any, sender: Any = None, value: int = 0) -> bytes | None:
+    """eth_call of `contract.method(*args)` from `sender` (an ape account, or the zero address): None when it
+    would succeed, else its revert data (b"" when the revert carries none)."""
+    from ape import chain
+    from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+
+    call = {"from": sender.address if sender is not None else ZERO_ADDRESS, "to": contract.address,
+            "value": value, "data": getattr(contract, method).encode_input(*args)}
+    try:
+        chain.provider.web3.eth.call(call)
+    except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+        data = getattr(exc, "data", None)
+        return bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
+    return None
+
+
+def revert_name(contract: Any, method: str, *args: Any, sender: Any = None, value: int = 0) -> str | None:
+    """None when `contract.method(*args)` would succeed, else the name of `contract`'s custom error it reverts
+    with (the raw data as 0x-hex when it is none of them)."""
+    from eth_utils import keccak
+
+    data = revert_data(contract, method, *args, sender=sender, value=value)
+    if data is None:
+        return None
+    names = {keccak(text=e.selector)[:4]: e.name for e in contract.contract_type.errors}
+    return names.get(data[:4], "0x" + data.hex())
+
+
+def assert_reverts(contract: Any, method: str, *args: Any, error: str, sender: Any = None, value: int = 0,
+                   source: Any = None, **expected: Any) -> None:
+    """`contract.method(*args)` from `sender` reverts with custom error `error` (declared by `source`, default
+    `contract`) whose named arguments include `expected` (accounts and contracts compare by address)."""
+    from eth_abi import decode
+    from eth_utils import is_address, keccak, to_checksum_address
+
+    data = revert_data(contract, method, *args, sender=sender, value=value)
+    assert data is not None, f"{method}{args} did not revert (expected {error})"
+    abi = next(e for e in (source or contract).contract_type.errors if e.name == error)
+    assert data[:4] == keccak(text=abi.selector)[:4], f"{method}{args}: expected {abi.selector}, got 0x{data.hex()}"
+    values = dict(zip([i.name for i in abi.inputs], decode([i.canonical_type for i in abi.inputs], data[4:])))
+    for name, want in expected.items():
+        want, got = getattr(want, "address", want), values[name]
+        if isinstance(got, str) and is_address(got):
+            got, want = to_checksum_address(got), to_checksum_address(want)
+        assert got == want, f"{error}.{name}: {got!r} != {want!r}"
