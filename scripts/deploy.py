@@ -24,7 +24,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import deploying_account, load_script, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, load_script, out_dir_option, record_deployment
 
 #: 0G's default: 3 months × 1 unit × 1e18 / 1024³ / 12 wei per 256-byte sector.
 DEFAULT_PRICE_PER_SECTOR = 232_830_643
@@ -117,10 +117,9 @@ def deploy_areas(deployer: Any, project: Any, deployed: dict[str, Any], admin: s
               help="Mining epoch length in blocks (the default keeps mining off).")
 @click.option("--deploy-delay", type=int, default=DEFAULT_DEPLOY_DELAY, show_default=True,
               help="Flow accepts submissions from deploy block + delay on.")
-@click.option("--admin", default=None, help="Admin address (default: the deployer).")
+@ADMIN_OPTION
 @click.option("--all-areas", is_flag=True, help="Also deploy every other area (DA, compute market, …).")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("deployments"),
-              show_default=True, help="Directory for <network>.json.")
+@out_dir_option("<network>.json")
 def cli(provider: Any, account: Any, price_per_sector: int, blocks_per_epoch: int, deploy_delay: int,
         admin: str | None, all_areas: bool, out_dir: Path) -> None:
     """Deploy Flow + FixedPriceMarket and write deployments/<network>.json."""

@@ -31,7 +31,7 @@ from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 from eth_utils import keccak
 
-from deaios.deployment import deploying_account, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def _int_list(ctx: Any, param: Any, value: str) -> list[int]:
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
-@click.option("--admin", default=None, help="Admin address (default: the deployer).")
+@ADMIN_OPTION
 @click.option("--storage-market", default=None, help="FixedPriceMarket the governor may reprice.")
 @click.option("--da-entrance", default=None, help="DAEntrance whose blob price the governor may change.")
 @click.option("--max-supply", type=int, default=DEFAULT_MAX_SUPPLY, show_default=True, help="License cap.")
@@ -214,8 +214,7 @@ def _int_list(ctx: Any, param: Any, value: str) -> list[int]:
               help="Votes needed, basis points of the licenses at proposal time.")
 @click.option("--proposal-threshold", type=int, default=DEFAULT_PROPOSAL_THRESHOLD, show_default=True,
               help="Licenses a proposer must own.")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("deployments"),
-              show_default=True, help="Directory for <network>-alignment.json.")
+@out_dir_option("<network>-alignment.json")
 def cli(provider: Any, account: Any, out_dir: Path, **params: Any) -> None:
     """Deploy the alignment license, delegation, rewards and governor and write <network>-alignment.json."""
     from ape import project

@@ -21,7 +21,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import deploying_account, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
 
 ETHER = 10**18
 #: Seconds a requested sub-account refund stays locked (0G allows 1 h .. 7 d; ours 1 min .. 7 d).
@@ -150,14 +150,8 @@ def deploy_compute(
     show_default=True,
     help="Seconds a user has to acknowledge a fine-tuning deliverable.",
 )
-@click.option("--admin", default=None, help="Admin address (default: the deployer).")
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("deployments"),
-    show_default=True,
-    help="Directory for <network>-compute.json.",
-)
+@ADMIN_OPTION
+@out_dir_option("<network>-compute.json")
 def cli(
     provider: Any,
     account: Any,

@@ -22,7 +22,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import deploying_account, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
 
 #: Stake per vote (1 token; 0G's DARegistry asks 30 tokens of balance per vote).
 DEFAULT_TOKENS_PER_VOTE = 10**18
@@ -92,9 +92,8 @@ def deploy_da(
 @click.option("--blob-price", type=int, default=DEFAULT_BLOB_PRICE, show_default=True, help="Wei per blob.")
 @click.option("--epoch-window", type=int, default=DEFAULT_EPOCH_WINDOW, show_default=True,
               help="Epochs a blob is served after its own.")
-@click.option("--admin", default=None, help="Admin address (default: the deployer).")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("deployments"),
-              show_default=True, help="Directory for da-<network>.json.")
+@ADMIN_OPTION
+@out_dir_option("da-<network>.json")
 def cli(provider: Any, account: Any, tokens_per_vote: int, max_votes_per_signer: int, max_quorums: int,
         epoch_blocks: int, encoded_slices: int, blob_price: int, epoch_window: int, admin: str | None,
         out_dir: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
-from deaios.deployment import deploying_account, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
 from deaios.stack.config import DEV_KEY_ROLES, dev_address
 
 #: Royalty paid to a token's creator on marketplace sales, basis points (5 %).
@@ -76,14 +76,8 @@ def deploy_inft(
     show_default=True,
     help="Creator royalty for new tokens, basis points (at most 2500).",
 )
-@click.option("--admin", default=None, help="Admin address (default: the deployer).")
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("deployments"),
-    show_default=True,
-    help="Directory for <network>-inft.json.",
-)
+@ADMIN_OPTION
+@out_dir_option("<network>-inft.json")
 def cli(
     provider: Any, account: Any, oracle_signer: str | None, royalty_bps: int, admin: str | None, out_dir: Path
 ) -> None:

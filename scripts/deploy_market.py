@@ -23,7 +23,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import deploying_account, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
 
 #: Seconds a buyer's escrowed payment waits for settlement (the oracle's re-encryption) before it can be
 #: reclaimed.
@@ -87,14 +87,8 @@ def _from_file(path: Path, keys: tuple[str, ...]) -> str | None:
     show_default=True,
     help="Seconds a purchase may wait for settlement (60 .. 2592000).",
 )
-@click.option("--admin", default=None, help="Admin address (default: the deployer).")
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("deployments"),
-    show_default=True,
-    help="Directory for <network>-market.json (and where the inft/compute files are read).",
-)
+@ADMIN_OPTION
+@out_dir_option("<network>-market.json (and where the inft/compute files are read)")
 def cli(
     provider: Any,
     account: Any,

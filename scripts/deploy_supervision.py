@@ -21,7 +21,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import deploying_account, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
 
 #: Epoch length in seconds (0G's alignment nodes report daily; short for a local network).
 DEFAULT_EPOCH_SECONDS = 3600
@@ -80,7 +80,7 @@ def deploy_supervision(
 @click.option("--delegation", required=True, help="AlignmentDelegation address (who is an active operator).")
 @click.option("--rewards", required=True, help="AlignmentRewards address (recordOperated).")
 @click.option("--flow", required=True, help="The storage Flow address (flow roots of storage proofs).")
-@click.option("--admin", default=None, help="Admin address (default: the deployer).")
+@ADMIN_OPTION
 @click.option("--epoch-seconds", type=click.IntRange(1), default=DEFAULT_EPOCH_SECONDS, show_default=True,
               help="Epoch length, seconds.")
 @click.option("--slash-bps", type=click.IntRange(0, 10_000), default=DEFAULT_SLASH_BPS, show_default=True,
@@ -91,8 +91,7 @@ def deploy_supervision(
               help="Epochs between an unstake request and the withdrawal.")
 @click.option("--grant-role", is_flag=True, help="Also grant SUPERVISION_ROLE on the rewards contract "
               "(the deployer must be its admin).")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("deployments"),
-              show_default=True, help="Directory for <network>-supervision.json.")
+@out_dir_option("<network>-supervision.json")
 def cli(provider: Any, account: Any, delegation: str, rewards: str, flow: str, admin: str | None,
         epoch_seconds: int, slash_bps: int, min_attestations: int, unbonding_epochs: int, grant_role: bool,
         out_dir: Path) -> None:

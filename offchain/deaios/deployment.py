@@ -14,6 +14,16 @@ from typing import Any
 import click
 
 
+#: `--admin` of every deploy script.
+ADMIN_OPTION = click.option("--admin", default=None, help="Admin address (default: the deployer).")
+
+
+def out_dir_option(what: str) -> Any:
+    """`--out-dir` of a deploy script that writes `what` (e.g. "<network>-compute.json")."""
+    return click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("deployments"),
+                        show_default=True, help=f"Directory for {what}.")
+
+
 def deploying_account(provider: Any, account: Any, accounts: Any) -> Any:
     """`--account`, or test account 0 on a local (dev) network; a live network needs `--account`.
     On `zgtestnet`, $ZG_CHAIN_ID (when set) must match the node's chain id."""
