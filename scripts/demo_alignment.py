@@ -23,7 +23,8 @@ from web3 import Web3
 from deaios.alignment.chain import SupervisionChain
 from deaios.jsonrpc import RpcCallError
 from deaios.stack.config import DEV_KEY_ROLES, Stack, dev_key, pid_alive
-from deaios.stack.launcher import relaunch_node, rpc_call
+from deaios.procs import rpc_call
+from deaios.storage.launch import relaunch_node
 
 
 def _bring_back_storage_nodes(stack: Stack, console: Console) -> None:

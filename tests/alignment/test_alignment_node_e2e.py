@@ -40,7 +40,7 @@ from deaios.da.encoding import Encoder
 from deaios.deployment import load_script
 from deaios.jsonrpc import RpcCallError, rpc_call
 from deaios.stack.config import Stack
-from deaios.stack.launcher import free_ports
+from deaios.procs import free_ports
 from deaios.storage.client import StorageClient
 from deaios.storage.merkle import CHUNK_SIZE
 

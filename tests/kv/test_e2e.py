@@ -27,7 +27,7 @@ from deaios.kv.codec import MAX_SET_SIZE, StreamData, Write, build_tags
 from deaios.kv.replay import StreamConfig
 from deaios.kv.store import KvIndex
 from deaios.stack.config import Stack, dev_key, pid_alive
-from deaios.stack.launcher import rpc_call, spawn
+from deaios.procs import rpc_call, spawn
 from deaios.stack.process import RunningStack, deaios, running_stack
 from deaios.storage.client import StorageClient
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from deaios.alignment.chain import SupervisionChain
+from deaios.stack.service import LaunchContext, StackService
 
 log = logging.getLogger(__name__)
 
@@ -32,3 +33,16 @@ def register_stack_nodes(rpc: str, supervision: str, admin_key: str, storage_url
         chain.transact("registerNode(uint8,string,address)", ["uint8", "string", "address"], [kind, url, operator])
     log.info("%d nodes under alignment supervision at %s", len(wanted), supervision)
     return max(len(wanted), len(existing))
+
+
+class SupervisionRegistration(StackService):
+    """Not a process: once the storage and DA nodes are up, register them for alignment supervision."""
+
+    name = "alignment-supervision"
+
+    def wait(self, ctx: LaunchContext) -> None:
+        supervision = ctx.contracts.get("alignment_supervision")
+        if supervision:
+            count = register_stack_nodes(ctx.rpc, supervision, ctx.admin_key, ctx.storage_urls,
+                                         ctx.stack.get("da_nodes", []), ctx.admin_address)
+            ctx.say(f"{count} nodes under alignment supervision")

@@ -1,5 +1,6 @@
-"""DA nodes as processes of a stack (`deaios up --da-nodes N`): their command lines, their stack.json
-entries, the readiness probe, activating the first epoch, and stopping / relaunching one (tests, demo).
+"""DA nodes as processes of a stack (`deaios up --da-nodes N`): their command lines, `DANodesService` (used by
+`deaios up`), their stack.json entries, the readiness probe, activating the first epoch, and stopping /
+relaunching one (tests, demo).
 
 DA node i signs with Anvil dev key ``FIRST_KEY + i`` (keys 2..9, see `deaios.stack.config.DEV_KEY_ROLES`),
 passed in the environment (``DEAIOS_DA_NODE_KEY``) rather than on the command line. stack.json lists them as
@@ -16,18 +17,17 @@ so a restarted stack keeps its epochs.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deaios.errors import UserError
-from deaios.stack.config import ANVIL_KEY_0, DEV_KEY_ROLES, Stack, dev_key, pid_alive
+from deaios.procs import child_env, free_ports, rpc_call, stop_pid
+from deaios.stack.config import ANVIL_KEY_0, DEV_KEY_ROLES, Stack, dev_key
+from deaios.stack.service import LaunchContext, StackService, relaunch as relaunch_entry
 
 DEFAULT_DA_NODES = 4
 _KEYS: range = DEV_KEY_ROLES["DA nodes"]  # type: ignore[assignment]
@@ -60,10 +60,7 @@ def node_command(data_dir: Path, host: str, port: int, rpc: str, entrance: str) 
 
 
 def node_env(key_index: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
-    env[KEY_ENV] = dev_key(key_index)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return child_env({KEY_ENV: dev_key(key_index)}, base=base)
 
 
 def plan(count: int, data_dir: Path, logs: Path, host: str, ports: list[int], rpc: str, entrance: str,
@@ -86,8 +83,6 @@ def stack_entry(spec: DANodeSpec, pid: int, address: str) -> dict[str, Any]:
 
 
 def status(url: str, timeout: float = 2.0) -> dict[str, Any]:
-    from deaios.stack.launcher import rpc_call
-
     return rpc_call(url, "da_status", timeout=timeout)
 
 
@@ -121,26 +116,45 @@ def da_nodes_of(stack: Stack) -> list[dict[str, Any]]:
 
 def kill(stack: Stack, index: int, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
     """Stop DA node `index` of the stack (default SIGKILL, as a crash) and wait until it is gone."""
-    pid = int(da_nodes_of(stack)[index].get("pid") or 0)
-    if not pid_alive(pid):
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    stop_pid(int(da_nodes_of(stack)[index].get("pid") or 0), sig=sig, timeout=timeout)
 
 
 def relaunch(stack: Stack, index: int) -> subprocess.Popen:
     """Start DA node `index` again with its recorded command line and key; record its new pid in stack.json."""
-    from deaios.stack.launcher import spawn
-
     entry = da_nodes_of(stack)[index]
-    log = Path(entry.get("log") or Path(stack.dir) / "logs" / f"da-node-{index}.log")
-    proc = spawn(list(entry["cmd"]), log, env=node_env(int(entry["key_index"])), die_with_parent=False)
-    entry["pid"] = proc.pid
-    if stack.path is not None:
-        current = Stack.load(stack.path)  # keep what others wrote since `stack` was loaded
-        current.extra["da_nodes"][index]["pid"] = proc.pid
-        current.save()
-    return proc
+    return relaunch_entry(stack, lambda s: da_nodes_of(s)[index], env=node_env(int(entry["key_index"])),
+                          default_log=f"da-node-{index}.log")
+
+
+class DANodesService(StackService):
+    """`count` DA nodes; each registers itself (so they start in parallel), then the admin starts the first
+    epoch if the current one has no quorum."""
+
+    name = "da"
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.specs: list[DANodeSpec] = []
+        self.pids: dict[str, int] = {}
+        self.nodes: list[dict[str, Any]] = []
+
+    def start(self, ctx: LaunchContext) -> None:
+        if not self.count:
+            return
+        if not ctx.contracts.get("da_entrance"):
+            ctx.say("no DA contracts in this stack (restarted from an older version): no DA nodes")
+            return
+        self.specs = plan(self.count, ctx.data_dir, ctx.logs, ctx.host, free_ports(ctx.host, self.count), ctx.rpc,
+                          ctx.contracts["da_entrance"], child_env())
+        self.pids = {spec.name: ctx.spawn(spec.name, spec.cmd, spec.log, env=spec.env).pid for spec in self.specs}
+
+    def wait(self, ctx: LaunchContext) -> None:
+        for spec in self.specs:
+            ctx.wait(spec.name, lambda url=spec.url: is_ready(url), spec.log)
+        if self.specs:
+            epoch = activate_epoch(ctx.rpc, ctx.contracts["da_entrance"], ctx.admin_key)
+            ctx.say(f"{len(self.specs)} DA nodes registered; DA epoch {epoch} active")
+        self.nodes = [stack_entry(spec, self.pids[spec.name], status(spec.url)["address"]) for spec in self.specs]
+
+    def entries(self) -> dict[str, Any]:
+        return {"da_nodes": self.nodes}

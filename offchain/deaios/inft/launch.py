@@ -1,5 +1,5 @@
-"""The INFT re-encryption oracle as a process of a local stack: its command line (used by `deaios up`) and
-readiness probe.
+"""The INFT re-encryption oracle as a process of a local stack: its command line, `InftOracleService` (used by
+`deaios up`) and readiness probe.
 
 `deaios up` runs `deaios inft oracle` with Anvil dev key 15 (the `oracleSigner` the local deployment
 trusts; the same key pays the storage fees of re-encrypted files). stack.json lists it as
@@ -9,14 +9,14 @@ trusts; the same key pays the storage fees of re-encrypted files). stack.json li
 from __future__ import annotations
 
 import sys
-import urllib.request
 from pathlib import Path
+from typing import Any
 
+from deaios.procs import free_ports, http_get_json
 from deaios.stack.config import DEV_KEY_ROLES, dev_key
+from deaios.stack.service import LaunchContext, StackService
 
 ORACLE_KEY_INDEX: int = DEV_KEY_ROLES["INFT oracle"]  # type: ignore[assignment]
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def oracle_command(host: str, port: int, rpc: str, node_urls: list[str], flow: str, deployment: Path) -> list[str]:
@@ -28,5 +28,32 @@ def oracle_command(host: str, port: int, rpc: str, node_urls: list[str], flow: s
 
 def ready(url: str) -> bool:
     """Whether the oracle answers GET /info."""
-    with _OPENER.open(f"{url}/info", timeout=2.0) as resp:
-        return resp.status == 200
+    http_get_json(f"{url}/info")
+    return True
+
+
+class InftOracleService(StackService):
+    """The re-encryption oracle (only in stacks whose deployment has the INFT contracts)."""
+
+    name = "inft-oracle"
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.pid: int | None = None
+
+    def start(self, ctx: LaunchContext) -> None:
+        if not ctx.contracts.get("inft_nft"):
+            ctx.say("no INFT contracts in this stack (restarted from an older version): no INFT oracle")
+            return
+        port = free_ports(ctx.host, 1)[0]
+        self.url = f"http://{ctx.host}:{port}"
+        cmd = oracle_command(ctx.host, port, ctx.rpc, ctx.storage_urls, ctx.contracts["flow"], ctx.deployment_file)
+        self.pid = ctx.spawn(self.name, cmd, ctx.logs / "inft-oracle.log").pid
+
+    def wait(self, ctx: LaunchContext) -> None:
+        if self.url is not None:
+            url = self.url
+            ctx.wait(self.name, lambda: ready(url), ctx.logs / "inft-oracle.log")
+
+    def entries(self) -> dict[str, Any]:
+        return {"inft_oracle": self.url, "inft_oracle_pid": self.pid} if self.url else {}

@@ -182,7 +182,7 @@ def rebuild(timeout: float, stack) -> None:
     from deaios.jsonrpc import RpcCallError, rpc_call
     from deaios.kv import launch
     from deaios.kv.store import wipe
-    from deaios.stack.launcher import rpc_call as sync_call
+    from deaios.procs import rpc_call as sync_call
 
     kv_entry = launch.kv_of(stack)
     started = time.monotonic()

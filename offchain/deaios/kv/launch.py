@@ -1,5 +1,5 @@
-"""The KV node as a process of a stack: its command line (used by `deaios up`), its stack.json entry,
-and stopping / relaunching it (`deaios kv rebuild`, tests).
+"""The KV node as a process of a stack: its command line and `KVService` (used by `deaios up`), its stack.json
+entry, and stopping / relaunching it (`deaios kv rebuild`, tests).
 
 stack.json lists it as
 
@@ -9,17 +9,16 @@ stack.json lists it as
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 from deaios.errors import UserError
 from deaios.kv.replay import StreamConfig
-from deaios.stack.config import Stack, pid_alive
+from deaios.procs import free_ports, rpc_call, stop_pid
+from deaios.stack.config import Stack
+from deaios.stack.service import LaunchContext, StackService, relaunch as relaunch_entry
 
 
 def node_command(data_dir: Path, host: str, port: int, chain_rpc: str, flow: str, node_urls: list[str],
@@ -44,43 +43,38 @@ def kv_of(stack: Stack) -> dict:
     return kv
 
 
-def _ours(pid: int) -> bool:
-    if not pid_alive(pid):
-        return False
-    try:
-        return b"deaios" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-
-
 def stop(stack: Stack, timeout: float = 30.0) -> None:
     """Stop the stack's KV node (SIGTERM, then SIGKILL after `timeout`) and wait until it is gone."""
-    pid = int(kv_of(stack).get("pid") or 0)
-    if not _ours(pid):
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-        time.sleep(0.05)
+    stop_pid(int(kv_of(stack).get("pid") or 0), timeout=timeout)
 
 
 def relaunch(stack: Stack) -> subprocess.Popen:
     """Start the stack's KV node again with its recorded command line and record its new pid in
     stack.json (so that `deaios down` stops it)."""
-    from deaios.stack.launcher import spawn
+    return relaunch_entry(stack, kv_of, default_log="kv.log")
 
-    kv = kv_of(stack)
-    log = Path(kv.get("log") or Path(stack.dir) / "logs" / "kv.log")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = spawn(list(kv["cmd"]), log, env=env, die_with_parent=False)
-    kv["pid"] = proc.pid
-    if stack.path is not None:
-        current = Stack.load(stack.path)  # keep what others wrote since `stack` was loaded
-        current.extra.setdefault("kv", dict(kv))["pid"] = proc.pid
-        current.save()
-    return proc
+
+class KVService(StackService):
+    """The KV node, following the flow and reading stream data from the stack's storage nodes."""
+
+    name = "kv"
+
+    def __init__(self, streams: str) -> None:
+        self.streams = StreamConfig.parse(streams)
+        self.entry: dict[str, Any] = {}
+
+    def start(self, ctx: LaunchContext) -> None:
+        port = free_ports(ctx.host, 1)[0]
+        url, log, data_dir = f"http://{ctx.host}:{port}", ctx.logs / "kv.log", ctx.data_dir / "kv"
+        cmd = node_command(data_dir, ctx.host, port, ctx.rpc, ctx.contracts["flow"], ctx.storage_urls,
+                           ctx.deploy_block, self.streams)
+        proc = ctx.spawn("kv", cmd, log)
+        self.entry = stack_entry(data_dir, url, proc.pid, log, cmd, self.streams)
+
+    def wait(self, ctx: LaunchContext) -> None:
+        url = self.entry["url"]
+        ctx.wait("kv", lambda: (rpc_call(url, "deaios_kvStatus", timeout=1.0)["logSyncHeight"] or -1)
+                 >= ctx.deploy_block, Path(self.entry["log"]))
+
+    def entries(self) -> dict[str, Any]:
+        return {"kv": self.entry}

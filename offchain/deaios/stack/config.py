@@ -37,6 +37,7 @@ from typing import Any
 import click
 
 from deaios.errors import UserError
+from deaios.procs import pid_alive  # noqa: F401  (re-exported: clients check stack pids)
 
 STACK_FILE = "stack.json"
 LAST_STACK_FILE = "last-stack"
@@ -88,23 +89,6 @@ def record_last_stack(stack_path: Path) -> None:
         _atomic_write(target, str(stack_path.resolve()) + "\n")
     except OSError:
         pass
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether process `pid` exists and is not a zombie (an exited child nobody has reaped)."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: trust kill(0)
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from deaios.stack.config import Stack
-from deaios.stack.launcher import LaunchError, project_root
+from deaios.procs import LaunchError, project_root
 
 START_TIMEOUT = 120.0
 

@@ -7,7 +7,7 @@ nodes should start their own with `running_stack(dir, nodes=…)` (or accept tha
 see the damage). Every stack runs with `DEAIOS_HOME` pointing into its tmp dir, so the user's
 `~/.deaios/last-stack` is never touched, and is stopped with `deaios down` at the end.
 
-To restart a node a test killed: `deaios.stack.launcher.relaunch_node(stack, i)` (records the new pid in
+To restart a node a test killed: `deaios.storage.launch.relaunch_node(stack, i)` (records the new pid in
 stack.json so that `deaios down` stops it too).
 """
 

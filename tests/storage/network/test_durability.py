@@ -25,7 +25,7 @@ import pytest
 from stack_harness import deaios, sdk_transfer
 
 from deaios.stack.config import Stack
-from deaios.stack.launcher import relaunch_node
+from deaios.storage.launch import relaunch_node
 from deaios.storage.erasure import ErasureCode, segment_lengths
 from deaios.storage.merkle import FileMerkleTree
 from deaios.storage.share_transport import ShareClient

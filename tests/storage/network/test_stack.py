@@ -17,7 +17,9 @@ from deaios.cli import main
 from deaios.stack.config import (
     PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path, stack_option,
 )
-from deaios.stack.launcher import relaunch_node, rpc_call, service_pids
+from deaios.procs import rpc_call
+from deaios.stack.launcher import service_pids
+from deaios.storage.launch import relaunch_node
 
 
 
