@@ -1,9 +1,14 @@
 """Contract ABIs shipped with the package, and custom-error decoding.
 
-Each area that talks to its contracts from Python keeps the ABIs it needs in its own `abi.json`, exported
-from ape's build (`.build/__local__.json`) after `ape compile`, so that the package works without the
-build. A test per area checks that the file is current. `ContractAbis` is that file: load, render from the
-build, write, and turn revert data into `Name(arg=value, …)` using the custom errors of those contracts.
+Each area that talks to its contracts from Python keeps the ABIs it needs in its own `abi.json` (a JSON
+object: contract name -> ABI), exported from ape's build (`.build/__local__.json`) after `ape compile`, so
+that the package works without the build. A test per area checks that the file is current. `ContractAbis` is
+that file: load, render from the build, write, and turn revert data into `Name(arg=value, …)` using the
+custom errors of those contracts.
+
+This module only loads and decodes: it imports no area. `python -m deaios.abi` finds the areas' files by
+their place (`deaios/<area>/abi.json`) and rewrites each with the contracts it already lists; a new area
+starts its file as `{"SomeContract": []}` and lets the command fill it in.
 
     python -m deaios.abi            # rewrite every area's abi.json from the current build
 """
@@ -41,9 +46,10 @@ class CustomError:
 class ContractAbis:
     """The ABIs of `contracts`, stored in `file` (an area's abi.json)."""
 
-    def __init__(self, file: Path, contracts: Sequence[str]) -> None:
+    def __init__(self, file: Path, contracts: Sequence[str] | None = None) -> None:
         self.file = file
-        self.contracts = tuple(contracts)
+        #: the contracts the file holds (default: those it lists now)
+        self.contracts = tuple(contracts) if contracts is not None else tuple(json.loads(file.read_text()))
 
     @cached_property
     def abis(self) -> dict[str, list]:
@@ -116,13 +122,9 @@ class ContractAbis:
 
 
 def registered() -> list[ContractAbis]:
-    """Every area's ABI file."""
-    from deaios.alignment.economy import ABIS as alignment
-    from deaios.compute.chain import ABIS as compute
-    from deaios.inft.chain import ABIS as inft
-    from deaios.market.abi import ABIS as market
-
-    return [compute, inft, market, alignment]
+    """Every area's ABI file (`deaios/<area>/abi.json`), each with the contracts it lists."""
+    package = Path(__file__).resolve().parent
+    return [ContractAbis(file) for file in sorted(package.glob("*/abi.json"))]
 
 
 def main() -> None:
