@@ -24,7 +24,12 @@ from deaios.stack.config import ENV_STACK
               help="Streams the KV node serves: \"all\" (every stream in the log) or comma-separated 0x stream ids.")
 @click.option("--da-nodes", default=4, show_default=True, type=click.IntRange(0, 8),
               help="Number of DA nodes (signers, Anvil dev keys 2..); 0 = none.")
-def up(nodes: int, data_dir: Path, host: str, startup_timeout: float, kv_streams: str, da_nodes: int) -> None:
+@click.option("--block-time", default=2, show_default=True, type=click.IntRange(0, 3600),
+              help="Seconds of idleness after which an empty block is mined, so block timestamps follow the "
+                   "wall clock (time locks expire on an idle stack); transactions are mined at once either way; "
+                   "0 = blocks only for transactions.")
+def up(nodes: int, data_dir: Path, host: str, startup_timeout: float, kv_streams: str, da_nodes: int,
+       block_time: int) -> None:
     """Start Anvil, the storage contracts, NODES storage nodes, the indexer and the KV node; keep them running.
 
     Prints the stack (every endpoint, as written to DIR/stack.json) as one JSON line on stdout, then
@@ -39,7 +44,8 @@ def up(nodes: int, data_dir: Path, host: str, startup_timeout: float, kv_streams
     except ValueError as exc:
         raise UserError(f"--kv-streams: {exc}") from None
     code = Launcher(LaunchOptions(data_dir=data_dir, nodes=nodes, host=host, startup_timeout=startup_timeout,
-                                  kv_streams=kv_streams, da_nodes=da_nodes)).run()
+                                  kv_streams=kv_streams, da_nodes=da_nodes,
+                                  block_time=block_time)).run()
     sys.exit(code)
 
 

@@ -7,7 +7,10 @@ lists them in start order. Processes are spawned, probed and stopped with `deaio
 Start-up, in order (every step's output goes to DATA/logs/):
 
 1. take DATA/.launcher.lock (a second `deaios up` on the same DATA fails with a clear message);
-2. Anvil (chain id 31337, instant mining) on a free port, its state kept in DATA/chain/anvil-state.json;
+2. Anvil (chain id 31337, instant mining) on a free port, its state kept in DATA/chain/anvil-state.json
+   (dumped every STATE_INTERVAL s and at shutdown); once the stack is up, the launcher mines an empty block
+   whenever the chain has been idle for `--block-time` s (deaios.stack.clock), so that block timestamps
+   follow the wall clock (a refund lock or a governance timelock expires on an idle stack too);
 3. the storage contracts, deployed by the project's own deploy script: `ape run deploy --network
    ethereum:local:foundry --out-dir DATA/deployments` with `APE_FOUNDRY_HOST` pointing ape-foundry at
    our Anvil (ape then connects to it instead of starting its own), deployer = ape test account 0 =
@@ -56,6 +59,7 @@ from deaios.procs import (  # noqa: F401  (LaunchError, relaunch_node: re-export
     POLL, LaunchError, child_env, find_tool, free_ports, looks_like_ours, project_root, rpc_call, spawn, stop_pids,
     tail, wait_until,
 )
+from deaios.stack.clock import ChainClock
 from deaios.stack.config import (
     ANVIL_KEY_0, DEV_ACCOUNTS, PRIVATE_KEY_NOTE, STACK_FILE, Stack, pid_alive, record_last_stack,
 )
@@ -66,6 +70,11 @@ CHAIN_ID = 31337
 ANVIL_ACCOUNT_0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 DEFAULT_DIR = Path("deaios-data")
 LOCK_FILE = ".launcher.lock"
+#: An idle chain mines an empty block this often, so block timestamps follow the wall clock (time locks,
+#: governance deadlines, supervision epochs); see deaios.stack.clock.
+DEFAULT_BLOCK_TIME = 2
+#: Seconds between Anvil's state dumps (and at shutdown); what a SIGKILLed Anvil may lose at most.
+STATE_INTERVAL = 5
 
 
 class _Stop(BaseException):
@@ -81,6 +90,7 @@ class LaunchOptions:
     startup_timeout: float = 120.0
     kv_streams: str = "all"  # what the KV node serves: "all" or comma-separated stream ids
     da_nodes: int = da_launch.DEFAULT_DA_NODES  # DA nodes (signers) to start; 0 = none
+    block_time: int = DEFAULT_BLOCK_TIME  # seconds between empty blocks on an idle chain; 0 = only on demand
 
 
 def services(opts: LaunchOptions) -> list[StackService]:
@@ -99,6 +109,7 @@ class Launcher:
         self.procs: dict[str, subprocess.Popen] = {}  # name -> child
         self.reported: set[str] = set()
         self.stack: Stack | None = None
+        self.clock: ChainClock | None = None
         self._lock_fd: int | None = None
         self._stopping = False
         self._in_startup = False
@@ -191,11 +202,13 @@ class Launcher:
         anvil_port = free_ports(host, 1)[0]
         rpc = f"http://{host}:{anvil_port}"
         anvil_cmd = [find_tool("anvil", root), "--host", host, "--port", str(anvil_port), "--chain-id",
-                     str(CHAIN_ID), "--accounts", str(DEV_ACCOUNTS), "--silent", "--state", str(state_file), "--state-interval", "2"]
+                     str(CHAIN_ID), "--accounts", str(DEV_ACCOUNTS), "--silent", "--state", str(state_file),
+                     "--state-interval", str(STATE_INTERVAL)]
         self._spawn("anvil", anvil_cmd, self.logs / "anvil.log")
         wait_until(lambda: int(rpc_call(rpc, "eth_chainId", timeout=1.0), 16) == CHAIN_ID, 30, "anvil",
                    log=self.logs / "anvil.log", check=self._check_children)
         self.say(f"anvil up at {rpc} (pid {self.procs['anvil'].pid})")
+        self.clock = ChainClock(rpc, self.opts.block_time, log=self.say)
 
         # 2. contracts: reuse the previous stack's when the restored chain still has them
         contracts = None
@@ -323,6 +336,8 @@ class Launcher:
     # -- supervision -----------------------------------------------------------------------------------
     def supervise(self) -> None:
         while not self._stopping:
+            if self.clock is not None:
+                self.clock.tick()
             for name, proc in self.procs.items():
                 if name not in self.reported and proc.poll() is not None:
                     self.reported.add(name)

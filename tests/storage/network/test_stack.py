@@ -14,13 +14,12 @@ from click.testing import CliRunner
 from eth_account import Account
 
 from deaios.cli import main
+from deaios.procs import rpc_call
 from deaios.stack.config import (
     PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path, stack_option,
 )
-from deaios.procs import rpc_call
-from deaios.stack.launcher import service_pids
+from deaios.stack.launcher import DEFAULT_BLOCK_TIME, service_pids
 from deaios.storage.launch import relaunch_node
-
 
 
 def wait_until(predicate, timeout: float = 15.0, interval: float = 0.1) -> bool:
@@ -76,6 +75,18 @@ def test_up_writes_a_complete_stack_json(stack_run) -> None:
     # client resolution: explicit path, data dir, and the last stack started (DEAIOS_HOME)
     assert load_stack(stack_run.dir / "stack.json").rpc == stack.rpc
     assert load_stack(stack_run.dir).rpc == stack.rpc
+
+
+def test_an_idle_chain_keeps_its_clock(stack_run) -> None:
+    """With nothing sent, block timestamps still follow the wall clock (time locks expire on an idle stack)."""
+    def latest() -> dict:
+        return rpc_call(stack_run.stack.rpc, "eth_getBlockByNumber", ["latest", False])
+
+    before = latest()
+    time.sleep(3 * DEFAULT_BLOCK_TIME + 0.5)
+    after = latest()
+    assert int(after["number"], 16) >= int(before["number"], 16) + 2
+    assert time.time() - int(after["timestamp"], 16) <= DEFAULT_BLOCK_TIME + 1.5
 
 
 def test_second_up_on_a_running_dir_is_refused(stack_run, run_deaios) -> None:
