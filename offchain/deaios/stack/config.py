@@ -5,8 +5,12 @@
 (first match wins):
 
 1. `--stack PATH` (a stack.json, or the data directory holding one);
-2. the environment variable `DEAIOS_STACK` (same forms);
-3. the last stack started.
+2. `./deaios-data/stack.json`: a stack started in the current directory with the default `--dir`;
+3. the environment variable `DEAIOS_STACK` (same forms as --stack);
+4. the last stack started (by anyone running as this user, anywhere).
+
+When the stack was not given with --stack, the command says on stderr which one it used and why, so that
+another `deaios up` elsewhere never redirects a command silently.
 
 Any failure (nothing to resolve, a missing or unreadable file, a stack whose launcher has exited) is a
 UserError: a one-line message and exit code 2. Decorate client commands with `@stack_option`; they
@@ -211,20 +215,36 @@ def _as_stack_file(path: Path) -> Path:
     return path / STACK_FILE if path.is_dir() else path
 
 
-def resolve_stack_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The stack.json a client command should use: --stack, then $DEAIOS_STACK, then the last started."""
+#: the data directory `deaios up` uses by default, looked for in the current directory
+DEFAULT_DATA_DIR = "deaios-data"
+
+
+def resolve_stack_path(explicit: str | os.PathLike[str] | None = None,
+                       announce: Callable[[str], None] | None = None) -> Path:
+    """The stack.json a client command should use: --stack, then ./deaios-data, then $DEAIOS_STACK, then the
+    last stack started. `announce` is told which one (and why) when it was not given explicitly."""
     if explicit:
         path = _as_stack_file(Path(explicit))
         if not path.exists():
             raise UserError(f"--stack {explicit}: no such stack file (start a stack with `deaios up`, "
                             f"or pass the stack.json it wrote)")
         return path
+    chosen, why = _implicit_stack_path()
+    if announce is not None:
+        announce(f"using the stack in {chosen.parent} ({why}; choose another with --stack)")
+    return chosen
+
+
+def _implicit_stack_path() -> tuple[Path, str]:
+    local = Path.cwd() / DEFAULT_DATA_DIR / STACK_FILE
+    if local.is_file():
+        return local, f"./{DEFAULT_DATA_DIR} in the current directory"
     env = os.environ.get(ENV_STACK)
     if env:
         path = _as_stack_file(Path(env))
         if not path.exists():
             raise UserError(f"{ENV_STACK}={env}: no such stack file")
-        return path
+        return path, f"${ENV_STACK}"
     record = last_stack_file()
     try:
         recorded = record.read_text().strip()
@@ -239,12 +259,19 @@ def resolve_stack_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     if not path.exists():
         raise UserError(f"the last stack started ({path}, recorded in {record}) no longer exists; "
                         "start one with `deaios up` or pass --stack PATH/stack.json")
-    return path
+    return path, f"the last stack started, recorded in {record}"
 
 
-def load_stack(explicit: str | os.PathLike[str] | None = None, require_running: bool = True) -> Stack:
-    """Resolve and read the stack; with `require_running`, a UserError if its launcher has exited."""
-    stack = Stack.load(resolve_stack_path(explicit))
+def announce_on_stderr(message: str) -> None:
+    """How client commands announce an implicitly chosen stack."""
+    click.echo(message, err=True)
+
+
+def load_stack(explicit: str | os.PathLike[str] | None = None, require_running: bool = True,
+               announce: Callable[[str], None] | None = announce_on_stderr) -> Stack:
+    """Resolve and read the stack; with `require_running`, a UserError if its launcher has exited. An implicitly
+    chosen stack is announced (on stderr by default; `announce=None` for silence)."""
+    stack = Stack.load(resolve_stack_path(explicit, announce))
     if require_running and not stack.is_running():
         where = stack.dir or (stack.path.parent if stack.path else "?")
         raise UserError(f"the stack in {where} is not running (its launcher, pid {stack.launcher_pid}, "

@@ -206,6 +206,7 @@ def test_down_with_a_bad_stack_path_exits_2(run_deaios, tmp_path: Path) -> None:
 
 
 def test_resolution_order(tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(click.ClickException, match="no stack: start one with `deaios up`"):
         resolve_stack_path()
     last = _write_stack(tmp_path / "last" / "stack.json", os.getpid())
@@ -230,6 +231,24 @@ def test_resolution_order(tmp_path: Path, isolated_home: Path, monkeypatch: pyte
         resolve_stack_path()
 
 
+def test_a_stack_in_the_current_directory_wins_and_is_announced(tmp_path: Path, isolated_home: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another `deaios up` elsewhere (the last started, or $DEAIOS_STACK) never redirects a command run next to
+    ./deaios-data, and an implicit choice is always said."""
+    elsewhere = _write_stack(tmp_path / "elsewhere" / "stack.json", os.getpid())
+    record_last_stack(elsewhere)
+    monkeypatch.setenv("DEAIOS_STACK", str(elsewhere))
+    here = _write_stack(tmp_path / "project" / "deaios-data" / "stack.json", os.getpid())
+    monkeypatch.chdir(here.parent.parent)
+    told: list[str] = []
+    assert resolve_stack_path(announce=told.append) == here.resolve()
+    assert len(told) == 1 and str(here.parent) in told[0] and "current directory" in told[0]
+    told.clear()
+    assert resolve_stack_path(elsewhere, announce=told.append) == elsewhere and told == []  # explicit: silent
+    monkeypatch.chdir(tmp_path)
+    assert resolve_stack_path(announce=told.append) == elsewhere and "DEAIOS_STACK" in told[0]
+
+
 def test_stack_option_passes_the_loaded_stack(tmp_path: Path, isolated_home: Path) -> None:
     @click.command()
     @stack_option
@@ -238,8 +257,9 @@ def test_stack_option_passes_the_loaded_stack(tmp_path: Path, isolated_home: Pat
 
     path = _write_stack(tmp_path / "s" / "stack.json", os.getpid())
     record_last_stack(path)
-    result = CliRunner().invoke(show, [])
-    assert result.exit_code == 0 and result.output.strip() == "http://127.0.0.1:1"
+    result = CliRunner(mix_stderr=False).invoke(show, [])
+    assert result.exit_code == 0 and result.stdout.strip() == "http://127.0.0.1:1"
+    assert "using the stack in" in result.stderr and "last stack started" in result.stderr
     result = CliRunner().invoke(show, ["--stack", str(tmp_path / "nope.json")])
     assert result.exit_code == 2 and "no such stack file" in result.output
 
