@@ -44,9 +44,10 @@ DATA_CELLS = 64
 CELL_BYTES = 2048
 PROOF_BYTES = 48
 COMMITMENT_BYTES = 48
-#: At most 32 ckzg blobs per DA blob: 4,063,232 bytes.
-MAX_BLOBS = 32
-MAX_DATA = MAX_BLOBS * BLOB_PAYLOAD
+#: 0G's blob size limit (0g-da-client: MaxBlobSize − 4 = 31 MiB − 4 bytes): 32,505,852 bytes, i.e. up to 256 ckzg
+#: blobs (256 × 126,976 = 31 MiB).
+MAX_DATA = 31 * 1024 * 1024 - 4
+MAX_BLOBS = -(-MAX_DATA // BLOB_PAYLOAD)
 DOMAIN = b"deaios-da-v1"
 
 TRUSTED_SETUP = Path(eth_account.__file__).parent / "typed_transactions" / "blob_transactions" / \
