@@ -14,7 +14,7 @@ op-batcher and op-node talk to a "DA server" over HTTP (OP's `op-alt-da` `DAClie
   members as registered on chain) with every cell's KZG proof checked (keccak: also the hash) — reading never
   depends on the disperser. 404 when the commitment is unknown (no verified commitment on chain / no keccak
   record): op-node's ``ErrNotFound``.
-* ``GET /health`` → 200.
+* ``GET /health`` → 200 ``{"status": "ok"}``.
 
 Writes go through the stack's disperser (`deaios.da.disperser_client`, gRPC), or, without one, through an
 in-process `DAClient` (`--direct`). Errors: 400 malformed commitment or empty body, 413 body larger than a DA blob
@@ -202,27 +202,10 @@ class AltDAServer:
         return web.Response(body=data, content_type="application/octet-stream")
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+        return web.json_response({"status": "ok"})
 
 
 def _http_error(status: int, text: str) -> web.HTTPException:
     if status == 413:
         return web.HTTPRequestEntityTooLarge(max_size=MAX_DATA, actual_size=MAX_DATA + 1, text=text)
     return web.HTTPBadRequest(text=text) if status == 400 else web.HTTPInternalServerError(text=text)  # 503: 500
-
-
-async def serve(server: AltDAServer, host: str, port: int, ready=None) -> None:
-    """Serve until cancelled; `ready(url)` is called once listening."""
-    runner = web.AppRunner(server.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://{host}:{bound}"
-    log.info("alt-DA server listening on %s", url)
-    if ready is not None:
-        ready(url)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()

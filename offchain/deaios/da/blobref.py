@@ -1,4 +1,4 @@
-"""A DA blob reference: the blob's data root and the (epoch, quorum) it was dispersed to.
+"""A DA blob reference (the blob's data root and the (epoch, quorum) it was dispersed to) and the size limit.
 
 Its text form is ``0x<dataRoot>:<epoch>:<quorumId>`` (what `deaios da put` prints last). This module imports
 nothing heavy, so light clients (the `deaios da put` path through the disperser) can use it.
@@ -7,6 +7,9 @@ nothing heavy, so light clients (the `deaios da put` path through the disperser)
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: 0G's blob size limit (0g-da-client: MaxBlobSize − 4 = 31 MiB − 4 bytes), the most one DA blob holds.
+MAX_DATA = 31 * 1024 * 1024 - 4
 
 
 @dataclass(frozen=True)

@@ -124,8 +124,9 @@ class Disperser:
             except Exception as exc:  # noqa: BLE001 - stays CONFIRMED; finality is checked again later
                 log.warning("no receipt for %s yet: %s", result.verify_tx, exc)
         request.status = pb.CONFIRMED
-        log.info("request %s: %d bytes dispersed as %s in %.2f s", request.request_id.decode(), request.length,
-                 result.ref, result.seconds["total"])
+        log.info("request %s: %d bytes dispersed as %s in %.2f s (%s)", request.request_id.decode(), request.length,
+                 result.ref, result.seconds["total"],
+                 ", ".join(f"{k} {v:.2f}" for k, v in result.seconds.items() if k != "total"))
 
     def _trim(self) -> None:
         while len(self.requests) > MAX_REQUESTS:

@@ -142,6 +142,11 @@ def split(message: bytes, piece_size: int) -> list[bytes]:
     return [message[i:i + piece_size] for i in range(0, len(message), piece_size)]
 
 
+def stream_commitment(data: bytes, *fields: int) -> bytes:
+    """Nitro's chunked-store `PayloadCommiter` "signature": keccak256(data ‖ uint64 BE fields…)."""
+    return keccak256(data + b"".join(f.to_bytes(8, "big") for f in fields))
+
+
 def sequencer_message(certificate: bytes, min_timestamp: int = 0, max_timestamp: int = 0, min_block: int = 0,
                       max_block: int = 0, after_delayed: int = 0) -> bytes:
     """What Nitro posts to its inbox: the 40-byte header then the certificate."""
