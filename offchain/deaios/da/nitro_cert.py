@@ -278,6 +278,9 @@ def verify_read_preimage_proof(cert: Certificate, offset: int, proof: bytes) -> 
     if pos != len(proof):
         raise ProofError("trailing bytes in the proof")
     last_len = dict(sections).get(len(cert.refs) - 1)
+    if last_len is None and offset + 32 > cert.piece_size * (len(cert.refs) - 1):
+        # the window reaches the last piece: its length (where the payload ends) must be proven
+        raise ProofError("the proof lacks the last piece's header")
     out = bytearray()
     for piece, start, stop in _touched(offset, 32, cert.piece_size, len(cert.refs), last_len):
         for i in range(start, stop):
@@ -285,7 +288,4 @@ def verify_read_preimage_proof(cert: Certificate, offset: int, proof: bytes) -> 
             if element is None:
                 raise ProofError(f"no opening for payload byte {piece * cert.piece_size + i}")
             out.append(element[i % ELEMENT_PAYLOAD])
-    if last_len is None and offset + 32 > cert.piece_size * (len(cert.refs) - 1):
-        # the window reaches the last piece: its length (where the payload ends) must be proven
-        raise ProofError("the proof lacks the last piece's header")
     return bytes(out)
