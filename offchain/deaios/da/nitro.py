@@ -40,6 +40,7 @@ import base64
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,7 @@ DEFAULT_PORT = 9880  # Nitro's default DA provider port
 MAX_PENDING_STREAMS = 10
 STREAM_EXPIRY = 60.0
 REQUEST_VALIDITY = 300.0
+RECENT_BATCHES = 4
 
 
 # -- Go's JSON encodings ------------------------------------------------------------------------------------
@@ -211,6 +213,9 @@ class NitroProvider:
         self.fallback = fallback
         self.header = header
         self.streams = ChunkedStores(self.max_message)
+        #: the pieces of the last few certificates read (validators ask for several proofs of one batch);
+        #: content-addressed (each data root binds its bytes), so a hit is as good as a fresh read
+        self._recent: OrderedDict[bytes, list[bytes]] = OrderedDict()
 
     # ------------------------------------------------------------ writer
     async def store(self, message: bytes) -> bytes:
@@ -256,10 +261,17 @@ class NitroProvider:
         from deaios.da.client import DAClientError
 
         await self._check_on_chain(cert)
-        try:
-            pieces = list(await asyncio.gather(*(self.retriever.get(r) for r in cert.refs)))
-        except DAClientError as exc:
-            raise RpcError(f"retrieval failed: {exc}") from None
+        key = b"".join(r.data_root + r.epoch.to_bytes(8, "big") + r.quorum_id.to_bytes(8, "big") for r in cert.refs)
+        pieces = self._recent.get(key)
+        if pieces is None:
+            try:
+                pieces = list(await asyncio.gather(*(self.retriever.get(r) for r in cert.refs)))
+            except DAClientError as exc:
+                raise RpcError(f"retrieval failed: {exc}") from None
+            self._recent[key] = pieces
+            while len(self._recent) > RECENT_BATCHES:
+                self._recent.popitem(last=False)
+        self._recent.move_to_end(key)
         try:
             cert.check_lengths([len(p) for p in pieces])
         except CertificateError as exc:
