@@ -2,8 +2,9 @@
 
 Nitro (v3.8+) reads and writes batches through an external DA provider over JSON-RPC (namespace
 ``daprovider``, positional params, Go's encodings: ``hexutil.Bytes`` and ``hexutil.Uint64`` as 0x-hex strings,
-``common.Hash`` as 0x + 64 hex digits). Point a Nitro node's ``--node.da-provider.rpc.url`` (or the batch poster's
-external DA writer) at this server. Methods, as Nitro's Go client (`daprovider/daclient`) calls them:
+``common.Hash`` as 0x + 64 hex digits). Point a Nitro node's ``--node.da.external-provider.rpc.url`` at this
+server (with ``--node.da.external-provider.with-writer`` on the batch poster). Methods, as Nitro's Go client
+(`daprovider/daclient`) calls them:
 
 reader
   ``daprovider_getSupportedHeaderBytes()`` → ``{"headerBytes": "0x010c"}`` (deaios 0x01 and 0G's fork 0x0c)
