@@ -91,38 +91,44 @@ class DisperserService(_RollupService):
         return disperser_ready(self.target)
 
 
-class AltDAService(_RollupService):
-    name = "da-altda"
-    key = "da_altda"
+class _RollupServer(_RollupService):
+    """An HTTP server that writes through the stack's disperser (`deaios da <subcommand> --disperser …`)."""
+
+    subcommand = ""
 
     def __init__(self, disperser: DisperserService) -> None:
         super().__init__()
         self.disperser = disperser
 
+    def extra(self, ctx: LaunchContext) -> tuple[list[str], dict[str, Any]]:
+        """Further arguments and stack.json fields of this server."""
+        return [], {}
+
     def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]]:
         self.url = f"http://{ctx.host}:{port}"
+        args, fields = self.extra(ctx)
+        cmd = DEAIOS + [self.subcommand, "--rpc", ctx.rpc, "--entrance", ctx.contracts["da_entrance"], "--disperser",
+                        self.disperser.target, *args, "--host", ctx.host, "--port", str(port)]
+        return cmd, child_env(), {"url": self.url, **fields}
+
+
+class AltDAService(_RollupServer):
+    name = "da-altda"
+    key = "da_altda"
+    subcommand = "altda-server"
+
+    def extra(self, ctx: LaunchContext) -> tuple[list[str], dict[str, Any]]:
         data_dir = ctx.data_dir / "altda"
-        cmd = DEAIOS + ["altda-server", "--rpc", ctx.rpc, "--entrance", ctx.contracts["da_entrance"], "--disperser",
-                        self.disperser.target, "--dir", str(data_dir), "--host", ctx.host, "--port", str(port)]
-        return cmd, child_env(), {"url": self.url, "dir": str(data_dir)}
+        return ["--dir", str(data_dir)], {"dir": str(data_dir)}
 
     def ready(self) -> bool:
         return http_get_json(f"{self.url}/health").get("status") == "ok"
 
 
-class NitroService(_RollupService):
+class NitroService(_RollupServer):
     name = "da-nitro"
     key = "da_nitro"
-
-    def __init__(self, disperser: DisperserService) -> None:
-        super().__init__()
-        self.disperser = disperser
-
-    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]]:
-        self.url = f"http://{ctx.host}:{port}"
-        cmd = DEAIOS + ["nitro-server", "--rpc", ctx.rpc, "--entrance", ctx.contracts["da_entrance"], "--disperser",
-                        self.disperser.target, "--host", ctx.host, "--port", str(port)]
-        return cmd, child_env(), {"url": self.url}
+    subcommand = "nitro-server"
 
     def ready(self) -> bool:
         return bool(rpc_call(self.url, "daprovider_getSupportedHeaderBytes").get("headerBytes"))
