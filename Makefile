@@ -18,7 +18,7 @@ SOLC_STAMP := $(VENV)/.solc-registered
 # Test areas, longest first (see `test`).
 TEST_AREAS := storage compute da alignment inft market kv
 
-.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo bench clean
+.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo bench proto clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP)
 
@@ -52,6 +52,10 @@ demo: setup
 
 bench: setup
 	$(BIN)/deaios bench all
+
+# The DA disperser's gRPC stubs (committed; tests/da/test_disperser_proto.py checks they are current).
+proto: setup
+	$(BIN)/python scripts/gen_grpc.py
 
 clean:
 	rm -rf $(VENV) node_modules .ape .build contracts/.cache

@@ -1,7 +1,8 @@
 """`make demo`: the storage network end to end, as a user would drive it.
 
 1. `deaios up`: Anvil, every area's contracts (`ape run deploy --all-areas`), 10 storage nodes, the indexer,
-   the KV node, 4 DA nodes, a compute provider, the INFT oracle;
+   the KV node, 4 DA nodes, the DA disperser, the OP alt-DA server, the Nitro DA provider, a compute provider,
+   the INFT oracle;
 2. a file (FILE=..., or a generated 1 MB sample): its 0G root and submission;
 3. upload: Flow.submit paying the market fee, then erasure shares to every node; the transaction, the
    Submit event's fields and the flow root;
@@ -11,7 +12,8 @@
 6. download the model through the record's path from the survivors, every segment's merkle proof
    verified; compare with the original;
 7. DA: disperse a 1 MB blob to the DA nodes (fee, BLS signatures, verified on chain), SIGKILL one, retrieve
-   the blob byte-exact from the other three;
+   the blob byte-exact from the other three; then a rollup batch through the OP alt-DA server and one through
+   the Nitro DA provider (scripts/demo_rollup.py), both read back byte-exact with that DA node down;
 8. compute market (scripts/demo_compute.py): deposit → match → 3 signed inference calls → settlement →
    refund after the lock, balances at each step;
 9. an ERC-7857 agent pointing at the model (scripts/demo_agents.py): minted with encrypted metadata, sold
@@ -46,6 +48,7 @@ from rich.table import Table
 import demo_agents
 import demo_alignment
 import demo_compute
+import demo_rollup
 from deaios.kv import Client, stream_id
 from deaios.stack.config import Stack
 from deaios.stack.launcher import stop_stack
@@ -160,6 +163,7 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
 
     model_root = asyncio.run(upload_then_download())
     demo_da(stack, work)
+    demo_rollup.run(stack, console, show)
     demo_compute.run(stack, console, show)
     demo_agents.run(stack, console, show, work, {"name": "AI_100 agent", "model": f"log://{model_root}",
                                                  "system prompt": "You are a helpful 0G agent."})

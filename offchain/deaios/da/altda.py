@@ -2,23 +2,24 @@
 
 op-batcher and op-node talk to a "DA server" over HTTP (OP's `op-alt-da` `DAClient`):
 
-* ``PUT|POST /put`` (or ``/put/``) with the raw preimage as body → 200 with the **commitment bytes** as body.
-  deaios answers a *generic* commitment (``commitment_type`` 0x01): ``0x01 ‖ da_layer_byte ‖ payload``, payload
-  = ``dataRoot (32) ‖ uint64 epoch ‖ uint64 quorumId`` (big-endian), i.e. the blob reference of `deaios da
-  put`. The server returns it only once the blob's commitment is verified on chain (dispersal complete).
-* ``PUT|POST /put/0x<hex commitment>`` with the preimage as body, for *keccak* commitments (type 0x00,
+* ``POST /put`` (or ``/put/``; ``PUT`` works too) with the raw preimage as body → 200 with the **commitment
+  bytes** as body (raw, as OP's reference client reads them). The commitment is 0G's own OP DA server's
+  (0g-da-op-plasma): a *generic* commitment ``0x01 ‖ 0x47 ‖ uint64 epoch ‖ uint64 quorumId ‖ dataRoot (32)``,
+  epoch and quorum id **little-endian** (50 bytes), so a rollup configured for 0G's server can switch to this one.
+  The server answers once the blob's commitment is verified on chain (the disperser's CONFIRMED).
+* ``POST /put/0x<hex commitment>`` with the preimage as body, for *keccak* commitments (type 0x00,
   ``0x00 ‖ keccak256(preimage)``, op-batcher with precomputed commitments): the server checks the hash,
   disperses the data and remembers keccak → blob reference in ``DIR/keccak/``; 200 with an empty body.
-* ``GET /get/0x<hex commitment>`` → 200 with the preimage, retrieved from the DA nodes with every cell's KZG
-  proof checked (keccak: also the hash). 404 when the commitment is unknown (no verified commitment on
-  chain / no keccak record): op-node's ``ErrNotFound``.
-* ``GET /health`` → 200.
+* ``GET /get/0x<hex commitment>`` → 200 with the preimage, retrieved **from the DA nodes directly** (the quorum's
+  members as registered on chain) with every cell's KZG proof checked (keccak: also the hash) — reading never
+  depends on the disperser. 404 when the commitment is unknown (no verified commitment on chain / no keccak
+  record): op-node's ``ErrNotFound``.
+* ``GET /health`` → 200 ``{"status": "ok"}``.
 
-Errors: 400 malformed commitment or empty body, 413 body larger than a DA blob (4,063,232 bytes), 404 unknown
-commitment, 500 dispersal or retrieval failed (op-batcher / op-node retry).
-
-The DA layer byte is not apportioned by OP's spec (DA layers coordinate in a discussion);
-deaios uses DA_LAYER_BYTE = 0x30 ("0", as in 0G) by default, `--da-layer-byte` to change it.
+Writes go through the stack's disperser (`deaios.da.disperser_client`, gRPC), or, without one, through an
+in-process `DAClient` (`--direct`). Errors: 400 malformed commitment or empty body, 413 body larger than a DA blob
+(32,505,852 bytes, 0G's limit), 404 unknown commitment, 500 dispersal or retrieval failed (op-batcher and op-node
+retry). The aiohttp application is built in one function, `AltDAServer.app`.
 """
 
 from __future__ import annotations
@@ -33,17 +34,17 @@ from pathlib import Path
 from aiohttp import web
 
 from deaios._keccak import keccak256
-from deaios.da.chain import DAChainError
-from deaios.da.client import BlobRef, DAClient, DAClientError
+from deaios.da.blobref import BlobRef
+from deaios.da.dispersal import Disperse, DispersalError
 from deaios.da.encoding import MAX_DATA
 
 log = logging.getLogger(__name__)
 
 KECCAK_COMMITMENT = 0x00
 GENERIC_COMMITMENT = 0x01
-DA_LAYER_BYTE = 0x30
-PAYLOAD_BYTES = 32 + 8 + 8
-
+#: 0G's version byte in the generic commitment (0g-da-op-plasma `VersionByte`), in the DA-layer byte's place
+ZG_VERSION_BYTE = 0x47
+GENERIC_BYTES = 2 + 8 + 8 + 32
 
 class CommitmentError(ValueError):
     """Not a commitment this server understands (HTTP 400)."""
@@ -57,17 +58,17 @@ class Commitment:
     keccak: bytes | None = None
 
 
-def encode_generic(ref: BlobRef, da_layer: int = DA_LAYER_BYTE) -> bytes:
-    """``0x01 ‖ da_layer ‖ dataRoot ‖ uint64 epoch ‖ uint64 quorumId``."""
-    return bytes([GENERIC_COMMITMENT, da_layer]) + ref.data_root + ref.epoch.to_bytes(8, "big") \
-        + ref.quorum_id.to_bytes(8, "big")
+def encode_generic(ref: BlobRef) -> bytes:
+    """0G's generic commitment: ``0x01 ‖ 0x47 ‖ epoch (u64 LE) ‖ quorumId (u64 LE) ‖ dataRoot``."""
+    return bytes([GENERIC_COMMITMENT, ZG_VERSION_BYTE]) + ref.epoch.to_bytes(8, "little") \
+        + ref.quorum_id.to_bytes(8, "little") + ref.data_root
 
 
 def encode_keccak(data: bytes) -> bytes:
     return bytes([KECCAK_COMMITMENT]) + keccak256(data)
 
 
-def decode_commitment(raw: bytes, da_layer: int = DA_LAYER_BYTE) -> Commitment:
+def decode_commitment(raw: bytes) -> Commitment:
     if not raw:
         raise CommitmentError("empty commitment")
     kind, body = raw[0], raw[1:]
@@ -77,14 +78,13 @@ def decode_commitment(raw: bytes, da_layer: int = DA_LAYER_BYTE) -> Commitment:
         return Commitment(keccak=body)
     if kind != GENERIC_COMMITMENT:
         raise CommitmentError(f"unknown commitment type 0x{kind:02x}")
-    if not body or body[0] != da_layer:
-        raise CommitmentError(f"generic commitment for DA layer 0x{body[:1].hex() or '??'}, this server is "
-                              f"0x{da_layer:02x}")
-    payload = body[1:]
-    if len(payload) != PAYLOAD_BYTES:
-        raise CommitmentError(f"payload of {len(payload)} bytes, expected {PAYLOAD_BYTES}")
-    return Commitment(ref=BlobRef(payload[:32], int.from_bytes(payload[32:40], "big"),
-                                  int.from_bytes(payload[40:48], "big")))
+    if not body or body[0] != ZG_VERSION_BYTE:
+        raise CommitmentError(f"generic commitment with version byte 0x{body[:1].hex() or '??'}; 0G's (and this "
+                              f"server's) is 0x{ZG_VERSION_BYTE:02x}")
+    if len(raw) != GENERIC_BYTES:
+        raise CommitmentError(f"a generic commitment has {GENERIC_BYTES} bytes, got {len(raw)}")
+    return Commitment(ref=BlobRef(raw[18:50], int.from_bytes(raw[2:10], "little"),
+                                  int.from_bytes(raw[10:18], "little")))
 
 
 def parse_hex(text: str) -> bytes:
@@ -117,12 +117,15 @@ class KeccakIndex:
 
 
 class AltDAServer:
-    """The HTTP handlers; `app()` builds the aiohttp application."""
+    """The HTTP handlers; `app()` builds the aiohttp application.
 
-    def __init__(self, client: DAClient, data_dir: Path, da_layer: int = DA_LAYER_BYTE) -> None:
-        self.client = client
+    `disperse` writes (through the disperser, or an in-process DAClient); `retriever` is a `DAClient` whose `get`
+    reads from the DA nodes and whose `chain` answers whether a commitment is verified."""
+
+    def __init__(self, disperse: Disperse, retriever, data_dir: Path) -> None:
+        self.disperse = disperse
+        self.retriever = retriever
         self.index = KeccakIndex(data_dir)
-        self.da_layer = da_layer
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_DATA)  # larger bodies: 413 from aiohttp
@@ -144,26 +147,26 @@ class AltDAServer:
 
     async def _disperse(self, data: bytes) -> BlobRef:
         try:
-            result = await self.client.put(data)
-        except (DAClientError, DAChainError) as exc:
+            ref = await self.disperse(data)
+        except DispersalError as exc:
             log.error("dispersal of %d bytes failed: %s", len(data), exc)
-            raise web.HTTPInternalServerError(text=f"dispersal failed: {exc}") from None
-        log.info("dispersed %d bytes as %s in %.2f s", len(data), result.ref, result.seconds["total"])
-        return result.ref
+            raise _http_error(exc.status, f"dispersal failed: {exc}") from None
+        log.info("dispersed %d bytes as %s", len(data), ref)
+        return ref
 
     async def put_generic(self, request: web.Request) -> web.Response:
         data = await self._body(request)
         ref = await self._disperse(data)
-        return web.Response(body=encode_generic(ref, self.da_layer), content_type="application/octet-stream")
+        return web.Response(body=encode_generic(ref), content_type="application/octet-stream")
 
     async def put_keccak(self, request: web.Request) -> web.Response:
         try:
-            commitment = decode_commitment(parse_hex(request.match_info["commitment"]), self.da_layer)
+            commitment = decode_commitment(parse_hex(request.match_info["commitment"]))
         except CommitmentError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         if commitment.keccak is None:
-            raise web.HTTPBadRequest(text="PUT /put/<commitment> takes keccak commitments (0x00…); generic "
-                                          "commitments are made by the server: PUT /put")
+            raise web.HTTPBadRequest(text="POST /put/<commitment> takes keccak commitments (0x00…); generic "
+                                          "commitments are made by the server: POST /put")
         data = await self._body(request)
         if keccak256(data) != commitment.keccak:
             raise web.HTTPBadRequest(text="the body does not hash to the commitment")
@@ -172,14 +175,17 @@ class AltDAServer:
         return web.Response(status=200)
 
     async def get(self, request: web.Request) -> web.Response:
+        from deaios.da.chain import DAChainError
+        from deaios.da.client import DAClientError
+
         try:
-            commitment = decode_commitment(parse_hex(request.match_info["commitment"]), self.da_layer)
+            commitment = decode_commitment(parse_hex(request.match_info["commitment"]))
         except CommitmentError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         ref = commitment.ref if commitment.keccak is None else self.index.get(commitment.keccak)
         if ref is None:
             raise web.HTTPNotFound(text="unknown commitment")
-        chain = self.client.chain
+        chain = self.retriever.chain
         try:
             known = await asyncio.to_thread(chain.commitment_exists, ref.data_root, ref.epoch, ref.quorum_id)
         except DAChainError as exc:
@@ -187,7 +193,7 @@ class AltDAServer:
         if not known:
             raise web.HTTPNotFound(text=f"no verified commitment for {ref} on chain")
         try:
-            data = await self.client.get(ref)
+            data = await self.retriever.get(ref)
         except DAClientError as exc:
             log.error("retrieval of %s failed: %s", ref, exc)
             raise web.HTTPInternalServerError(text=f"retrieval failed: {exc}") from None
@@ -196,21 +202,10 @@ class AltDAServer:
         return web.Response(body=data, content_type="application/octet-stream")
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+        return web.json_response({"status": "ok"})
 
 
-async def serve(server: AltDAServer, host: str, port: int, ready=None) -> None:
-    """Serve until cancelled; `ready(url)` is called once listening."""
-    runner = web.AppRunner(server.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://{host}:{bound}"
-    log.info("alt-DA server listening on %s", url)
-    if ready is not None:
-        ready(url)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+def _http_error(status: int, text: str) -> web.HTTPException:
+    if status == 413:
+        return web.HTTPRequestEntityTooLarge(max_size=MAX_DATA, actual_size=MAX_DATA + 1, text=text)
+    return web.HTTPBadRequest(text=text) if status == 400 else web.HTTPInternalServerError(text=text)  # 503: 500

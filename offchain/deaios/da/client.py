@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from deaios.da import bls
+from deaios.da.blobref import BlobRef
 from deaios.da.chain import DAChain, DAChainError
 from deaios.da.encoding import (
     DATA_CELLS,
@@ -39,28 +40,6 @@ from deaios.jsonrpc import RpcCallError, rpc_call
 
 class DAClientError(RuntimeError):
     """Dispersal or retrieval failed (the message says why)."""
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    data_root: bytes
-    epoch: int
-    quorum_id: int
-
-    def __str__(self) -> str:
-        return f"0x{self.data_root.hex()}:{self.epoch}:{self.quorum_id}"
-
-    @classmethod
-    def parse(cls, text: str) -> BlobRef:
-        try:
-            root, epoch, quorum = text.strip().split(":")
-            data_root = bytes.fromhex(root.removeprefix("0x"))
-            if len(data_root) != 32:
-                raise ValueError("the data root has 32 bytes")
-            return cls(data_root, int(epoch), int(quorum))
-        except ValueError as exc:
-            raise ValueError(f"a blob reference is 0x<64 hex digits>:<epoch>:<quorumId>, got {text!r} ({exc})") \
-                from None
 
 
 @dataclass

@@ -20,6 +20,7 @@ the commitments). The on-chain erasure commitment, a BN254 G1 point in 0G's ABI,
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -30,10 +31,10 @@ from functools import cache, partial
 from pathlib import Path
 
 import ckzg
-import eth_account
 
 from deaios._keccak import keccak256
 from deaios.da import bls
+from deaios.da.blobref import MAX_DATA
 
 FIELD_ELEMENTS_PER_BLOB = 4096
 PAYLOAD_BYTES_PER_ELEMENT = 31
@@ -44,13 +45,14 @@ DATA_CELLS = 64
 CELL_BYTES = 2048
 PROOF_BYTES = 48
 COMMITMENT_BYTES = 48
-#: At most 32 ckzg blobs per DA blob: 4,063,232 bytes.
-MAX_BLOBS = 32
-MAX_DATA = MAX_BLOBS * BLOB_PAYLOAD
+#: 0G's blob size limit (`deaios.da.blobref.MAX_DATA`): 32,505,852 bytes, i.e. up to 256 ckzg blobs
+#: (256 × 126,976 = 31 MiB).
+MAX_BLOBS = -(-MAX_DATA // BLOB_PAYLOAD)
 DOMAIN = b"deaios-da-v1"
 
-TRUSTED_SETUP = Path(eth_account.__file__).parent / "typed_transactions" / "blob_transactions" / \
-    "kzg_trusted_setup.txt"
+#: shipped inside eth_account (found without importing it: that takes a second)
+TRUSTED_SETUP = Path(importlib.util.find_spec("eth_account").origin).parent / "typed_transactions" / \
+    "blob_transactions" / "kzg_trusted_setup.txt"  # type: ignore[union-attr, arg-type]
 
 
 class EncodingError(ValueError):

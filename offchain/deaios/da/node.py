@@ -4,7 +4,7 @@ its columns of each blob of its quorums, and prunes blobs once their epoch has e
 JSON-RPC (POST /, `deaios.jsonrpc`), binary data as 0x-hex:
 
 * ``da_status()`` → ``{"address", "epoch", "socket", "ready", "registeredNext", "blobs"}`` (``ready``: registered
-  with its current socket and through its first epoch registration round)
+  with its current socket, through its first epoch registration round, and its KZG tables loaded)
 * ``da_sign({"header", "epoch", "quorumId", "txHash", "columns": {"<c>": "0x…"}})`` → ``{"signer",
   "signature": [x, y]}``: the node checks that ``txHash`` emitted 0G's ``DataUpload`` for (data root, epoch,
   quorum), that the columns are exactly those of its rows (`deaios.da.encoding`), and every cell's KZG proof;
@@ -33,7 +33,7 @@ from aiohttp import web
 
 from deaios.da import bls
 from deaios.da.chain import DAChain, DAChainError
-from deaios.da.encoding import BlobHeader, Column, EncodingError, columns_of_rows, verify_columns
+from deaios.da.encoding import BlobHeader, Column, EncodingError, columns_of_rows, trusted_setup, verify_columns
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
 
 log = logging.getLogger(__name__)
@@ -275,6 +275,7 @@ async def serve(config: NodeConfig, ready: Any = None) -> None:
     node.socket = f"{config.host}:{port}"
     await asyncio.to_thread(node.ensure_registered, node.socket)
     await asyncio.to_thread(node.epoch_duties)
+    await asyncio.to_thread(trusted_setup)  # the KZG tables (~2 s): the first blob must not pay for them
     node.ready = True
     info = {"url": f"http://{node.socket}", "address": node.address, "pid": os.getpid()}
     log.info("DA node %s listening on %s", node.address, info["url"])

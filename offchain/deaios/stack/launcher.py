@@ -19,7 +19,8 @@ Start-up, in order (every step's output goes to DATA/logs/):
 4. every area's services, each on free ports (`services()`): N storage nodes and the indexer
    (deaios.storage.launch), the KV node (deaios.kv.launch), the compute provider (deaios.compute.launch),
    the INFT oracle (deaios.inft.launch), `--da-nodes` DA nodes (deaios.da.launch: each registers itself,
-   then the admin starts the first DA epoch), and the alignment supervision registration of the storage
+   then the admin starts the first DA epoch), the DA disperser, OP alt-DA server and Nitro DA provider
+   (deaios.da.rollup_launch), and the alignment supervision registration of the storage
    and DA nodes (deaios.alignment.launch) — all started first, then each waited for in that order;
 5. writes DATA/stack.json (the launcher's keys plus every service's entries), records it as the last stack
    started and prints it as one JSON line on stdout.
@@ -52,6 +53,7 @@ import click
 from deaios.alignment.launch import SupervisionRegistration
 from deaios.compute.launch import ComputeProviderService
 from deaios.da import launch as da_launch
+from deaios.da import rollup_launch
 from deaios.errors import UserError
 from deaios.inft.launch import InftOracleService
 from deaios.kv.launch import KVService
@@ -96,7 +98,7 @@ class LaunchOptions:
 def services(opts: LaunchOptions) -> list[StackService]:
     """Every area's services, in start order (a service may use what an earlier one published)."""
     return [StorageService(opts.nodes), KVService(opts.kv_streams), ComputeProviderService(), InftOracleService(),
-            da_launch.DANodesService(opts.da_nodes), SupervisionRegistration()]
+            da_launch.DANodesService(opts.da_nodes), *rollup_launch.services(), SupervisionRegistration()]
 
 
 class Launcher:

@@ -23,7 +23,7 @@ from pathlib import Path
 from deaios.stack.config import Stack
 from deaios.procs import LaunchError, project_root
 
-START_TIMEOUT = 120.0
+START_TIMEOUT = 240.0  # DA nodes and the disperser load KZG tables before ready: slow on a loaded machine
 
 
 def sdk_driver() -> Path:

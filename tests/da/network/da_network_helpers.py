@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEAIOS = [sys.executable, "-m", "deaios.cli"]
-START_TIMEOUT = 60.0
+START_TIMEOUT = 180.0  # nodes load their KZG tables (~2 s of CPU each) before they answer
 
 
 @dataclass

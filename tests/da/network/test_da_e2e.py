@@ -21,7 +21,9 @@ from deaios.cli import main as deaios_main
 from deaios.da import altda, bls
 from deaios.da.chain import DAChain
 from deaios.da.client import BlobRef, DAClient, DAClientError
+from deaios.da.dispersal import in_process
 from deaios.da.encoding import MAX_DATA, Encoder, columns_of_rows, encode
+from deaios.da.serving import serve_app
 from deaios.deployment import load_script
 from deaios.jsonrpc import RpcCallError, rpc_call
 
@@ -95,8 +97,10 @@ def test_put_with_a_node_down_and_cli(net, tmp_path):
                 ["da", "put", str(tmp_path / "missing.bin"), "--rpc", net["rpc"], "--entrance",
                  net["deployment"]["da_entrance"], "--key", net["key"]],
                 ["da", "put", str(src), "--rpc", net["rpc"], "--entrance", "0x1234", "--key", net["key"]],
+                ["da", "nitro-server", "--rpc", net["rpc"], "--entrance", net["deployment"]["da_entrance"],
+                 "--key", net["key"], "--max-blob-size", str(MAX_DATA + 1)],
                 ["da", "altda-server", "--rpc", net["rpc"], "--entrance", net["deployment"]["da_entrance"],
-                 "--key", net["key"], "--da-layer-byte", "0x80", "--dir", str(tmp_path)]):
+                 "--dir", str(tmp_path)]):  # no disperser and not --direct
         res = CliRunner(mix_stderr=False).invoke(deaios_main, bad)  # in-process: no interpreter start-up
         assert res.exit_code == 2 and res.stderr.startswith("error:"), res.stderr
 
@@ -150,12 +154,14 @@ def test_get_unknown_blob_fails_cleanly(net, client):
 
 @pytest.fixture(scope="module")
 def altda_url(net, client, tmp_path_factory):
-    """The OP alt-DA server on a real socket, in a thread of this process (it shares the client's setup)."""
-    server = altda.AltDAServer(client, tmp_path_factory.mktemp("altda"))
+    """The OP alt-DA server (--direct: dispersing in-process) on a real socket, in a thread of this process (it
+    shares the client's setup). The disperser path is tested on a stack in test_rollup_da.py."""
+    server = altda.AltDAServer(in_process(client), client, tmp_path_factory.mktemp("altda"))
     loop = asyncio.new_event_loop()
     started = threading.Event()
     got: dict[str, str] = {}
-    task = loop.create_task(altda.serve(server, "127.0.0.1", 0, lambda url: (got.update(url=url), started.set())))
+    task = loop.create_task(serve_app(server.app(), "127.0.0.1", 0,
+                                      lambda url: (got.update(url=url), started.set())))
     def run() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             loop.run_until_complete(task)
@@ -185,7 +191,7 @@ def test_op_altda_server_generic_and_keccak_commitments(net, altda_url):
     data = os.urandom(40_000)
     status, commitment = http("POST", f"{altda_url}/put/", data)
     assert status == 200, commitment
-    assert commitment[:2] == bytes([altda.GENERIC_COMMITMENT, altda.DA_LAYER_BYTE]) and len(commitment) == 50
+    assert commitment[:2] == bytes([altda.GENERIC_COMMITMENT, altda.ZG_VERSION_BYTE]) and len(commitment) == 50
     ref = altda.decode_commitment(commitment).ref
     assert net["entrance"].commitmentExists(ref.data_root, ref.epoch, ref.quorum_id)  # verified before the reply
     # op-node: GET /get/0x<commitment>
@@ -203,14 +209,14 @@ def test_op_altda_server_errors(altda_url):
     unknown = altda.encode_generic(BlobRef(os.urandom(32), 1, 0))
     assert http("GET", f"{altda_url}/get/0x{unknown.hex()}")[0] == 404
     assert http("GET", f"{altda_url}/get/0x{altda.encode_keccak(b'never stored').hex()}")[0] == 404
-    for bad in ("0x02abcd", "zz", "0x", "0x0130", "0x" + unknown[:-1].hex(), "0x0131" + unknown[2:].hex(),
+    for bad in ("0x02abcd", "zz", "0x", "0x0147", "0x" + unknown[:-1].hex(), "0x0131" + unknown[2:].hex(),
                 "0x00" + "ab" * 31):
         status, body = http("GET", f"{altda_url}/get/{bad}")
         assert status == 400, (bad, body)
     assert http("PUT", f"{altda_url}/put", b"")[0] == 400  # empty preimage
     assert http("PUT", f"{altda_url}/put/0x{unknown.hex()}", b"x")[0] == 400  # generic commitments are the server's
     assert http("POST", f"{altda_url}/put/", b"\0" * (MAX_DATA + 1))[0] == 413
-    assert http("GET", f"{altda_url}/health") == (200, b"ok")
+    assert http("GET", f"{altda_url}/health") == (200, b'{"status": "ok"}')
 
 
 def test_expired_blobs_are_pruned(net, client):

@@ -310,7 +310,7 @@ def test_up_runs_da_nodes_and_a_blob_survives_one_killed(stack_run, tmp_path: Pa
     src.write_bytes(data)
     where = ["--stack", str(stack_run.dir / "stack.json")]
     runner = CliRunner(mix_stderr=False)  # the commands in-process: one KZG setup load for both
-    put = runner.invoke(main, ["da", "put", str(src), "--workers", "1", *where])
+    put = runner.invoke(main, ["da", "put", str(src), "--direct", "--workers", "1", *where])  # in-process: signers
     assert put.exit_code == 0, put.stderr
     assert json.loads(put.stdout.splitlines()[0])["signers"] == 4
     da_launch.kill(stack, 2)

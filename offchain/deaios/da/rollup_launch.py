@@ -1,0 +1,140 @@
+"""The DA services rollups use, as processes of a stack (`deaios up`): the disperser, the OP Stack alt-DA server
+and the Arbitrum Nitro DA provider — three `StackService`s the launcher starts after the DA nodes.
+
+* ``deaios da disperser`` pays blob fees with Anvil dev key 20 (``DEV_KEY_ROLES["DA disperser"]``, passed in
+  ``$DEAIOS_DISPERSER_KEY``), keeps its encoder warm and reports FINALIZED as soon as a blob is verified
+  (``--finality-depth 0``: Anvil never reorganises);
+* ``deaios da altda-server`` and ``deaios da nitro-server`` write through the disperser and read from the DA
+  nodes directly; they hold no key.
+
+All listen on free ports; stack.json lists them as
+
+    "da_disperser": {"name": "da-disperser", "grpc": "127.0.0.1:PORT", "pid": PID, "address": "0x…",
+                     "key_index": 20, "log": "…", "cmd": [argv…]},
+    "da_altda": {"name": "da-altda", "url": "http://127.0.0.1:PORT", "pid": PID, "dir": "DATA/altda", "log", "cmd"},
+    "da_nitro": {"name": "da-nitro", "url": "http://127.0.0.1:PORT", "pid": PID, "log", "cmd"}
+
+A stack without DA nodes (``--da-nodes 0``) or without DA contracts runs none of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from deaios.procs import child_env, free_ports, http_get_json, rpc_call
+from deaios.stack.config import DEV_KEY_ROLES, dev_address, dev_key
+from deaios.stack.service import LaunchContext, StackService
+
+DISPERSER_KEY_INDEX: int = DEV_KEY_ROLES["DA disperser"]  # type: ignore[assignment]
+DISPERSER_KEY_ENV = "DEAIOS_DISPERSER_KEY"
+DEAIOS = [sys.executable, "-m", "deaios.cli", "da"]
+
+
+def _wanted(ctx: LaunchContext) -> bool:
+    return bool(ctx.contracts.get("da_entrance")) and bool(getattr(ctx.options, "da_nodes", 1))
+
+
+def disperser_ready(target: str) -> bool:
+    """The disperser answers gRPC (it listens only once its encoder is warm)."""
+    import grpc
+
+    with grpc.insecure_channel(target) as channel:
+        grpc.channel_ready_future(channel).result(timeout=1.0)
+    return True
+
+
+class _RollupService(StackService):
+    """One DA process of the stack: spawned in `start`, probed in `wait`, listed under `key` in stack.json."""
+
+    key = ""
+
+    def __init__(self) -> None:
+        self.entry: dict[str, Any] = {}
+
+    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, ctx: LaunchContext) -> None:
+        if not _wanted(ctx):
+            return
+        port = free_ports(ctx.host, 1)[0]
+        cmd, env, extra = self.command(ctx, port)
+        log = ctx.logs / f"{self.name}.log"
+        proc = ctx.spawn(self.name, cmd, log, env=env)
+        self.entry = {"name": self.name, **extra, "pid": proc.pid, "log": str(log), "cmd": cmd}
+
+    def wait(self, ctx: LaunchContext) -> None:
+        if self.entry:
+            ctx.wait(self.name, self.ready, Path(self.entry["log"]))
+
+    def entries(self) -> dict[str, Any]:
+        return {self.key: self.entry} if self.entry else {}
+
+
+class DisperserService(_RollupService):
+    name = "da-disperser"
+    key = "da_disperser"
+
+    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+        self.target = f"{ctx.host}:{port}"
+        cmd = DEAIOS + ["disperser", "--rpc", ctx.rpc, "--entrance", ctx.contracts["da_entrance"], "--host", ctx.host,
+                        "--port", str(port), "--finality-depth", "0"]
+        return cmd, child_env({DISPERSER_KEY_ENV: dev_key(DISPERSER_KEY_INDEX)}), {
+            "grpc": self.target, "address": dev_address(DISPERSER_KEY_INDEX), "key_index": DISPERSER_KEY_INDEX}
+
+    def ready(self) -> bool:
+        return disperser_ready(self.target)
+
+
+class _RollupServer(_RollupService):
+    """An HTTP server that writes through the stack's disperser (`deaios da <subcommand> --disperser …`)."""
+
+    subcommand = ""
+
+    def __init__(self, disperser: DisperserService) -> None:
+        super().__init__()
+        self.disperser = disperser
+
+    def extra(self, ctx: LaunchContext) -> tuple[list[str], dict[str, Any]]:
+        """Further arguments and stack.json fields of this server."""
+        return [], {}
+
+    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+        self.url = f"http://{ctx.host}:{port}"
+        args, fields = self.extra(ctx)
+        cmd = DEAIOS + [self.subcommand, "--rpc", ctx.rpc, "--entrance", ctx.contracts["da_entrance"], "--disperser",
+                        self.disperser.target, *args, "--host", ctx.host, "--port", str(port)]
+        return cmd, child_env(), {"url": self.url, **fields}
+
+
+class AltDAService(_RollupServer):
+    name = "da-altda"
+    key = "da_altda"
+    subcommand = "altda-server"
+
+    def extra(self, ctx: LaunchContext) -> tuple[list[str], dict[str, Any]]:
+        data_dir = ctx.data_dir / "altda"
+        return ["--dir", str(data_dir)], {"dir": str(data_dir)}
+
+    def ready(self) -> bool:
+        return http_get_json(f"{self.url}/health").get("status") == "ok"
+
+
+class NitroService(_RollupServer):
+    name = "da-nitro"
+    key = "da_nitro"
+    subcommand = "nitro-server"
+
+    def ready(self) -> bool:
+        return bool(rpc_call(self.url, "daprovider_getSupportedHeaderBytes").get("headerBytes"))
+
+
+def services() -> list[StackService]:
+    """The disperser, then the two rollup servers that write through it."""
+    disperser = DisperserService()
+    return [disperser, AltDAService(disperser), NitroService(disperser)]
