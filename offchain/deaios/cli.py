@@ -2,11 +2,17 @@
 
 Each area lives in its own module (`deaios/<area>/cli.py`) and is imported only when used, so that
 `deaios storage root` does not pay for importing web3. Register a new area in AREAS.
+
+Errors look the same on every command: one line on stderr starting with `error: `, exit code 2 for bad
+input (a UserError, a usage mistake such as an unknown option or a missing argument, an account without
+the funds a transaction needs), 1 for a failure of the system (a service that did not come up).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import click
 
@@ -43,6 +49,39 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:  # unknown option, missing argument, bad value: one line, exit 2
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            _fail(f"{exc.format_message().rstrip('.')}{hint}", 2)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 130)
+        except Exception as exc:  # noqa: BLE001 - only the ones a user causes are turned into messages
+            message = user_facing(exc)
+            if message is None:
+                raise
+            _fail(message, 2)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def user_facing(exc: Exception) -> str | None:
+    """A one-line message for an exception the user caused (not a bug), else None."""
+    text = str(exc)
+    if "insufficient funds" in text.lower():
+        return ("the paying account has too little ETH for this transaction (gas × price + value); fund it or "
+                "choose another --key")
+    return None
 
 
 @click.group(cls=LazyGroup, lazy_commands=AREAS, context_settings={"help_option_names": ["-h", "--help"]})
