@@ -17,7 +17,8 @@ Start-up, in order (every step's output goes to DATA/logs/):
    (deaios.storage.launch), the KV node (deaios.kv.launch), the compute provider (deaios.compute.launch),
    the INFT oracle (deaios.inft.launch), `--da-nodes` DA nodes (deaios.da.launch: each registers itself,
    then the admin starts the first DA epoch), and the alignment supervision registration of the storage
-   and DA nodes (deaios.alignment.launch) — all started first, then each waited for in that order;
+   and DA nodes (deaios.alignment.launch), and last the web dashboard (deaios.dashboard.launch) — all
+   started first, then each waited for in that order;
 5. writes DATA/stack.json (the launcher's keys plus every service's entries), records it as the last stack
    started and prints it as one JSON line on stdout.
 
@@ -49,6 +50,7 @@ import click
 from deaios.alignment.launch import SupervisionRegistration
 from deaios.compute.launch import ComputeProviderService
 from deaios.da import launch as da_launch
+from deaios.dashboard.launch import DashboardService
 from deaios.errors import UserError
 from deaios.inft.launch import InftOracleService
 from deaios.kv.launch import KVService
@@ -86,7 +88,7 @@ class LaunchOptions:
 def services(opts: LaunchOptions) -> list[StackService]:
     """Every area's services, in start order (a service may use what an earlier one published)."""
     return [StorageService(opts.nodes), KVService(opts.kv_streams), ComputeProviderService(), InftOracleService(),
-            da_launch.DANodesService(opts.da_nodes), SupervisionRegistration()]
+            da_launch.DANodesService(opts.da_nodes), SupervisionRegistration(), DashboardService()]
 
 
 class Launcher:
@@ -240,7 +242,8 @@ class Launcher:
         except (BrokenPipeError, ValueError):  # nobody reads stdout (any more): stack.json has it all
             pass
         self.say(f"stack up in {time.monotonic() - started:.1f} s: {len(self.stack.storage_nodes)} storage nodes, "
-                 f"indexer {self.stack.indexer}, KV node {published.get('kv', {}).get('url')}, chain {rpc}; stack "
+                 f"indexer {self.stack.indexer}, KV node {published.get('kv', {}).get('url')}, chain {rpc}, dashboard "
+                 f"{published.get('dashboard', {}).get('url')}; stack "
                  f"file {path}. Stop with Ctrl-C or `deaios down`.")
 
     def _previous_stack(self) -> Stack | None:
