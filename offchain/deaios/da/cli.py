@@ -79,7 +79,10 @@ def put(file: Path, workers: int | None, stack_path: Path | None, rpc: str | Non
     chain = _connection(stack_path, rpc, entrance, key)
     if chain.account is None:
         raise UserError("a private key is needed to pay the blob fee (--key)")
-    with Encoder(workers) as encoder:
+    from deaios.progress import activity
+
+    with Encoder(workers) as encoder, activity(f"dispersing {file.name} ({len(data)} bytes): encode, pay, collect "
+                                               "signatures, verify on chain"):
         try:
             result = asyncio.run(DAClient(chain, encoder).put(data))
         except (DAClientError, DAChainError, OSError) as exc:
@@ -112,9 +115,12 @@ def get(ref: str, out: Path, stack_path: Path | None, rpc: str | None, entrance:
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such directory")
     chain = _connection(stack_path, rpc, entrance, key)
+    from deaios.progress import activity
+
     t0 = time.monotonic()
     try:
-        data = asyncio.run(DAClient(chain, Encoder(1)).get(blob_ref))
+        with activity(f"retrieving {ref[:12]}… from the DA nodes (every cell's KZG proof checked)"):
+            data = asyncio.run(DAClient(chain, Encoder(1)).get(blob_ref))
     except (DAClientError, DAChainError) as exc:
         raise UserError(f"retrieval of {ref} failed: {exc}") from None
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")

@@ -58,6 +58,7 @@ from deaios.procs import (  # noqa: F401  (LaunchError, relaunch_node: re-export
     POLL, LaunchError, child_env, find_tool, free_ports, looks_like_ours, project_root, rpc_call, spawn, stop_pids,
     tail, wait_until,
 )
+from deaios.progress import activity
 from deaios.stack.config import (
     ANVIL_KEY_0, DEV_ACCOUNTS, PRIVATE_KEY_NOTE, STACK_FILE, Stack, pid_alive, record_last_stack,
 )
@@ -288,11 +289,14 @@ class Launcher:
         self.say("deploying the contracts of every area (ape run deploy --all-areas)")
         proc = self._spawn("deploy", cmd, log, env=env, cwd=root)
         deadline = time.monotonic() + 600
-        while proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise LaunchError(f"contract deployment timed out; see {log}")
-            self._check_children(exclude={"deploy"})
-            time.sleep(POLL)
+        with activity("deploying the contracts", file=self.err) as update:
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise LaunchError(f"contract deployment timed out; see {log}")
+                self._check_children(exclude={"deploy"})
+                with contextlib.suppress(OSError):  # ape reports each contract it deployed
+                    update(description=f"deploying the contracts: {log.read_text().count(' deployed to')} deployed")
+                time.sleep(POLL)
         del self.procs["deploy"]
         if proc.returncode != 0 or not result_file.is_file():
             raise LaunchError(f"contract deployment failed (exit {proc.returncode}); see {log}:\n"
