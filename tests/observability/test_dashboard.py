@@ -11,7 +11,6 @@ import json
 import os
 import random
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,12 +89,10 @@ def test_dashboard_in_a_browser(run: RunningStack, browser) -> None:
         page.wait_for_selector(f'tr[data-process="{name}"][data-state="up"]', timeout=30_000)
     assert page.inner_text("#processes .summary") == f"{len(names)} of {len(names)} up"
 
-    # a storage node dies: the page shows it down within a refresh
+    # a storage node dies: the page shows it down within a refresh (the next snapshot, then the page's next
+    # poll: at most two intervals, plus time to collect under load)
     os.kill(stack.storage_nodes[KILLED]["pid"], signal.SIGKILL)
-    killed_at = time.monotonic()
-    page.wait_for_selector(f'tr[data-process="node-{KILLED}"][data-state="down"]', timeout=(3 * interval + 5) * 1000)
-    seen_after = time.monotonic() - killed_at
-    assert seen_after <= 2 * interval + 3, f"seen down after {seen_after:.1f} s (refresh every {interval} s)"
+    page.wait_for_selector(f'tr[data-process="node-{KILLED}"][data-state="down"]', timeout=(2 * interval + 6) * 1000)
 
     # a file is uploaded (while that node is down): it appears, with its shares counted on the live nodes
     sample = run.dir.parent / "sample.bin"

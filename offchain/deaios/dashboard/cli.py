@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from deaios.stack.config import ENV_STACK
+from deaios.stack.config import stack_option
 
 
 @click.group()
@@ -17,8 +17,9 @@ def dashboard() -> None:
 
 
 @dashboard.command("serve")
-@click.option("--stack", "stack_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The stack.json to show (it may not exist yet: the page waits for it).")
+@click.option("--stack-file", "stack_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The stack.json to show (it may not exist yet, or be a stopped stack's: the page shows what it "
+                   "can). Unlike a client's --stack, it is not resolved or checked for a running launcher.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", required=True, type=click.IntRange(1, 65535))
 @click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.2, 3600),
@@ -39,21 +40,18 @@ def serve(stack_path: Path, host: str, port: int, interval: float, launcher_pid:
 
 
 @click.command("status")
-@click.option("--stack", "stack_path", type=click.Path(path_type=Path), default=None, metavar="PATH",
-              help=f"The stack's stack.json (or its data dir). Default: ${ENV_STACK}, else the last stack "
-                   "started by `deaios up`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the snapshot as one JSON object instead of tables.")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000),
               help="Newest entries to show per list (files, blobs, settlements, …).")
-def status(stack_path: Path | None, as_json: bool, limit: int) -> None:
+@stack_option
+def status(as_json: bool, limit: int, stack) -> None:
     """Every process of the stack (up/down, latency, version) and what the network holds: the chain, files and
     their replication, KV streams, DA blobs, compute services and settlements, INFTs, market listings,
-    alignment epochs and flagged nodes. Works on a stopped stack too (everything shows down)."""
+    alignment epochs and flagged nodes."""
     from deaios.dashboard.snapshot import Collector
     from deaios.dashboard.status import render
-    from deaios.stack.config import resolve_stack_path
 
-    collector = Collector(resolve_stack_path(stack_path), limit=limit)
+    collector = Collector(stack.path, limit=limit)
     try:
         snapshot = collector.collect()
     finally:

@@ -25,7 +25,7 @@ INTERVAL = 2.0  # seconds between snapshots (and page refreshes)
 def dashboard_command(stack_file: Path, host: str, port: int, interval: float = INTERVAL,
                       launcher_pid: int | None = None) -> list[str]:
     """`deaios dashboard serve …` for the stack described by `stack_file`."""
-    cmd = [sys.executable, "-m", "deaios.cli", "dashboard", "serve", "--stack", str(stack_file), "--host", host,
+    cmd = [sys.executable, "-m", "deaios.cli", "dashboard", "serve", "--stack-file", str(stack_file), "--host", host,
            "--port", str(port), "--interval", str(interval)]
     return cmd + (["--launcher-pid", str(launcher_pid)] if launcher_pid else [])
 
