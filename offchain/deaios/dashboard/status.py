@@ -33,7 +33,10 @@ def size(n: float | None) -> str:
 
 
 def eth(wei: Any) -> str:
-    return "" if wei is None else f"{int(wei) / 10**18:.6g} ETH"
+    """Wei below a millionth of an ether (compute fees) as wei, larger amounts in ether."""
+    if wei is None:
+        return ""
+    return f"{int(wei)} wei" if int(wei) < 10**12 else f"{int(wei) / 10**18:.6g} ETH"
 
 
 def table(title: str, columns: Sequence[Column], rows: Sequence[dict], caption: str | None = None) \
