@@ -210,9 +210,9 @@ def compute(ctx: Context) -> dict[str, Any]:
     for service in services:
         service["earnings"] = chain.earnings(service["provider"])
     funded = ctx.events.get(addresses.ledger, Event.from_abi(ledger, "AccountFunded"), ctx.head)
-    pairs = sorted({(e["user"], e["provider"]) for e in funded})
+    pairs = list(dict.fromkeys((e["user"], e["provider"]) for e in reversed(funded)))  # newest first
     accounts = []
-    for user, provider in pairs[-ctx.limit:]:
+    for user, provider in pairs[:ctx.limit]:
         available, reserved = chain.get_ledger(user)
         accounts.append({"user": user, "provider": provider, "ledger_available": available,
                          "ledger_reserved": reserved, **chain.get_account(user, provider).to_json()})
