@@ -99,11 +99,14 @@ class Dashboard:
         async def health(_: web.Request) -> web.Response:
             return web.json_response({"ok": True})
 
+        async def no_icon(_: web.Request) -> web.Response:
+            return web.Response(status=204)
+
         app = web.Application()
         app.router.add_get("/", page)
         app.router.add_get("/api/snapshot", snapshot)
         app.router.add_get("/api/health", health)
-        app.router.add_get("/favicon.ico", lambda _: web.Response(status=204))
+        app.router.add_get("/favicon.ico", no_icon)
         return metrics.instrument(app, "dashboard", gauges={
             "snapshot_age_seconds": ("Seconds since the last snapshot was collected.",
                                      lambda: time.time() - self.collected_at if self.collected_at else -1)})
