@@ -11,7 +11,9 @@ HTTP (aiohttp):
 * `GET /metrics` — its own Prometheus metrics (`deaios_dashboard_…`, `deaios.metrics`).
 
 A background task collects a snapshot every `interval` seconds in a worker thread (the collection blocks on
-many small requests). With `--launcher-pid`, the process started by `deaios up` waits until stack.json is the
+many small requests) while someone is looking (a snapshot was requested in the last `WATCHED` seconds), and
+only every `IDLE_INTERVAL` seconds otherwise, so that an unwatched dashboard costs the stack next to nothing;
+a request after an idle spell starts a collection at once. With `--launcher-pid`, the process started by `deaios up` waits until stack.json is the
 one that launcher wrote (a restarted stack's old stack.json would show the previous processes): meanwhile the
 snapshot says `{"starting": true}`.
 """
@@ -19,6 +21,7 @@ snapshot says `{"starting": true}`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("page.html")
 JS_SAFE = 2**53 - 1
+WATCHED = 30.0  # seconds a snapshot request counts as someone watching
+IDLE_INTERVAL = 15.0  # seconds between snapshots while nobody watches
 COLLECT_SECONDS = metrics.histogram("dashboard", "collect_seconds", "Time to collect one snapshot of the stack.")
 
 
@@ -62,6 +67,8 @@ class Dashboard:
         self.collector = Collector(stack_path)
         self.snapshot: dict[str, Any] = {"starting": True}
         self.collected_at = 0.0
+        self.viewed_at = 0.0
+        self._wake: asyncio.Event | None = None
 
     def _ours(self) -> bool:
         if self.launcher_pid is None:
@@ -80,19 +87,34 @@ class Dashboard:
         COLLECT_SECONDS.observe(time.perf_counter() - started)
         self.collected_at = time.time()
 
+    def watched(self) -> bool:
+        return time.monotonic() - self.viewed_at < WATCHED
+
+    def viewed(self) -> None:
+        """A snapshot was requested: collect at the full rate (and at once after an idle spell)."""
+        idle = not self.watched()
+        self.viewed_at = time.monotonic()
+        if idle and self._wake is not None:
+            self._wake.set()
+
     async def run(self) -> None:
+        self._wake = asyncio.Event()
         while True:
             try:
                 await asyncio.to_thread(self.refresh)
             except Exception:  # keep serving the last snapshot whatever happens in one round
                 log.exception("collecting the snapshot failed")
-            await asyncio.sleep(self.interval)
+            self._wake.clear()
+            delay = self.interval if self.watched() else max(self.interval, IDLE_INTERVAL)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
 
     def app(self) -> web.Application:
         async def page(_: web.Request) -> web.Response:
             return web.Response(text=PAGE.read_text(), content_type="text/html")
 
         async def snapshot(_: web.Request) -> web.Response:
+            self.viewed()
             return web.json_response({**self.snapshot, "interval": self.interval},
                                      dumps=lambda o: json.dumps(o, separators=(",", ":")))
 
