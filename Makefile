@@ -1,7 +1,8 @@
 # deaios: one entry point for setup, tests, demo and benchmarks. Every target that needs tools first
 # runs `setup`, which is idempotent: a virtualenv with pinned Python packages, the npm toolchain
-# (Anvil, solc-js, OpenZeppelin, the official 0G SDK) from package-lock.json, and the solc-js shim
-# registered for ape-solidity.
+# (Anvil, solc-js, OpenZeppelin, the official 0G SDK) from package-lock.json, the solc-js shim
+# registered for ape-solidity, and Debian's chromium for the dashboard's browser test (Playwright drives it;
+# `playwright install` cannot download browsers here).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -14,13 +15,14 @@ export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 SOLC_STAMP := $(VENV)/.solc-registered
+CHROMIUM := /usr/bin/chromium
 
 # Test areas, longest first (see `test`).
-TEST_AREAS := storage compute da alignment inft market kv
+TEST_AREAS := storage compute da alignment inft market kv observability
 
 .PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo bench proto clean
 
-setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP)
+setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) $(CHROMIUM)
 
 $(PY_STAMP): pyproject.toml setup.py requirements-dev.txt constraints.txt offchain/deaios/native/keccak.c offchain/deaios/native/keccak_f1600.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +37,11 @@ $(NPM_STAMP): package.json package-lock.json
 $(SOLC_STAMP): $(PY_STAMP) $(NPM_STAMP) scripts/install_solc.py scripts/solc_shim.js
 	$(BIN)/python scripts/install_solc.py
 	touch $@
+
+# Debian's chromium, once (CI runs as root on a fresh machine; elsewhere through sudo if there is one).
+$(CHROMIUM):
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 # One ape session per area: each area's fixtures deploy their own contracts, and ape's snapshot isolation
 # goes wrong when module- and session-scoped deployments of different areas share one session. Two sessions

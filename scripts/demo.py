@@ -20,7 +20,9 @@
    on the marketplace, re-encrypted for the buyer by the oracle, settled with its proofs;
 10. alignment nodes (scripts/demo_alignment.py): an operator with 3 licenses challenges every storage and DA
     node for one epoch; the killed DA node is flagged on chain, the licenses earn the epoch's reward;
-11. `deaios down`.
+11. `deaios status`: every process (the killed nodes down) and what the network now holds — the same
+    picture as the dashboard `deaios up` serves (its URL is printed at the start: open it while the demo runs);
+12. `deaios down`.
 
 Run with `make demo` (or `.venv/bin/python scripts/demo.py [--file F] [--nodes N]`).
 """
@@ -100,7 +102,8 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
     show("Stack", {"chain": f"{stack.rpc} (chain id {stack.chain_id})", "Flow": stack.flow,
                    "market": stack.market, "indexer": stack.indexer,
                    "storage nodes": f"{len(stack.node_urls)} ({stack.node_urls[0]} …)",
-                   "KV node": stack.extra["kv"]["url"]})
+                   "KV node": stack.extra["kv"]["url"],
+                   "dashboard": f"{stack.extra['dashboard']['url']} (open it in a browser while the demo runs)"})
     if file_path is None:
         file_path = work / "sample.bin"
         file_path.write_bytes(random.Random(0x0DEA105).randbytes(SAMPLE_SIZE))
@@ -168,6 +171,8 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
     demo_agents.run(stack, console, show, work, {"name": "AI_100 agent", "model": f"log://{model_root}",
                                                  "system prompt": "You are a helpful 0G agent."})
     demo_alignment.run(stack, console, show, work)
+    console.rule("deaios status")
+    subprocess.run([sys.executable, "-m", "deaios.cli", "status", "--stack", str(stack.path)], check=True)
 
 
 def demo_da(stack: Stack, work: Path) -> None:

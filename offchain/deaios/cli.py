@@ -30,6 +30,8 @@ AREAS: dict[str, str] = {
     "inft": "deaios.inft.cli:inft",
     "alignment": "deaios.alignment.cli:alignment",
     "market": "deaios.market.cli:market",
+    "dashboard": "deaios.dashboard.cli:dashboard",
+    "status": "deaios.dashboard.cli:status",
 }
 
 

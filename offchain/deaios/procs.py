@@ -224,6 +224,12 @@ def http_get_json(url: str, timeout: float = 2.0, max_reply: int = MAX_REPLY) ->
         return json.loads(_read_capped(resp, max_reply))
 
 
+def http_get(url: str, timeout: float = 2.0, max_reply: int = MAX_REPLY) -> bytes:
+    """GET `url` and return its body (raises on HTTP errors and transport errors)."""
+    with _OPENER.open(url, timeout=timeout) as resp:
+        return _read_capped(resp, max_reply)
+
+
 def wait_until(probe: Callable[[], bool], timeout: float, what: str, log: Path | None = None,
                check: Callable[[], None] | None = None, poll: float = POLL) -> None:
     """Poll `probe` until it returns true; a probe that raises counts as "not yet". `check` runs before each

@@ -38,6 +38,7 @@ from aiohttp import web
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
+from deaios import metrics
 from deaios.compute.backend import Backend, EchoBackend, count_tokens, prompt_tokens
 from deaios.compute.backend import fee as compute_fee
 from deaios.compute.chain import INFERENCE, ComputeChain, ComputeError
@@ -56,6 +57,12 @@ log = logging.getLogger("deaios.compute.broker")
 
 MAX_BODY = 1 << 20
 BATCH = 50
+BILLED = metrics.counter("compute", "calls_billed_total", "Inference calls served and billed.")
+BILLED_WEI = metrics.counter("compute", "billed_wei_total", "Fees billed for inference calls (wei).")
+TOKENS = metrics.counter("compute", "tokens_total", "Tokens metered, by kind (prompt, completion).", ["kind"])
+SETTLED = metrics.counter("compute", "receipts_settled_total", "Receipts sent to settleFees, by the ledger's "
+                          "verdict (SUCCESS, PARTIAL, INVALID_NONCE, …).", ["status"])
+SETTLED_WEI = metrics.counter("compute", "settled_wei_total", "Fees the ledger paid out on settlement (wei).")
 
 
 @dataclass
@@ -170,7 +177,7 @@ class Broker:
         app.router.add_get("/deaios/v1/service", self.handle_service)
         app.router.add_get("/deaios/v1/account/{user}", self.handle_account)
         app.router.add_post("/deaios/v1/receipts", self.handle_receipt)
-        return app
+        return metrics.instrument(app, "compute")
 
     @staticmethod
     def _error(exc: BrokerError) -> web.Response:
@@ -319,6 +326,10 @@ class Broker:
             state.signature = "0x" + r.signature.hex()
             bill["signature"] = state.signature
         self.state.save(self.state_path)
+        BILLED.inc()
+        BILLED_WEI.inc(cost)
+        TOKENS.labels("prompt").inc(prompt)
+        TOKENS.labels("completion").inc(completion)
         log.info(
             "served %s: request %d, %d+%d tokens, fee %d, total %d",
             user,
@@ -427,6 +438,8 @@ class Broker:
             out = self.chain.settle(batch)
             for r, res in zip(batch, out):
                 s = self.state.users[r.user]
+                SETTLED.labels(res["status"]).inc()
+                SETTLED_WEI.inc(res["paid"])
                 if res["status"] in ("SUCCESS", "PARTIAL", "INVALID_NONCE"):
                     # accepted, or already settled by an earlier (e.g. interrupted) run
                     s.settled_nonce, s.settled_total = r.nonce, r.total_fee

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from deaios import metrics
 from deaios._keccak import keccak256
 from deaios.da.blobref import BlobRef
 from deaios.da.dispersal import Disperse, DispersalError
@@ -135,7 +136,7 @@ class AltDAServer:
             app.router.add_route(method, "/put/{commitment}", self.put_keccak)
         app.router.add_get("/get/{commitment}", self.get)
         app.router.add_get("/health", self.health)
-        return app
+        return metrics.instrument(app, "altda")
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > MAX_DATA:

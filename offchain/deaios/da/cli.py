@@ -120,9 +120,12 @@ def put(file: Path, workers: int | None, disperser: str | None, direct: bool, st
             async with DisperserClient(target) as client:
                 return await client.disperse(data)
 
+        from deaios.progress import activity
+
         started = time.monotonic()
         try:
-            done = asyncio.run(run())
+            with activity(f"dispersing {file.name} ({len(data)} bytes) through the disperser"):
+                done = asyncio.run(run())
         except DisperserClientError as exc:
             raise UserError(f"dispersal of {file} failed: {exc}") from None
         ref = done.ref
@@ -139,7 +142,10 @@ def put(file: Path, workers: int | None, disperser: str | None, direct: bool, st
     chain = _connection(stack_path, rpc, entrance, key)
     if chain.account is None:
         raise UserError("a private key is needed to pay the blob fee (--key)")
-    with Encoder(workers) as encoder:
+    from deaios.progress import activity
+
+    with Encoder(workers) as encoder, activity(f"dispersing {file.name} ({len(data)} bytes): encode, pay, collect "
+                                               "signatures, verify on chain"):
         try:
             result = asyncio.run(DAClient(chain, encoder).put(data))
         except (DAClientError, DAChainError, OSError) as exc:
@@ -171,6 +177,8 @@ def get(ref: str, out: Path, disperser: str | None, direct: bool, stack_path: Pa
         raise UserError(str(exc)) from None
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such directory")
+    from deaios.progress import activity
+
     target = _disperser_target(stack_path, disperser, rpc, entrance, direct)
     t0 = time.monotonic()
     if target is not None:
@@ -181,7 +189,8 @@ def get(ref: str, out: Path, disperser: str | None, direct: bool, stack_path: Pa
                 return await client.retrieve(blob_ref)
 
         try:
-            data = asyncio.run(run())
+            with activity(f"retrieving {ref[:12]}… through the disperser"):
+                data = asyncio.run(run())
         except DisperserClientError as exc:
             raise UserError(f"retrieval of {ref} failed: {exc}") from None
     else:
@@ -191,7 +200,8 @@ def get(ref: str, out: Path, disperser: str | None, direct: bool, stack_path: Pa
 
         chain = _connection(stack_path, rpc, entrance, key)
         try:
-            data = asyncio.run(DAClient(chain, Encoder(1)).get(blob_ref))
+            with activity(f"retrieving {ref[:12]}… from the DA nodes (every cell's KZG proof checked)"):
+                data = asyncio.run(DAClient(chain, Encoder(1)).get(blob_ref))
         except (DAClientError, DAChainError) as exc:
             raise UserError(f"retrieval of {ref} failed: {exc}") from None
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")

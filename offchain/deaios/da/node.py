@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from deaios import metrics
 from deaios.da import bls
 from deaios.da.chain import DAChain, DAChainError
 from deaios.da.encoding import BlobHeader, Column, EncodingError, columns_of_rows, trusted_setup, verify_columns
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 #: Test aids: "withhold" answers no retrieval, "garbage" serves corrupted cells (signing stays honest).
 FAULTS = ("none", "withhold", "garbage")
 MAX_BODY = 256 << 20
+SIGNATURES = metrics.counter("da", "signatures_total", "Blobs this node verified, stored and signed.")
+ROWS_SIGNED = metrics.counter("da", "rows_signed_total", "Quorum rows covered by this node's signatures.")
+STORED = metrics.counter("da", "stored_bytes_total", "Bytes of cells and proofs this node stored.")
+SERVED = metrics.counter("da", "served_bytes_total", "Bytes of cells and proofs this node served to retrievers.")
 
 
 @dataclass
@@ -218,6 +223,9 @@ class DANode:
             raise RpcError("cells do not match their KZG proofs and the blob's commitments")
         self.store.put(header, epoch, quorum_id, columns)
         sig = self.key.sign(bls.commit_digest(root, epoch, quorum_id, header.erasure_commitment))
+        SIGNATURES.inc()
+        ROWS_SIGNED.inc(len(rows))
+        STORED.inc(sum(len(col.to_bytes()) for col in columns))
         return {"signer": self.address, "signature": [hex(sig[0]), hex(sig[1])]}
 
     def retrieve(self, data_root: str, epoch: int, quorum_id: int, indices: list[int]) -> dict[str, Any]:
@@ -238,6 +246,7 @@ class DANode:
             if self.config.fault == "garbage":
                 data = bytes(b ^ 0x5A for b in data)
             out[str(col.index)] = _hex(data)
+            SERVED.inc(len(data))
         return {"header": header.to_json(), "columns": out}
 
     def methods(self) -> dict[str, Any]:
@@ -267,6 +276,8 @@ async def serve(config: NodeConfig, ready: Any = None) -> None:
     node = DANode(config)
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post("/", JsonRpcEndpoint(node.methods(), max_body=MAX_BODY))
+    metrics.instrument(app, "da", gauges={"blobs_held": ("Blobs (epoch, quorum) whose rows this node keeps.",
+                                                         node.store.count)})
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)

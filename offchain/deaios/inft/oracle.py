@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 from eth_account import Account
 
+from deaios import metrics
 from deaios.inft import crypto
 from deaios.inft.chain import InftChain, InftChainError
 from deaios.inft.flows import Storage
@@ -36,6 +37,10 @@ from deaios.storage.client import StorageClientError
 log = logging.getLogger(__name__)
 MAX_ITEMS = 16
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+
+REENCRYPTED = metrics.counter("inft_oracle", "reencryptions_total", "Data entries re-encrypted for a new owner "
+                              "(each with a signed ownership proof).")
 
 
 class BadRequest(ValueError):
@@ -95,6 +100,7 @@ class OracleService:
                     self.private_key, data_hash, new_hash, crypto.seal(receiver, new_key), receiver
                 )
             )
+            REENCRYPTED.inc()
             log.info("re-encrypted 0x%s -> 0x%s for %s", data_hash.hex(), new_hash.hex(), receiver.hex())
         return proofs
 
@@ -139,4 +145,4 @@ def make_app(service: OracleService) -> web.Application:
     app.router.add_get("/info", info)
     app.router.add_post("/reencrypt", reencrypt)
     app.cleanup_ctx.append(session_ctx)
-    return app
+    return metrics.instrument(app, "inft_oracle")

@@ -194,7 +194,7 @@ def rebuild(timeout: float, stack) -> None:
     wipe(Path(kv_entry["dir"]))
     proc = launch.relaunch(stack)
 
-    async def caught_up() -> dict:
+    async def caught_up(update) -> dict:
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while True:
@@ -204,6 +204,8 @@ def rebuild(timeout: float, stack) -> None:
                     status = await rpc_call(session, kv_entry["url"], "deaios_kvStatus", timeout=5)
                 except RpcCallError:
                     status = None
+                if status:
+                    update(completed=status["nextTxSeq"], total=status["logTxs"])
                 if status and (status["logSyncHeight"] or -1) >= head and status["nextTxSeq"] >= status["logTxs"]:
                     return status
                 if time.monotonic() > deadline:
@@ -211,6 +213,9 @@ def rebuild(timeout: float, stack) -> None:
                                                f"(status: {status})")
                 await asyncio.sleep(0.1)
 
-    status = asyncio.run(caught_up())
+    from deaios.progress import activity
+
+    with activity("replaying the log into a new index", counted=True) as update:
+        status = asyncio.run(caught_up(update))
     click.echo(json.dumps({"txs": status["logTxs"], "nextTxSeq": status["nextTxSeq"],
                            "seconds": round(time.monotonic() - started, 3), "pid": proc.pid}))

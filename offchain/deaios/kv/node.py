@@ -30,6 +30,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from deaios import metrics
 from deaios.jsonrpc import JsonRpcEndpoint
 from deaios.kv import rpc
 from deaios.kv.codec import stream_ids_from_tags
@@ -47,6 +48,9 @@ PREFETCH_BYTES = 256 << 20
 BATCH_TXS = 512  # transactions per lmdb write transaction
 BATCH_BYTES = 64 << 20  # stream data per lmdb write transaction
 MAX_RPC_BODY = 1 << 20
+REPLAYED = metrics.counter("kv", "transactions_replayed_total", "KV transactions replayed, by outcome (commit or "
+                           "rejected).", ["outcome"])
+FETCHED = metrics.counter("kv", "fetched_bytes_total", "Stream data downloaded from the storage nodes.")
 
 
 @dataclass
@@ -128,6 +132,7 @@ class Fetcher:
                     await self.client.download(root, out)
                 data = await asyncio.to_thread(out.read_bytes)
                 out.unlink(missing_ok=True)
+                FETCHED.inc(len(data))
                 return data
             except (StorageClientError, RetrievalError, OSError) as exc:
                 if not warned and time.monotonic() - since > 30:
@@ -190,7 +195,11 @@ class KvNode:
         application = web.Application(client_max_size=MAX_RPC_BODY)
         application.router.add_post("/", JsonRpcEndpoint(rpc.methods(self.index, self.config.streams, self.status),
                                                          max_body=MAX_RPC_BODY))
-        return application
+        return metrics.instrument(application, "kv", gauges={
+            "replay_next_tx_seq": ("Replay position: every transaction below it is replayed.", self.index.progress),
+            "log_txs": ("Transactions of the log this node knows.", self.txlog.next_seq),
+            "log_sync_height": ("Last block whose Submit events this node has recorded.",
+                                lambda: self.sync.height if self.sync else -1)})
 
     # -- replay --------------------------------------------------------------------------------------------
     def _apply(self, batch: list[tuple[TxRecord, bytes | None]]) -> tuple[int, int | None]:
@@ -205,6 +214,7 @@ class KvNode:
                     break
                 if result is not None:
                     log.info("tx %d: %s", tx.seq, result)
+                    REPLAYED.labels("commit" if result == "Commit" else "rejected").inc()
             progress = w.progress()
         return progress, need
 

@@ -20,8 +20,9 @@ Start-up, in order (every step's output goes to DATA/logs/):
    (deaios.storage.launch), the KV node (deaios.kv.launch), the compute provider (deaios.compute.launch),
    the INFT oracle (deaios.inft.launch), `--da-nodes` DA nodes (deaios.da.launch: each registers itself,
    then the admin starts the first DA epoch), the DA disperser, OP alt-DA server and Nitro DA provider
-   (deaios.da.rollup_launch), and the alignment supervision registration of the storage
-   and DA nodes (deaios.alignment.launch) — all started first, then each waited for in that order;
+   (deaios.da.rollup_launch), the alignment supervision registration of the storage and DA nodes
+   (deaios.alignment.launch), and last the web dashboard (deaios.dashboard.launch) — all started first,
+   then each waited for in that order;
 5. writes DATA/stack.json (the launcher's keys plus every service's entries), records it as the last stack
    started and prints it as one JSON line on stdout.
 
@@ -54,6 +55,7 @@ from deaios.alignment.launch import SupervisionRegistration
 from deaios.compute.launch import ComputeProviderService
 from deaios.da import launch as da_launch
 from deaios.da import rollup_launch
+from deaios.dashboard.launch import DashboardService
 from deaios.errors import UserError
 from deaios.inft.launch import InftOracleService
 from deaios.kv.launch import KVService
@@ -61,6 +63,7 @@ from deaios.procs import (  # noqa: F401  (LaunchError, relaunch_node: re-export
     POLL, LaunchError, child_env, find_tool, free_ports, looks_like_ours, project_root, rpc_call, spawn, stop_pids,
     tail, wait_until,
 )
+from deaios.progress import activity
 from deaios.stack.clock import ChainClock
 from deaios.stack.config import (
     ANVIL_KEY_0, DEV_ACCOUNTS, PRIVATE_KEY_NOTE, STACK_FILE, Stack, pid_alive, record_last_stack,
@@ -98,7 +101,8 @@ class LaunchOptions:
 def services(opts: LaunchOptions) -> list[StackService]:
     """Every area's services, in start order (a service may use what an earlier one published)."""
     return [StorageService(opts.nodes), KVService(opts.kv_streams), ComputeProviderService(), InftOracleService(),
-            da_launch.DANodesService(opts.da_nodes), *rollup_launch.services(), SupervisionRegistration()]
+            da_launch.DANodesService(opts.da_nodes), *rollup_launch.services(), SupervisionRegistration(),
+            DashboardService()]
 
 
 class Launcher:
@@ -255,7 +259,8 @@ class Launcher:
         except (BrokenPipeError, ValueError):  # nobody reads stdout (any more): stack.json has it all
             pass
         self.say(f"stack up in {time.monotonic() - started:.1f} s: {len(self.stack.storage_nodes)} storage nodes, "
-                 f"indexer {self.stack.indexer}, KV node {published.get('kv', {}).get('url')}, chain {rpc}; stack "
+                 f"indexer {self.stack.indexer}, KV node {published.get('kv', {}).get('url')}, chain {rpc}, dashboard "
+                 f"{published.get('dashboard', {}).get('url')}; stack "
                  f"file {path}. Stop with Ctrl-C or `deaios down`.")
 
     def _previous_stack(self) -> Stack | None:
@@ -300,11 +305,14 @@ class Launcher:
         self.say("deploying the contracts of every area (ape run deploy --all-areas)")
         proc = self._spawn("deploy", cmd, log, env=env, cwd=root)
         deadline = time.monotonic() + 600
-        while proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise LaunchError(f"contract deployment timed out; see {log}")
-            self._check_children(exclude={"deploy"})
-            time.sleep(POLL)
+        with activity("deploying the contracts", file=self.err) as update:
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise LaunchError(f"contract deployment timed out; see {log}")
+                self._check_children(exclude={"deploy"})
+                with contextlib.suppress(OSError):  # ape reports each contract it deployed
+                    update(description=f"deploying the contracts: {log.read_text().count(' deployed to')} deployed")
+                time.sleep(POLL)
         del self.procs["deploy"]
         if proc.returncode != 0 or not result_file.is_file():
             raise LaunchError(f"contract deployment failed (exit {proc.returncode}); see {log}:\n"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from deaios import metrics
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,8 @@ class Indexer:
 def build_app(indexer: Indexer) -> web.Application:
     app = web.Application()
     app.router.add_post("/", JsonRpcEndpoint(indexer.methods(), max_body=1 << 20))
-    return app
+    return metrics.instrument(app, "indexer", gauges={
+        "live_nodes": ("Storage nodes that answered the last liveness probe.", lambda: len(indexer._live))})
 
 
 async def serve(host: str, port: int, node_urls: list[str]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from deaios import metrics
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
 from deaios.storage.erasure import ErasureCode
 from deaios.storage.node.logsync import ChainClient, ChainError, LogSync
@@ -155,7 +156,9 @@ def build_app(service: StorageService, sync: LogSync) -> web.Application:
     app = web.Application(client_max_size=MAX_SHARE_BODY)
     app.router.add_post("/", JsonRpcEndpoint(rpc_methods(service, sync), _translate, MAX_RPC_BODY))
     app.router.add_routes(share_routes(service))
-    return app
+    return metrics.instrument(app, "storage", gauges={
+        "log_sync_height": ("Last block whose Submit events this node has recorded.", lambda: sync.height),
+        "next_tx_seq": ("Submissions this node knows (the next tx seq).", service.store.next_tx_seq)})
 
 
 async def _chain_id(chain: ChainClient) -> int:

@@ -22,6 +22,7 @@ from collections import OrderedDict
 
 import aiohttp
 
+from deaios import metrics
 from deaios.storage.erasure import ErasureCode, data_segments, segment_lengths
 from deaios.storage.merkle import (
     CHUNK_SIZE, HASH_SIZE, SEGMENT_CHUNKS, Proof, ProofError, num_chunks, segment_root, tree_proof, tree_root,
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 
 ALREADY_FINALIZED = "already uploaded and finalized"
 STREAM_TAG = bytes.fromhex("df2ff3bb0af36c6384e6206552a4ed807f6f6a26e7d0aa6bff772ddc9d4307aa")  # sha256("STREAM")
+STORED = metrics.counter("storage", "stored_bytes_total", "Bytes written to this node's disk (full segments or "
+                         "erasure shares).", ["kind"])
+SERVED = metrics.counter("storage", "served_bytes_total", "Bytes this node served: shares to peers and clients, "
+                         "file data to downloaders.", ["kind"])
+REPAIRED = metrics.counter("storage", "shares_repaired_total", "Shares this node rebuilt from its peers' shares.")
 BATCH = 16  # segments per share transfer
 CACHE_SEGMENTS = 64
 UPLOAD_GRACE = 5.0  # seconds after shares of a file last arrived before repair may rebuild its missing ones
@@ -141,6 +147,7 @@ class StorageService:
         except ProofError as exc:
             raise NodeError(f"invalid merkle proof for segment {index}: {exc}", -32602) from None
         self.store.write(root, index, SEGMENT, data)
+        STORED.labels("segment").inc(len(data))
         received = self.store.count(root, SEGMENT)
         if received >= n_data:
             self.store.update(root, received=received, state=COMPLETE)
@@ -205,6 +212,7 @@ class StorageService:
                     shares = [encoded[i][self.code.share_of(i, node)] for i in run]
                     if node == self.index:
                         await asyncio.to_thread(self.store.write_many, root, SHARE, list(zip(run, shares)))
+                        STORED.labels("share").inc(sum(map(len, shares)))
                         return
                     try:
                         await self.shares.put_shares(node, root, run[0], shares)
@@ -275,6 +283,7 @@ class StorageService:
                 data = self.store.read(root, i, SEGMENT)
                 share = self.code.encode(data, [number])[0] if data is not None else None
             out.append(share)
+        SERVED.labels("share").inc(sum(len(share) for share in out if share is not None))
         return out
 
     def put_shares(self, root: bytes, first: int, count: int, body: bytes) -> None:
@@ -290,6 +299,7 @@ class StorageService:
             raise NodeError(str(exc)) from None
         self._receiving[root] = time.monotonic()
         self.store.write_many(root, SHARE, list(enumerate(shares, start=first)))
+        STORED.labels("share").inc(sum(map(len, shares)))
         if record.state == PENDING and not self._missing_local(record):
             self._receiving.pop(root, None)
             self.store.update(root, state=FINALIZED)
@@ -350,6 +360,7 @@ class StorageService:
             base = index * SEGMENT_CHUNKS
             lo, hi = max(start, base) - base, min(end, base + SEGMENT_CHUNKS) - base
             out += segment[lo * CHUNK_SIZE:hi * CHUNK_SIZE]
+        SERVED.labels("data").inc(len(out))
         return bytes(out)
 
     async def segment_with_proof(self, root: bytes, index: int) -> dict:
@@ -362,6 +373,7 @@ class StorageService:
         if roots is None:
             roots = b"".join(self._segment_roots(root, segment_lengths(record.size), n_data))
         trimmed = min(SEGMENT_CHUNKS, num_chunks(record.size) - index * SEGMENT_CHUNKS) * CHUNK_SIZE
+        SERVED.labels("data").inc(trimmed)
         return {"root": record.root, "data": base64.b64encode(data[:trimmed]).decode(), "index": index,
                 "proof": tree_proof(roots, index).to_json(), "fileSize": record.size}
 
@@ -430,6 +442,8 @@ class StorageService:
                 shares = [(i, self.code.encode(data, [self.code.share_of(i, self.index)])[0])
                           for i, data in zip(run, segments)]
                 await asyncio.to_thread(self.store.write_many, root, SHARE, shares)
+                STORED.labels("share").inc(sum(len(share) for _, share in shares))
+                REPAIRED.inc(len(shares))
             if missing:
                 log.info("repaired %d shares of 0x%s", len(missing), root.hex())
             self.store.update(root, state=FINALIZED)

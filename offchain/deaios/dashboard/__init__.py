@@ -1,0 +1,1 @@
+"""The network at a glance: the dashboard `deaios up` serves, `deaios status`, and what both read."""
