@@ -40,6 +40,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, disable_created_metrics, generate_latest,
+    start_http_server,
 )
 
 from deaios import __version__
@@ -110,6 +111,15 @@ def _timed_method(name: str, handler: Callable[..., Any], calls: Counter, errors
         finally:
             seconds_m.observe(time.perf_counter() - started)
 
+    if inspect.iscoroutinefunction(handler):  # stays a coroutine function (gRPC's aio server looks)
+        @functools.wraps(handler)
+        async def async_wrapper(*args: Any) -> Any:
+            calls_m.inc()
+            return await finish(handler(*args), time.perf_counter())
+
+        async_wrapper.__deaios_timed__ = True  # type: ignore[attr-defined]
+        return async_wrapper
+
     @functools.wraps(handler)
     def wrapper(*args: Any) -> Any:
         calls_m.inc()
@@ -138,6 +148,14 @@ def instrument_rpc(methods: dict[str, Callable[..., Any]], area: str) -> None:
     for name, handler in list(methods.items()):
         if not getattr(handler, "__deaios_timed__", False):
             methods[name] = _timed_method(name, handler, calls, errors, seconds)
+
+
+def serve_http(host: str, port: int, area: str) -> int:
+    """`GET /metrics` on its own port (0: a free one), in a thread, for a service that is not an aiohttp app (the
+    gRPC disperser); returns the port."""
+    _build_info().labels(area, __version__).set(1)
+    server, _thread = start_http_server(port, addr=host)
+    return int(server.server_port)
 
 
 def instrument(app: web.Application, area: str,

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -77,15 +78,40 @@ def find_tool(name: str, root: Path | None = None) -> str:
     return found
 
 
+#: Listening ports are drawn from here: below the kernel's ephemeral range, so that the port of an outgoing
+#: connection (of any process) never takes a port between our check and the service's bind.
+LISTEN_PORTS = range(20000, 32768)
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(host: str, count: int) -> list[int]:
-    """`count` distinct ports that are free on `host` right now."""
+    """`count` distinct ports that are free on `host` right now, chosen at random below the ephemeral range (a
+    port the kernel handed out with bind(0) could be reused at once for some outgoing connection, and the
+    service that was to listen there would fail with "address already in use")."""
+    candidates = [port for port in LISTEN_PORTS if port < _ephemeral_start()] or list(LISTEN_PORTS)
+    chosen: list[int] = []
     socks = []
     try:
-        for _ in range(count):
+        for port in random.sample(candidates, len(candidates)):
+            if len(chosen) == count:
+                break
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
             socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
+            chosen.append(port)
+        if len(chosen) < count:
+            raise OSError(f"fewer than {count} free ports on {host}")
+        return chosen
     finally:
         for sock in socks:
             sock.close()

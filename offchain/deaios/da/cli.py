@@ -263,15 +263,19 @@ def node(rpc: str, entrance: str, key: str, bls_secret: str | None, data_dir: Pa
 @click.option("--finality-depth", type=click.IntRange(0), default=None,
               help="Blocks after its confirmation before a blob is FINALIZED (default: the chain's `finalized` "
                    "block; 0 for a local chain that never reorganises).")
+@click.option("--metrics-port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="HTTP port of its Prometheus /metrics (0: a free port).")
 @click.option("--log-level", default="INFO", show_default=True)
 @_client_options
-def disperser_command(host: str, port: int, workers: int | None, finality_depth: int | None, log_level: str,
-                      stack_path: Path | None, rpc: str | None, entrance: str | None, key: str | None) -> None:
+def disperser_command(host: str, port: int, workers: int | None, finality_depth: int | None, metrics_port: int,
+                      log_level: str, stack_path: Path | None, rpc: str | None, entrance: str | None,
+                      key: str | None) -> None:
     """Run the disperser until SIGINT/SIGTERM: 0G's disperser gRPC API (DisperseBlob, GetBlobStatus,
     RetrieveBlob) with a warm encoder. It pays blob fees with --key (or $DEAIOS_DISPERSER_KEY, else the stack's
-    key). Prints {"grpc", "address", "pid"} as one JSON line once its encoder is warm and it listens."""
+    key). Prints {"grpc", "address", "pid", "metrics"} as one JSON line once its encoder is warm and it listens."""
     import os
 
+    from deaios import metrics
     from deaios.da.client import DAClient
     from deaios.da.disperser import Disperser, print_ready, serve
     from deaios.da.encoding import Encoder
@@ -288,7 +292,8 @@ def disperser_command(host: str, port: int, workers: int | None, finality_depth:
         with Encoder(workers) as encoder:
             await asyncio.to_thread(encoder.warm_up)
             disperser = Disperser(DAClient(chain, encoder), finality_depth)
-            await serve(disperser, host, port, lambda target: print_ready(target, address))
+            metrics_url = f"http://{host}:{metrics.serve_http(host, metrics_port, 'disperser')}"
+            await serve(disperser, host, port, lambda target: print_ready(target, address, metrics_url))
 
     asyncio.run(until_signal(main()))
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from deaios import metrics
 from deaios._keccak import keccak256
 from deaios.da.chain import DAChainError
 from deaios.da.client import BlobRef, DAClient, DAClientError
@@ -233,9 +234,15 @@ class DisperserServicer(pb_grpc.DisperserServicer):
 
 
 def build_server(disperser: Disperser) -> grpc.aio.Server:
-    """The gRPC server with the Disperser service (no port bound yet)."""
+    """The gRPC server with the Disperser service (no port bound yet); each method counted and timed as
+    `deaios_disperser_rpc_*{method}` (the metrics are served by `metrics.serve_http`)."""
     server = grpc.aio.server(options=GRPC_OPTIONS)
-    pb_grpc.add_DisperserServicer_to_server(DisperserServicer(disperser), server)
+    servicer = DisperserServicer(disperser)
+    methods = {name: getattr(servicer, name) for name in ("DisperseBlob", "GetBlobStatus", "RetrieveBlob")}
+    metrics.instrument_rpc(methods, "disperser")
+    for name, method in methods.items():
+        setattr(servicer, name, method)
+    pb_grpc.add_DisperserServicer_to_server(servicer, server)
     return server
 
 
@@ -257,6 +264,7 @@ async def serve(disperser: Disperser, host: str, port: int, ready=None) -> None:
         await server.stop(grace=2)
 
 
-def print_ready(target: str, address: str) -> None:
-    sys.stdout.write(json.dumps({"grpc": target, "address": address, "pid": os.getpid()}) + "\n")
+def print_ready(target: str, address: str, metrics_url: str | None = None) -> None:
+    sys.stdout.write(json.dumps({"grpc": target, "address": address, "pid": os.getpid(), "metrics": metrics_url})
+                     + "\n")
     sys.stdout.flush()

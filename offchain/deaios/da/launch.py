@@ -86,12 +86,6 @@ def status(url: str, timeout: float = 2.0) -> dict[str, Any]:
     return rpc_call(url, "da_status", timeout=timeout)
 
 
-def is_ready(url: str) -> bool:
-    """The readiness probe: the node is registered with its socket and for the next epoch."""
-    reply = status(url)
-    return bool(reply.get("ready") and reply.get("registeredNext"))
-
-
 def activate_epoch(rpc: str, entrance: str, admin_key: str = ANVIL_KEY_0) -> int:
     """Start the next epoch at once (`forceMakeEpoch`, by the params admin) unless the current one already has
     quorums; returns the current epoch number."""
@@ -149,12 +143,19 @@ class DANodesService(StackService):
         self.pids = {spec.name: ctx.spawn(spec.name, spec.cmd, spec.log, env=spec.env).pid for spec in self.specs}
 
     def wait(self, ctx: LaunchContext) -> None:
+        addresses: dict[str, str] = {}
+
+        def registered(spec: DANodeSpec) -> bool:
+            reply = status(spec.url)
+            addresses[spec.name] = reply["address"]
+            return bool(reply.get("ready") and reply.get("registeredNext"))
+
         for spec in self.specs:
-            ctx.wait(spec.name, lambda url=spec.url: is_ready(url), spec.log)
+            ctx.wait(spec.name, lambda spec=spec: registered(spec), spec.log)
         if self.specs:
             epoch = activate_epoch(ctx.rpc, ctx.contracts["da_entrance"], ctx.admin_key)
             ctx.say(f"{len(self.specs)} DA nodes registered; DA epoch {epoch} active")
-        self.nodes = [stack_entry(spec, self.pids[spec.name], status(spec.url)["address"]) for spec in self.specs]
+        self.nodes = [stack_entry(spec, self.pids[spec.name], addresses[spec.name]) for spec in self.specs]
 
     def entries(self) -> dict[str, Any]:
         return {"da_nodes": self.nodes}

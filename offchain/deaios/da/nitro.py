@@ -47,8 +47,8 @@ from typing import Any
 
 from aiohttp import web
 
+from deaios import metrics
 from deaios._keccak import keccak256
-from deaios.da.blobref import BlobRef
 from deaios.da.dispersal import Disperse, DispersalError
 from deaios.da.encoding import MAX_DATA
 from deaios.da.nitro_cert import (
@@ -382,4 +382,4 @@ class NitroProvider:
         limit = 2 * self.max_message + (1 << 20)
         app = web.Application(client_max_size=limit)
         app.router.add_post("/", JsonRpcEndpoint(self.methods(), max_body=limit))
-        return app
+        return metrics.instrument(app, "nitro")

@@ -9,7 +9,8 @@ and the Arbitrum Nitro DA provider — three `StackService`s the launcher starts
 
 All listen on free ports; stack.json lists them as
 
-    "da_disperser": {"name": "da-disperser", "grpc": "127.0.0.1:PORT", "pid": PID, "address": "0x…",
+    "da_disperser": {"name": "da-disperser", "grpc": "127.0.0.1:PORT", "url": "http://127.0.0.1:PORT" (its
+                     Prometheus /metrics), "pid": PID, "address": "0x…",
                      "key_index": 20, "log": "…", "cmd": [argv…]},
     "da_altda": {"name": "da-altda", "url": "http://127.0.0.1:PORT", "pid": PID, "dir": "DATA/altda", "log", "cmd"},
     "da_nitro": {"name": "da-nitro", "url": "http://127.0.0.1:PORT", "pid": PID, "log", "cmd"}
@@ -82,10 +83,12 @@ class DisperserService(_RollupService):
 
     def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]]:
         self.target = f"{ctx.host}:{port}"
+        metrics_port = free_ports(ctx.host, 1)[0]
         cmd = DEAIOS + ["disperser", "--rpc", ctx.rpc, "--entrance", ctx.contracts["da_entrance"], "--host", ctx.host,
-                        "--port", str(port), "--finality-depth", "0"]
+                        "--port", str(port), "--metrics-port", str(metrics_port), "--finality-depth", "0"]
         return cmd, child_env({DISPERSER_KEY_ENV: dev_key(DISPERSER_KEY_INDEX)}), {
-            "grpc": self.target, "address": dev_address(DISPERSER_KEY_INDEX), "key_index": DISPERSER_KEY_INDEX}
+            "grpc": self.target, "url": f"http://{ctx.host}:{metrics_port}", "address": dev_address(DISPERSER_KEY_INDEX),
+            "key_index": DISPERSER_KEY_INDEX}
 
     def ready(self) -> bool:
         return disperser_ready(self.target)
