@@ -235,13 +235,17 @@ def run_deployment(session: DeploymentSession, project: Any, *, storage: dict[st
                    "(repeatable; VALUE is JSON or a string).")
 @click.option("--fresh", is_flag=True, help="Start a new deployment instead of continuing the recorded one "
               "(the old record is kept as <network>.json.<time>.bak).")
+@click.option("--redeploy", multiple=True, metavar="AREA",
+              help="Deploy AREA's contracts again (new addresses; the old steps are kept under `replaced`) and make "
+                   "every call that names them again (re-wiring). An area whose constructors take a redeployed "
+                   "contract must be named too. Repeatable.")
 @click.option("--dry-run", is_flag=True, help="Run the plan on a throw-away fork of the target chain and print "
               "every transaction's gas and the cost at the current gas price; sends nothing.")
 @tx_options
 @out_dir_option("<network>.json")
 def cli(provider: Any, account: Any, price_per_sector: int, blocks_per_epoch: int, deploy_delay: int,
         admin: str | None, all_areas: bool, oracle_signer: str | None, overrides: tuple[str, ...], fresh: bool,
-        dry_run: bool, out_dir: Path, **gas: Any) -> None:
+        redeploy: tuple[str, ...], dry_run: bool, out_dir: Path, **gas: Any) -> None:
     """Deploy Flow + FixedPriceMarket (with --all-areas: every area) and write deployments/<network>.json."""
     from ape import project
 
@@ -259,12 +263,22 @@ def cli(provider: Any, account: Any, price_per_sector: int, blocks_per_epoch: in
     extra = {"inft": {"oracle_signer": oracle_signer}} if oracle_signer else {}
     for area in AREAS if all_areas else []:
         area_params(area, local, parsed, extra.get(area.name, {}))  # unknown --set names fail before spending
+    for name in redeploy:
+        if name != "storage":
+            area_by_name(name)
+            if not all_areas:
+                raise click.UsageError(f"--redeploy {name}: that area is deployed with --all-areas")
+    if redeploy and fresh:
+        raise click.UsageError("--redeploy changes a recorded deployment; --fresh starts a new one")
     options = {**storage, "admin": admin, "all_areas": all_areas, "oracle_signer": oracle_signer,
                "set": list(overrides)}
     network = provider.network.name
     path = out_dir / f"{network}.json"
 
     def run(record: DeploymentRecord, target: Any) -> DeploymentSession:
+        if redeploy and not record.steps:
+            raise click.UsageError(f"--redeploy: {path} records no deployment to change")
+        record.redeploy(list(redeploy))
         session = DeploymentSession(record, account, target, tx_options=txo)
         run_deployment(session, project, storage=storage, admin=admin, all_areas=all_areas, local=local,
                        overrides=parsed, extra=extra)

@@ -21,6 +21,7 @@ import click
 
 from deaios.errors import UserError
 from deaios.stack.config import Stack
+from deaios.stack.keys import normalize
 
 
 @dataclass
@@ -34,13 +35,7 @@ class ChainTarget:
 
 def normalize_key(text: str) -> str:
     """A 0x-prefixed 32-byte hex private key, or a UserError."""
-    try:
-        raw = bytes.fromhex(text.strip().removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UserError("--key must be a 32-byte hex private key")
-    return "0x" + raw.hex()
+    return normalize(text, "--key")
 
 
 def resolve_target(stack_arg: str | Path | None, rpc: str | None, deployment: Path | None, key: str | None,

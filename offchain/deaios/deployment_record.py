@@ -18,11 +18,14 @@ machinery (`deaios.deployment_session`) and `ape run verify_deployment` read the
       "storage:FixedPriceMarket#0.setFlow(\"0x…\")#0": {"kind": "call", "target": "0x…", "method": "setFlow",
           "args": [...], "value": 0, "tx_hash": "0x…", "block_number": N, "gas_used": G}, …},
     "pending": null | {"step": id, "entry": {…}, "tx_hash": "0x…", "nonce": N, "raw": "0x…"},
-    "contracts": {"flow": {"address", "contract_type", "source_id", "block_number", "tx_hash", "args"}, …}
+    "contracts": {"flow": {"address", "contract_type", "source_id", "block_number", "tx_hash", "args"}, …},
+    "replaced": [{"area": "market", "at": ISO-8601, "steps": {…}}, …],   # areas redeployed: their old steps
+    "redeploying": ["market"]                                            # until that redeployment completes
 
 A step id names the area, the contract type and its occurrence in that area (`da:DASigners#0`), or for a call
-the target, the method and its arguments; re-running the same deployment produces the same ids, which is how a
-re-run recognises what is done. `pending` is the one transaction signed and about to be (or being) sent: it is
+the target's address, the method and its arguments (`storage:0x…​.setFlow("0x…")#0`; the entry also names the
+target, `target_name`); re-running the same deployment produces the same ids, which is how a re-run recognises
+what is done — and a call to a redeployed contract (a new address) is a new step, so it is made again. `pending` is the one transaction signed and about to be (or being) sent: it is
 written *before* the transaction leaves, with the signed bytes, so that a process killed at any point can be
 resumed without sending a second copy (see `DeploymentSession.resolve_pending`). `contracts` maps every
 public contract name to its deploy step once its area has finished.
@@ -46,7 +49,7 @@ FORMAT = 1
 IN_PROGRESS, COMPLETE = "in progress", "complete"
 #: Keys of the record that are bookkeeping, not contract addresses or area parameters.
 BOOKKEEPING = ("format", "status", "git_commit", "git_dirty", "started_at", "updated_at", "options", "steps",
-               "pending", "contracts")
+               "pending", "contracts", "replaced", "redeploying")
 
 
 class RecordError(Exception):
@@ -200,4 +203,27 @@ class DeploymentRecord:
 
     def mark_complete(self) -> None:
         self.data["status"] = COMPLETE
+        self.data.pop("redeploying", None)
         self.save()
+
+    def redeploy(self, areas: list[str]) -> None:
+        """Forget the steps of `areas` (kept under `replaced`), so that the next run deploys them again and makes
+        every call that names their contracts again. An area already being redeployed (a run was interrupted) is
+        not forgotten twice: its new contracts stay."""
+        underway = set(self.data.get("redeploying") or [])
+        for area in areas:
+            if area in underway:
+                continue
+            steps = {sid: e for sid, e in self.steps.items() if sid.startswith(area + ":")}
+            self.data.setdefault("replaced", []).append({"area": area, "at": now(), "steps": steps})
+            for sid in steps:
+                del self.steps[sid]
+        if areas:
+            self.data["redeploying"] = sorted(underway | set(areas))
+            self.data["status"] = IN_PROGRESS
+            self.save()
+
+    def replaced_addresses(self) -> set[str]:
+        """Lower-case addresses of every contract a redeployment replaced."""
+        return {e["address"].lower() for r in self.data.get("replaced") or [] for e in r["steps"].values()
+                if e.get("kind") == "deploy"}

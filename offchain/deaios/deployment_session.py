@@ -9,8 +9,8 @@ stay that way: tests call them with ape's own project and accounts. `scripts/dep
 * `project.X.deploy(*args, sender=…, value=…)` is the step `<area>:X#n` (the n-th X of the area): if the record has
   it (same arguments) the recorded contract is returned, else the contract is deployed and recorded;
 * `contract.method(*args, sender=…)` on any contract obtained through it (deployed, or `project.X.at(addr)`) is the
-  step `<area>:<X#n or address>.method(args)#k`, skipped the same way; calls without `sender` (views) pass
-  through unchanged.
+  step `<area>:<address>.method(args)#k`, skipped the same way; calls without `sender` (views) pass through
+  unchanged.
 
 So a change of a constructor argument or an extra wiring call in an area script needs nothing here, and a
 re-run of an interrupted deployment continues where it stopped.
@@ -80,6 +80,12 @@ def _hex(value: Any) -> str:
     if isinstance(value, str):
         return value if value.startswith("0x") else "0x" + value
     return "0x" + bytes(value).hex()
+
+
+def _flat(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flat(v)]
+    return [value]
 
 
 def _unwrap(value: Any) -> Any:
@@ -215,6 +221,11 @@ class DeploymentSession:
         done = self.record.steps.get(step)
         if done is not None:
             if done.get("args") != jsonable(args):
+                replaced = self.record.replaced_addresses()
+                if any(isinstance(a, str) and a.lower() in replaced for a in _flat(done.get("args"))):
+                    raise DeploymentError(
+                        f"{step} (at {done['address']}) was built on a contract that is being redeployed: redeploy "
+                        f"its area too (--redeploy {self.area_name})")
                 raise DeploymentError(
                     f"{step} was deployed at {done['address']} with arguments {done.get('args')}, but this run "
                     f"asks for {jsonable(args)}: re-run with the options of the first run, or --fresh")
@@ -241,18 +252,20 @@ class DeploymentSession:
         value = int(kwargs.get("value") or 0)
         target = self._names.get(contract.address.lower(), contract.address)
         described = json.dumps(jsonable(args), separators=(",", ":"))[1:-1]
-        step = self._next_id(f"{self.area_name}:{target}.{method}({described})" + (f"{{value={value}}}" if value
-                                                                                       else ""))
+        # the id names the target by address: a redeployed contract (new address) is wired again
+        step = self._next_id(f"{self.area_name}:{contract.address}.{method}({described})"
+                             + (f"{{value={value}}}" if value else ""))
+        label = f"{self.area_name}:{target}.{method}({described})"
         if step in self.record.steps:
-            self.log(f"{step}: recorded, skipped")
+            self.log(f"{label}: recorded, skipped")
             return None
-        entry = {"kind": "call", "target": contract.address, "method": method, "args": jsonable(args),
-                 "value": value}
+        entry = {"kind": "call", "target": contract.address, "target_name": target, "method": method,
+                 "args": jsonable(args), "value": value}
         txn = handler.as_transaction(*args, sender=self.account, value=value, **self.tx_options.kwargs())
         receipt = self._send(step, entry, txn)
         entry.update(tx_hash=_hex(receipt.txn_hash), block_number=receipt.block_number, gas_used=receipt.gas_used)
         self.record.finish_step(step, entry)
-        self.log(f"{step}: done (block {receipt.block_number}, gas {receipt.gas_used})")
+        self.log(f"{label}: done (block {receipt.block_number}, gas {receipt.gas_used})")
         return receipt
 
     def _send(self, step: str, entry: dict[str, Any], txn: Any) -> Any:
@@ -374,6 +387,15 @@ def anvil_fork(rpc_url: str, chain_id: int, logs: Path) -> Iterator[str]:
         stop_pids({"fork": proc.pid}, procs={"fork": proc})
 
 
+def describe(step: str, entry: dict[str, Any]) -> str:
+    """A step for people: "deploy da:DASigners#0" or "call   alignment:DAEntrance#0.grantRole(…)"."""
+    if entry["kind"] == "deploy":
+        return f"deploy {step}"
+    area = step.split(":", 1)[0]
+    args = json.dumps(entry.get("args", []), separators=(",", ":"))[1:-1]
+    return f"call   {area}:{entry.get('target_name', entry['target'])}.{entry['method']}({args})"
+
+
 def plan_lines(record: DeploymentRecord, executed: list[str], price: int, balance: int, symbol: str = "0G") -> \
         list[str]:
     """The dry run's report: one line per step with its gas, then the totals priced at `price` wei per gas."""
@@ -386,8 +408,7 @@ def plan_lines(record: DeploymentRecord, executed: list[str], price: int, balanc
         gas, value = int(entry.get("gas_used") or 0), int(entry.get("value") or 0)
         total_gas += gas
         total_value += value
-        what = "deploy" if entry["kind"] == "deploy" else "call  "
-        lines.append(f"{what} {step}  gas {gas:,}" + (f"  value {value / 1e18:g} {symbol}" if value else ""))
+        lines.append(f"{describe(step, entry)}  gas {gas:,}" + (f"  value {value / 1e18:g} {symbol}" if value else ""))
     cost = total_gas * price
     lines.append(f"{len(executed)} transactions, {total_gas:,} gas; at {price / 1e9:g} gwei: "
                  f"{cost / 1e18:.6f} {symbol} in fees + {total_value / 1e18:g} {symbol} sent = "

@@ -7,11 +7,13 @@ key is fresh and funded from the remote chain's own mnemonic accounts.
 1. the deploy of every area is killed (SIGKILL, with a transaction in flight) and resumed: nothing is sent twice
    (the deployer's nonce equals the recorded transactions), the contracts of the first run are kept; a dry run of
    the rest in between sends nothing;
-2. `ape run verify_deployment` passes, emits explorer inputs (one is compiled back to the deployed bytecode), and
-   fails with exit code 1 naming the difference once a wiring is changed by hand;
+2. one area is redeployed (`--redeploy market`); `ape run verify_deployment` passes, emits explorer inputs (one is
+   compiled back to the deployed bytecode), and fails with exit code 1 naming the difference once a wiring is
+   changed by hand;
 3. `deaios up --chain … --deployment … --keys …` runs the off-chain services against those contracts, and a
    storage upload/download, a KV write/read and a DA put/get go through it; the DA signers and the alignment
-   supervision registrations are on that chain.
+   supervision registrations are on that chain; a second stack joins the first one's storage network
+   (`--join NODE_URL`, no keys) and its own KV node serves the same value.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ NETWORK = "ethereum:zgtestnet:node"
 
 def address(key: str) -> str:
     return Account.from_key(key).address
+
+
+def sent_by_record(record: dict) -> int:
+    """Transactions a record accounts for: its steps and those of the areas it redeployed."""
+    return len(record["steps"]) + sum(len(r["steps"]) for r in record.get("replaced", []))
 
 
 @dataclass
@@ -135,7 +142,7 @@ def test_a_killed_deploy_resumes_without_sending_anything_twice(deployed: Operat
     assert record["status"] == "complete" and record["chain_id"] == 16602 and record["git_commit"]
     steps = record["steps"]
     # every transaction the deployer ever sent is one recorded step: none was sent twice
-    assert deployed.nonce() == len(steps)
+    assert deployed.nonce() == sent_by_record(record)
     deploys = [e for e in steps.values() if e["kind"] == "deploy"]
     assert len({e["address"] for e in deploys}) == len(deploys)
     web3 = deployed.chain.web3
@@ -148,14 +155,21 @@ def test_a_killed_deploy_resumes_without_sending_anything_twice(deployed: Operat
     assert record["deployer"] == address(deployed.keys["deployer"])
 
 
-def test_verify_deployment_finds_a_changed_wiring(deployed: Operator) -> None:
+def test_redeploy_an_area_then_verify_finds_a_changed_wiring(deployed: Operator) -> None:
+    before = deployed.record()
+    redeployed = deployed.ape(*deployed.deploy_command("--redeploy", "market")[1:])
+    assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr[-4000:]
+    record = deployed.record()
+    assert record["agent_market"] != before["agent_market"] and record["inft_nft"] == before["inft_nft"]
+    assert [r["area"] for r in record["replaced"]] == ["market"] and record["status"] == "complete"
+    assert deployed.nonce() == sent_by_record(record)
+
     explorer = deployed.tmp / "explorer"
     ok = deployed.ape("run", "verify_deployment", "--network", NETWORK, "--deployment", str(deployed.record_path),
                       "--standard-json-dir", str(explorer))
     assert ok.returncode == 0, ok.stdout + ok.stderr[-4000:]
     assert any(line.startswith("ok: ") for line in ok.stdout.splitlines()), ok.stdout
 
-    record = deployed.record()
     index = {entry["name"]: entry for entry in json.loads((explorer / "index.json").read_text())}
     assert set(index) == set(record["contracts"])
     # an explorer compiles the input with a plain solc (no import callback): it must reproduce the build
@@ -227,6 +241,14 @@ def test_services_run_against_the_deployment(deployed: Operator) -> None:
         ref = run("da", "put", str(deployed.tmp / "blob.bin"), timeout=300).strip().splitlines()[-1]
         run("da", "get", ref, "-o", str(deployed.tmp / "blob.copy"), timeout=300)
         assert (deployed.tmp / "blob.copy").read_bytes() == (deployed.tmp / "blob.bin").read_bytes()
+
+        # a second machine joins: its own KV node and indexer over the first one's storage network, no keys at all
+        joined_dir = deployed.tmp / "joined-data"
+        with running_stack(joined_dir, nodes=1, args=args[:4] + ("--join", stack.node_urls[0])) as joined:
+            assert joined.stack.node_urls == stack.node_urls and not joined.stack.private_key
+            assert "compute_provider" not in joined.stack.extra and not joined.stack.extra.get("da_nodes")
+            got = deaios("kv", "get", stream, "model", "--stack", str(joined_dir), home=joined.home)
+            assert got.returncode == 0 and got.stdout.strip() == f"log://{root}", got.stdout + got.stderr
 
         from deaios.alignment.chain import SupervisionChain
 

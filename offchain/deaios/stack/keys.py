@@ -43,7 +43,7 @@ def normalize(key: str, where: str) -> str:
     except ValueError:
         raw = b""
     if len(raw) != 32:
-        raise UserError(f"{where}: not a 32-byte hex private key")
+        raise UserError(f"{where} must be a 32-byte hex private key")
     return "0x" + raw.hex()
 
 
