@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,17 +52,22 @@ def out_dir_option(what: str) -> Any:
 
 
 def _wei(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    """An amount of wei: an integer, or ape's "<amount> <unit>" ("2 gwei", "0.1 ether")."""
+    """An amount of wei: an integer, or an amount with a unit ("2 gwei", "2gwei", "0.1 ether")."""
     if value is None:
         return None
-    text = value.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        from ape import convert
+    from decimal import Decimal, InvalidOperation
 
-        return int(convert(text, int))
-    except Exception:  # noqa: BLE001  (ape raises several conversion errors)
+    from eth_utils import to_wei
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+    try:
+        if match is None:
+            raise ValueError(value)
+        amount, unit = match.groups()
+        if not unit and not amount.isdigit():
+            raise ValueError(value)  # a fraction of a wei
+        return int(to_wei(Decimal(amount), unit.lower() or "wei"))
+    except (ValueError, InvalidOperation):
         raise click.BadParameter(f"{value!r} is not an amount of wei (e.g. 1000000000 or \"1 gwei\")") from None
 
 
