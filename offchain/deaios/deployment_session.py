@@ -19,8 +19,10 @@ re-run of an interrupted deployment continues where it stopped.
 entry (written to disk) and only then is it sent. A run that finds a `pending` entry (`resolve_pending`) asks
 the chain: mined and successful → the step is recorded as done; reverted, or its nonce taken by another
 transaction → the step is forgotten and runs again; neither → the very same signed bytes are broadcast again
-(at most one of them can be mined, they share a nonce) and waited for. A killed deploy therefore never deploys
-a contract twice, whatever instant it was killed at.
+(at most one of them can be mined, they share a nonce) and waited for — unless the node refuses them (their fee
+is too low by now): then they were never sent and the step runs again, signed anew. A transaction the node
+refuses when it is first sent is forgotten at once. A killed deploy therefore never deploys a contract twice,
+whatever instant it was killed at.
 
 **Gas.** `TxOptions` (the deploy command's `--gas-limit`, `--gas-price`, `--max-fee`, `--priority-fee`) are added
 to every transaction; without them ape estimates the gas and uses the node's fee suggestion.
@@ -158,22 +160,29 @@ class DeploymentSession:
         web3 = self.provider.web3
         tx_hash, step = pending["tx_hash"], pending["step"]
         receipt = self._receipt(tx_hash)
-        if receipt is None:
-            if web3.eth.get_transaction_count(self.account.address, "latest") > int(pending["nonce"]):
+        if receipt is None and self._nonce_used(int(pending["nonce"])):
+            receipt = self._receipt(tx_hash, tries=3)  # a node may index the receipt a moment after the nonce
+            if receipt is None:
                 self.log(f"{step}: its transaction {tx_hash} was replaced (nonce {pending['nonce']} is used); "
                          "it runs again")
                 self.record.clear_pending()
                 return
+        if receipt is None:
             self.log(f"{step}: re-broadcasting the signed transaction {tx_hash} of the interrupted run")
-            with contextlib.suppress(Exception):  # "already known", "nonce too low": it is on its way or mined
+            try:
                 web3.eth.send_raw_transaction(pending["raw"])
+            except Exception as exc:  # noqa: BLE001  ("already known" is fine; a refusal means it was never sent)
+                if not self._known(tx_hash) and not self._nonce_used(int(pending["nonce"])):
+                    self.log(f"{step}: the node refuses it ({exc}); it runs again")
+                    self.record.clear_pending()
+                    return
             deadline = time.monotonic() + timeout
             while receipt is None:
                 if time.monotonic() > deadline:
                     raise DeploymentError(f"{step}: transaction {tx_hash} is neither mined nor replaced after "
                                           f"{timeout:.0f} s; re-run later (it is still recorded as pending)")
-                if web3.eth.get_transaction_count(self.account.address, "latest") > int(pending["nonce"]):
-                    receipt = self._receipt(tx_hash)
+                if self._nonce_used(int(pending["nonce"])):
+                    receipt = self._receipt(tx_hash, tries=3)
                     if receipt is None:
                         self.record.clear_pending()
                         return
@@ -192,13 +201,29 @@ class DeploymentSession:
         self.record.finish_step(step, entry)
         self.log(f"{step}: mined before the interruption (block {entry['block_number']}); recorded")
 
-    def _receipt(self, tx_hash: str) -> Any:
+    def _receipt(self, tx_hash: str, tries: int = 1) -> Any:
+        from web3.exceptions import TransactionNotFound
+
+        for attempt in range(tries):
+            try:
+                return self.provider.web3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                if attempt + 1 < tries:
+                    time.sleep(2.0)
+        return None
+
+    def _known(self, tx_hash: str) -> bool:
+        """Whether the node has the transaction (in its pool or mined)."""
         from web3.exceptions import TransactionNotFound
 
         try:
-            return self.provider.web3.eth.get_transaction_receipt(tx_hash)
+            self.provider.web3.eth.get_transaction(tx_hash)
+            return True
         except TransactionNotFound:
-            return None
+            return False
+
+    def _nonce_used(self, nonce: int) -> bool:
+        return self.provider.web3.eth.get_transaction_count(self.account.address, "latest") > nonce
 
     # -- steps ------------------------------------------------------------------------------------------------
     def _next_id(self, base: str) -> str:
@@ -276,10 +301,16 @@ class DeploymentSession:
             signed = self.account.sign_transaction(txn)
         if signed is None:
             raise DeploymentError(f"{step}: the account did not sign the transaction")
-        self.record.set_pending(step, entry, _hex(signed.txn_hash), int(signed.nonce),
-                                _hex(signed.serialize_transaction()))
+        tx_hash = _hex(signed.txn_hash)
+        self.record.set_pending(step, entry, tx_hash, int(signed.nonce), _hex(signed.serialize_transaction()))
         self.executed.append(step)
-        return self.provider.send_transaction(signed)
+        try:
+            return self.provider.send_transaction(signed)
+        except Exception:
+            if not self._known(tx_hash):  # refused (fees, funds, …): nothing was sent, nothing is pending
+                self.record.clear_pending()
+                self.executed.pop()
+            raise
 
 
 class RecordingProject:

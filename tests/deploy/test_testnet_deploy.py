@@ -6,7 +6,8 @@ key is fresh and funded from the remote chain's own mnemonic accounts.
 
 1. the deploy of every area is killed (SIGKILL, with a transaction in flight) and resumed: nothing is sent twice
    (the deployer's nonce equals the recorded transactions), the contracts of the first run are kept; a dry run of
-   the rest in between sends nothing;
+   the rest in between sends nothing; a transaction recorded as signed but never sent (the crash window before
+   the send) is sent by the next run, once;
 2. one area is redeployed (`--redeploy market`); `ape run verify_deployment` passes, emits explorer inputs (one is
    compiled back to the deployed bytecode), and fails with exit code 1 naming the difference once a wiring is
    changed by hand;
@@ -44,11 +45,6 @@ NETWORK = "ethereum:zgtestnet:node"
 
 def address(key: str) -> str:
     return Account.from_key(key).address
-
-
-def sent_by_record(record: dict) -> int:
-    """Transactions a record accounts for: its steps and those of the areas it redeployed."""
-    return len(record["steps"]) + sum(len(r["steps"]) for r in record.get("replaced", []))
 
 
 @dataclass
@@ -142,7 +138,7 @@ def test_a_killed_deploy_resumes_without_sending_anything_twice(deployed: Operat
     assert record["status"] == "complete" and record["chain_id"] == 16602 and record["git_commit"]
     steps = record["steps"]
     # every transaction the deployer ever sent is one recorded step: none was sent twice
-    assert deployed.nonce() == sent_by_record(record)
+    assert deployed.nonce() == len(steps)
     deploys = [e for e in steps.values() if e["kind"] == "deploy"]
     assert len({e["address"] for e in deploys}) == len(deploys)
     web3 = deployed.chain.web3
@@ -155,14 +151,45 @@ def test_a_killed_deploy_resumes_without_sending_anything_twice(deployed: Operat
     assert record["deployer"] == address(deployed.keys["deployer"])
 
 
+def test_a_signed_but_unsent_transaction_is_sent_once(deployed: Operator) -> None:
+    """The crash window between recording a signed transaction and sending it: the next run sends those very
+    bytes (once) and adopts the contract, instead of signing a second deployment."""
+    from eth_abi import encode
+
+    from deaios.deployment_record import DeploymentRecord
+
+    deployer = Account.from_key(deployed.keys["deployer"])
+    price = 232_830_643  # deploy.py's DEFAULT_PRICE_PER_SECTOR: the step's arguments must be this run's
+    built = json.loads((ROOT / ".build" / "__local__.json").read_text())["contractTypes"]["FixedPriceMarket"]
+    web3 = deployed.chain.web3
+    nonce = deployed.nonce()
+    tx = {"data": bytes.fromhex(built["deploymentBytecode"]["bytecode"][2:])
+          + encode(["uint256", "address"], [price, deployer.address]), "value": 0, "gas": 3_000_000,
+          "gasPrice": web3.eth.gas_price * 2, "nonce": nonce, "chainId": 16602}
+    signed = deployer.sign_transaction(tx)
+    out = deployed.tmp / "crash-window"
+    record = DeploymentRecord.start(out / "zgtestnet.json", network="zgtestnet", chain_id=16602,
+                                    deployer=deployer.address, options={})
+    record.set_pending("storage:FixedPriceMarket#0", {"kind": "deploy", "contract_type": "FixedPriceMarket",
+                       "source_id": built["sourceId"], "args": [price, deployer.address], "value": 0},
+                       "0x" + signed.hash.hex().removeprefix("0x"), nonce, "0x" + signed.raw_transaction.hex())
+
+    result = deployed.ape("run", "deploy", "--network", NETWORK, "--account", ALIAS, "--out-dir", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    assert "re-broadcasting the signed transaction" in result.stderr
+    steps = json.loads((out / "zgtestnet.json").read_text())["steps"]
+    assert steps["storage:FixedPriceMarket#0"]["tx_hash"].removeprefix("0x") == signed.hash.hex().removeprefix("0x")
+    assert deployed.nonce() == nonce + len(steps) == nonce + 3  # market, flow, setFlow: each sent once
+
+
 def test_redeploy_an_area_then_verify_finds_a_changed_wiring(deployed: Operator) -> None:
-    before = deployed.record()
+    before, nonce_before = deployed.record(), deployed.nonce()
     redeployed = deployed.ape(*deployed.deploy_command("--redeploy", "market")[1:])
     assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr[-4000:]
     record = deployed.record()
     assert record["agent_market"] != before["agent_market"] and record["inft_nft"] == before["inft_nft"]
     assert [r["area"] for r in record["replaced"]] == ["market"] and record["status"] == "complete"
-    assert deployed.nonce() == sent_by_record(record)
+    assert deployed.nonce() - nonce_before == len(set(record["steps"]) - set(before["steps"])) == 2
 
     explorer = deployed.tmp / "explorer"
     ok = deployed.ape("run", "verify_deployment", "--network", NETWORK, "--deployment", str(deployed.record_path),
