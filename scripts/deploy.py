@@ -39,7 +39,8 @@ from ape.cli import ConnectedProviderCommand, account_option
 from deaios.deployment import (ADMIN_OPTION, Area, deploying_account, load_script, out_dir_option, tx_options,
                                tx_options_of)
 from deaios.deployment_record import DeploymentRecord, RecordError, is_address
-from deaios.deployment_session import DeploymentSession, TxOptions, anvil_fork, plan_lines
+from deaios.deployment_dry_run import anvil_fork, plan_lines
+from deaios.deployment_session import DeploymentSession, TxOptions
 
 #: 0G's default: 3 months × 1 unit × 1e18 / 1024³ / 12 wei per 256-byte sector.
 DEFAULT_PRICE_PER_SECTOR = 232_830_643

@@ -27,7 +27,7 @@ from ape.cli import ConnectedProviderCommand
 from deaios.deployment import load_script
 from deaios.deployment_record import DeploymentRecord, RecordError
 from deaios.deployment_verify import DeploymentCheck
-from deaios.standard_json import compiler_version, standard_input
+from deaios.standard_json import standard_input
 
 
 def area_checks() -> list[tuple[str, Any]]:
@@ -38,28 +38,23 @@ def area_checks() -> list[tuple[str, Any]]:
 
 
 def write_standard_json(record: DeploymentRecord, project: Any, out_dir: Path) -> Path:
-    from ape import compilers
-    from solcx.install import get_executable
-
-    solc = compilers.registered_compilers[".sol"]
+    """<name>.input.json per contract and index.json, from the build's own compiler entry (version and settings)."""
     root = Path(project.path)
-    contracts = record.data.get("contracts") or {}
-    # One compiler configuration for the whole project (ape-config.yaml's solidity section).
-    by_version = solc.get_compiler_settings(sorted({root / e["source_id"] for e in contracts.values()}),
-                                            project=project)
-    if len(by_version) != 1:
-        raise click.ClickException(f"expected one solc version for the contracts, found {sorted(map(str, by_version))}")
-    (solc_version, settings), = by_version.items()
-    version = compiler_version(get_executable(version=solc_version))
+    compilers = [c for c in project.manifest.compilers or [] if c.name == "solidity"]
     out_dir.mkdir(parents=True, exist_ok=True)
     index = []
-    for name, entry in contracts.items():
+    for name, entry in (record.data.get("contracts") or {}).items():
+        compiler = next((c for c in compilers if entry["contract_type"] in (c.contractTypes or [])), None)
+        if compiler is None:
+            raise click.ClickException(f"the build has no solidity compiler entry for {entry['contract_type']} "
+                                       "(run `ape compile`)")
         source_id = entry["source_id"]
         container = getattr(project, entry["contract_type"])
         file_name = f"{name}.input.json"
-        (out_dir / file_name).write_text(json.dumps(standard_input(source_id, root, settings), indent=1) + "\n")
+        (out_dir / file_name).write_text(json.dumps(standard_input(source_id, root, compiler.settings or {}),
+                                                    indent=1) + "\n")
         index.append({"name": name, "address": entry["address"], "contract": f"{source_id}:{entry['contract_type']}",
-                      "compiler": version, "input": file_name,
+                      "compiler": f"v{compiler.version}", "input": file_name,
                       "constructor_arguments": "0x" + bytes(container.constructor.encode_input(
                           *entry.get("args", []))).hex()})
     (out_dir / "index.json").write_text(json.dumps(index, indent=2) + "\n")

@@ -6,14 +6,14 @@ contract imports, transitively, under the same source unit names the build used 
 hashed into the bytecode's metadata, so anything else would not reproduce the deployed code). `sources_of` walks
 the imports from the contract's source id: relative imports resolve against the importing unit's directory, other
 paths are unit names as written (solc's rules without remappings); a unit's text comes from the project tree, else
-from node_modules. `standard_input` adds the compiler settings of the build (optimizer, EVM version, via-IR).
+from node_modules. `standard_input` adds the compiler settings of the build (optimizer, EVM version, via-IR: the
+build manifest's compiler entry).
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +65,3 @@ def standard_input(source_id: str, root: Path, settings: dict[str, Any]) -> dict
     clean = {k: v for k, v in settings.items() if k != "outputSelection"}
     return {"language": "Solidity", "sources": sources_of(source_id, root),
             "settings": {**clean, "outputSelection": OUTPUT_SELECTION}}
-
-
-def compiler_version(solc: Path) -> str:
-    """The explorer's name of the compiler behind `solc` (e.g. "v0.8.30+commit.73712a01")."""
-    out = subprocess.run([str(solc), "--version"], capture_output=True, text=True, check=True, timeout=60).stdout
-    match = re.search(r"Version:\s*(\d+\.\d+\.\d+\+commit\.[0-9a-f]+)", out)
-    if match is None:
-        raise RuntimeError(f"{solc} --version printed no version: {out!r}")
-    return "v" + match.group(1)

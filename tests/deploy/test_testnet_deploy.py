@@ -6,11 +6,11 @@ key is fresh and funded from the remote chain's own mnemonic accounts.
 
 1. the deploy of every area is killed (SIGKILL, with a transaction in flight) and resumed: nothing is sent twice
    (the deployer's nonce equals the recorded transactions), the contracts of the first run are kept; a dry run of
-   the rest in between sends nothing; a transaction recorded as signed but never sent (the crash window before
-   the send) is sent by the next run, once;
-2. one area is redeployed (`--redeploy market`); `ape run verify_deployment` passes, emits explorer inputs (one is
-   compiled back to the deployed bytecode), and fails with exit code 1 naming the difference once a wiring is
-   changed by hand;
+   the rest in between sends nothing;
+2. one area is redeployed (`--redeploy market`), the run interrupted in the crash window (its first transaction
+   signed and recorded, not sent): the next run sends those bytes, once; `ape run verify_deployment` passes,
+   emits explorer inputs (one is compiled back to the deployed bytecode), and fails with exit code 1 naming the
+   difference once a wiring is changed by hand;
 3. `deaios up --chain … --deployment … --keys …` runs the off-chain services against those contracts, and a
    storage upload/download, a KV write/read and a DA put/get go through it; the DA signers and the alignment
    supervision registrations are on that chain; a second stack joins the first one's storage network
@@ -151,52 +151,52 @@ def test_a_killed_deploy_resumes_without_sending_anything_twice(deployed: Operat
     assert record["deployer"] == address(deployed.keys["deployer"])
 
 
-def test_a_signed_but_unsent_transaction_is_sent_once(deployed: Operator) -> None:
-    """The crash window between recording a signed transaction and sending it: the next run sends those very
-    bytes (once) and adopts the contract, instead of signing a second deployment."""
+def test_an_interrupted_redeploy_sends_its_signed_transaction_once(deployed: Operator) -> None:
+    """`--redeploy market` interrupted in the crash window — its first transaction signed and recorded as pending,
+    never sent — is continued by the same command: those very bytes are sent, once, and adopted, instead of a
+    second deployment being signed."""
     from eth_abi import encode
 
     from deaios.deployment_record import DeploymentRecord
 
-    deployer = Account.from_key(deployed.keys["deployer"])
-    price = 232_830_643  # deploy.py's DEFAULT_PRICE_PER_SECTOR: the step's arguments must be this run's
-    built = json.loads((ROOT / ".build" / "__local__.json").read_text())["contractTypes"]["FixedPriceMarket"]
+    before, nonce = deployed.record(), deployed.nonce()
+    old = before["steps"]["market:AgentMarket#0"]
+    built = json.loads((ROOT / ".build" / "__local__.json").read_text())["contractTypes"]["AgentMarket"]
+    types = [i["type"] for i in next(e for e in built["abi"] if e["type"] == "constructor")["inputs"]]
     web3 = deployed.chain.web3
-    nonce = deployed.nonce()
-    tx = {"data": bytes.fromhex(built["deploymentBytecode"]["bytecode"][2:])
-          + encode(["uint256", "address"], [price, deployer.address]), "value": 0, "gas": 3_000_000,
-          "gasPrice": web3.eth.gas_price * 2, "nonce": nonce, "chainId": 16602}
-    signed = deployer.sign_transaction(tx)
-    out = deployed.tmp / "crash-window"
-    record = DeploymentRecord.start(out / "zgtestnet.json", network="zgtestnet", chain_id=16602,
-                                    deployer=deployer.address, options={})
-    record.set_pending("storage:FixedPriceMarket#0", {"kind": "deploy", "contract_type": "FixedPriceMarket",
-                       "source_id": built["sourceId"], "args": [price, deployer.address], "value": 0},
-                       "0x" + signed.hash.hex().removeprefix("0x"), nonce, "0x" + signed.raw_transaction.hex())
+    signed = Account.from_key(deployed.keys["deployer"]).sign_transaction({
+        "data": bytes.fromhex(built["deploymentBytecode"]["bytecode"][2:]) + encode(types, old["args"]),
+        "value": 0, "gas": 5_000_000, "gasPrice": web3.eth.gas_price * 2, "nonce": nonce, "chainId": 16602})
+    tx_hash = "0x" + signed.hash.hex().removeprefix("0x")
+    interrupted = DeploymentRecord.load(deployed.record_path)
+    interrupted.redeploy(["market"])  # what the interrupted run did before it signed
+    interrupted.set_pending("market:AgentMarket#0", {k: old[k] for k in ("kind", "contract_type", "source_id", "args",
+                                                                           "value")},
+                            tx_hash, nonce, "0x" + signed.raw_transaction.hex().removeprefix("0x"))
 
-    result = deployed.ape("run", "deploy", "--network", NETWORK, "--account", ALIAS, "--out-dir", str(out))
-    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-    assert "re-broadcasting the signed transaction" in result.stderr
-    steps = json.loads((out / "zgtestnet.json").read_text())["steps"]
-    assert steps["storage:FixedPriceMarket#0"]["tx_hash"].removeprefix("0x") == signed.hash.hex().removeprefix("0x")
-    assert deployed.nonce() == nonce + len(steps) == nonce + 3  # market, flow, setFlow: each sent once
-
-
-def test_redeploy_an_area_then_verify_finds_a_changed_wiring(deployed: Operator) -> None:
-    before, nonce_before = deployed.record(), deployed.nonce()
     redeployed = deployed.ape(*deployed.deploy_command("--redeploy", "market")[1:])
     assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr[-4000:]
+    assert "re-broadcasting the signed transaction" in redeployed.stderr
     record = deployed.record()
-    assert record["agent_market"] != before["agent_market"] and record["inft_nft"] == before["inft_nft"]
+    step = record["steps"]["market:AgentMarket#0"]
+    assert step["tx_hash"] == tx_hash and record["agent_market"] == step["address"] != before["agent_market"]
+    assert record["inft_nft"] == before["inft_nft"]
     assert [r["area"] for r in record["replaced"]] == ["market"] and record["status"] == "complete"
-    assert deployed.nonce() - nonce_before == len(set(record["steps"]) - set(before["steps"])) == 2
 
+    def sent(r: dict) -> set[str]:
+        return {e["tx_hash"] for e in r["steps"].values()}
+
+    assert deployed.nonce() - nonce == len(sent(record) - sent(before)) == 2  # AgentMarket, bundles: once each
+
+
+def test_verify_deployment_finds_a_changed_wiring(deployed: Operator) -> None:
     explorer = deployed.tmp / "explorer"
     ok = deployed.ape("run", "verify_deployment", "--network", NETWORK, "--deployment", str(deployed.record_path),
                       "--standard-json-dir", str(explorer))
     assert ok.returncode == 0, ok.stdout + ok.stderr[-4000:]
     assert any(line.startswith("ok: ") for line in ok.stdout.splitlines()), ok.stdout
 
+    record = deployed.record()
     index = {entry["name"]: entry for entry in json.loads((explorer / "index.json").read_text())}
     assert set(index) == set(record["contracts"])
     # an explorer compiles the input with a plain solc (no import callback): it must reproduce the build
