@@ -31,10 +31,11 @@ from deaios.standard_json import standard_input
 
 
 def area_checks() -> list[tuple[str, Any]]:
-    """(area name, its check_deployment) for storage and every area of `deploy.AREAS`."""
+    """(area name, its check_deployment, or None when its script declares none) for storage and every area of
+    `deploy.AREAS`."""
     deploy = load_script("deploy")
     return [("storage", deploy.check_deployment)] + [
-        (area.name, load_script(area.script).check_deployment) for area in deploy.AREAS]
+        (area.name, getattr(load_script(area.script), "check_deployment", None)) for area in deploy.AREAS]
 
 
 def write_standard_json(record: DeploymentRecord, project: Any, out_dir: Path) -> Path:
@@ -88,7 +89,10 @@ def cli(provider: Any, deployment: Path | None, standard_json_dir: Path | None, 
         for name, function in area_checks():
             if name in areas:
                 check.start_area(name)
-                function(check)
+                if function is None:
+                    check.differ("its deploy script declares no check_deployment(check): nothing verifies its wiring")
+                else:
+                    function(check)
     if not no_standard_json:
         out = write_standard_json(record, project, standard_json_dir or path.parent / f"{network}-verify")
         click.echo(f"explorer inputs: {out}/index.json", err=True)
