@@ -98,9 +98,6 @@ class DeploymentRecord:
     def __init__(self, path: Path, data: dict[str, Any]) -> None:
         self.path = Path(path)
         self.data = data
-        self.data.setdefault("steps", {})
-        self.data.setdefault("pending", None)
-        self.data.setdefault("contracts", {})
 
     # -- files ---------------------------------------------------------------------------------------------
     @classmethod
@@ -108,7 +105,7 @@ class DeploymentRecord:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise RecordError(f"no deployment record at {path}") from None
+            raise RecordError(f"cannot read the deployment record {path}: no such file") from None
         except (OSError, ValueError) as exc:
             raise RecordError(f"cannot read the deployment record {path}: {exc}") from None
         if not isinstance(data, dict):
@@ -144,7 +141,7 @@ class DeploymentRecord:
     # -- views ---------------------------------------------------------------------------------------------
     @property
     def steps(self) -> dict[str, dict[str, Any]]:
-        return self.data["steps"]
+        return self.data.setdefault("steps", {})
 
     @property
     def pending(self) -> dict[str, Any] | None:
@@ -197,7 +194,7 @@ class DeploymentRecord:
             found = self.step_at(value)
             if found is not None:
                 sid, entry = found
-                self.data["contracts"][name] = {"step": sid, **{k: entry[k] for k in (
+                self.data.setdefault("contracts", {})[name] = {"step": sid, **{k: entry[k] for k in (
                     "address", "contract_type", "source_id", "block_number", "tx_hash", "args") if k in entry}}
         self.save()
 
