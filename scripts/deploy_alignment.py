@@ -177,6 +177,49 @@ def deploy_alignment(
     }
 
 
+def check_deployment(check: Any) -> None:
+    """What `ape run verify_deployment` expects of the alignment economy deployed by `deploy_alignment`."""
+    area = check.area("alignment")
+    license_, delegation = check.contract("alignment_license"), check.contract("alignment_delegation")
+    rewards, governor = check.contract("alignment_rewards"), check.contract("alignment_governor")
+    if None in (license_, delegation, rewards, governor):
+        return
+    check.equal("alignment_license.delegation()", license_.delegation(), delegation.address)
+    check.equal("alignment_delegation.license()", delegation.license(), license_.address)
+    check.equal("alignment_delegation.rewards()", delegation.rewards(), rewards.address)
+    check.equal("alignment_rewards.license()", rewards.license(), license_.address)
+    check.equal("alignment_rewards.delegation()", rewards.delegation(), delegation.address)
+    check.equal("alignment_governor.license()", governor.license(), license_.address)
+    check.equal("alignment_license.maxSupply()", license_.maxSupply(), area["max_supply"])
+    check.equal("alignment_license.walletCap()", license_.walletCap(), area["wallet_cap"])
+    check.equal("alignment_license.transferLockPeriod()", license_.transferLockPeriod(), area["transfer_lock"])
+    check.equal("alignment_delegation.maxLicensesPerOperator()", delegation.maxLicensesPerOperator(),
+                area["max_licenses_per_operator"])
+    check.equal("alignment_delegation.maxCommissionBps()", delegation.maxCommissionBps(), area["max_commission_bps"])
+    check.equal("alignment_rewards.rewardPerLicense()", rewards.rewardPerLicense(), area["reward_per_license"])
+    check.equal("alignment_governor.votingPeriod()", governor.votingPeriod(), area["voting_period"])
+    check.equal("alignment_governor.timelockDelay()", governor.timelockDelay(), area["timelock_delay"])
+    check.equal("alignment_governor.quorumBps()", governor.quorumBps(), area["quorum_bps"])
+    check.equal("alignment_governor.proposalThreshold()", governor.proposalThreshold(), area["proposal_threshold"])
+    governed = [(rewards.address, "setRewardPerLicense(uint256)")]
+    if area.get("storage_market"):
+        governed.append((area["storage_market"], "setPricePerSector(uint256)"))
+    if area.get("da_entrance"):
+        governed.append((area["da_entrance"], "setBlobPrice(uint256)"))
+    pending = {(g["contract"].lower(), g["account"].lower()) for g in area.get("pending_grants", [])}
+    for target, signature in governed:
+        check.equal(f"alignment_governor.isAllowed({check.name_of(target)}, {signature})",
+                    governor.isAllowed(target, selector(signature)), True)
+        if (target.lower(), governor.address.lower()) not in pending:
+            check.role(check.at(target), check.name_of(target), "PARAMS_ADMIN_ROLE", governor.address,
+                       "alignment_governor")
+    for name, contract, roles in (
+            ("alignment_license", license_, ["DEFAULT_ADMIN_ROLE", "PARAMS_ADMIN_ROLE", "PAUSER_ROLE"]),
+            ("alignment_delegation", delegation, ["DEFAULT_ADMIN_ROLE", "PARAMS_ADMIN_ROLE", "PAUSER_ROLE"]),
+            ("alignment_rewards", rewards, ["DEFAULT_ADMIN_ROLE", "PARAMS_ADMIN_ROLE", "FUNDER_ROLE"]),
+            ("alignment_governor", governor, ["DEFAULT_ADMIN_ROLE", "PARAMS_ADMIN_ROLE"])):
+        check.admin_roles(contract, name, roles)
+
 def _int_list(ctx: Any, param: Any, value: str) -> list[int]:
     try:
         return [int(x) for x in value.split(",") if x.strip()]

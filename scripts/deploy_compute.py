@@ -99,6 +99,29 @@ def deploy_compute(
     }
 
 
+def check_deployment(check: Any) -> None:
+    """What `ape run verify_deployment` expects of the compute contracts deployed by `deploy_compute`."""
+    area = check.area("compute")
+    ledger, registry = check.contract("compute_ledger"), check.contract("compute_registry")
+    matcher, fine_tuning = check.contract("compute_matcher"), check.contract("compute_fine_tuning")
+    if None in (ledger, registry, matcher, fine_tuning):
+        return
+    for name, contract in (("compute_matcher", matcher), ("compute_fine_tuning", fine_tuning)):
+        check.equal(f"{name}.ledger()", contract.ledger(), ledger.address)
+        check.equal(f"{name}.registry()", contract.registry(), registry.address)
+    check.role(ledger, "compute_ledger", "MATCHER_ROLE", matcher.address, "compute_matcher")
+    check.role(ledger, "compute_ledger", "SPENDER_ROLE", fine_tuning.address, "compute_fine_tuning")
+    check.equal("compute_ledger.lockTime()", ledger.lockTime(), area["lock_time"])
+    check.equal("compute_ledger.minDeposit()", ledger.minDeposit(), area["min_deposit"])
+    check.equal("compute_ledger.minTransfer()", ledger.minTransfer(), area["min_transfer"])
+    check.equal("compute_registry.minStake()", registry.minStake(), area["min_stake"])
+    check.equal("compute_matcher.declineWindow()", matcher.declineWindow(), area["decline_window"])
+    check.equal("compute_fine_tuning.penaltyBps()", fine_tuning.penaltyBps(), area["penalty_bps"])
+    check.equal("compute_fine_tuning.ackWindow()", fine_tuning.ackWindow(), area["ack_window"])
+    for name, contract in (("compute_ledger", ledger), ("compute_registry", registry), ("compute_matcher", matcher)):
+        check.admin_roles(contract, name, ["DEFAULT_ADMIN_ROLE", "PARAMS_ADMIN_ROLE", "PAUSER_ROLE"])
+    check.admin_roles(fine_tuning, "compute_fine_tuning", ["DEFAULT_ADMIN_ROLE", "PARAMS_ADMIN_ROLE"])
+
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
 @click.option(

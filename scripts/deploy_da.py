@@ -79,6 +79,23 @@ def deploy_da(
     }
 
 
+def check_deployment(check: Any) -> None:
+    """What `ape run verify_deployment` expects of the DA contracts deployed by `deploy_da`."""
+    area = check.area("da")
+    signers, entrance = check.contract("da_signers"), check.contract("da_entrance")
+    if signers is None or entrance is None:
+        return
+    check.equal("da_entrance.signers()", entrance.signers(), signers.address)
+    params = signers.params()
+    for name, key in (("tokensPerVote", "tokens_per_vote"), ("maxVotesPerSigner", "max_votes_per_signer"),
+                      ("maxQuorums", "max_quorums"), ("epochBlocks", "epoch_blocks"),
+                      ("encodedSlices", "encoded_slices")):
+        check.equal(f"da_signers.params().{name}", getattr(params, name), area[key])
+    check.equal("da_entrance.blobPrice()", entrance.blobPrice(), area["blob_price"])
+    check.equal("da_entrance.epochWindowSize()", entrance.epochWindowSize(), area["epoch_window"])
+    check.admin_roles(signers, "da_signers", ["DEFAULT_ADMIN_ROLE", "PARAMS_ADMIN_ROLE"])
+    check.admin_roles(entrance, "da_entrance", ["DEFAULT_ADMIN_ROLE", "PARAMS_ADMIN_ROLE", "PAUSER_ROLE"])
+
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
 @click.option("--tokens-per-vote", type=int, default=DEFAULT_TOKENS_PER_VOTE, show_default=True,

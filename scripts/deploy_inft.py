@@ -62,6 +62,18 @@ def deploy_inft(
     }
 
 
+def check_deployment(check: Any) -> None:
+    """What `ape run verify_deployment` expects of the INFT contracts deployed by `deploy_inft`."""
+    area = check.area("inft")
+    nft, verifier = check.contract("inft_nft"), check.contract("inft_verifier")
+    if nft is None or verifier is None:
+        return
+    check.equal("inft_nft.verifier()", nft.verifier(), verifier.address)
+    check.equal("inft_verifier.oracleSigner()", verifier.oracleSigner(), area["oracle_signer"])
+    check.equal("inft_nft.royaltyBps()", nft.royaltyBps(), area["royalty_bps"])
+    check.admin_roles(nft, "inft_nft", ["DEFAULT_ADMIN_ROLE", "PAUSER_ROLE"])
+    check.admin_roles(verifier, "inft_verifier", ["DEFAULT_ADMIN_ROLE", "PAUSER_ROLE"])
+
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
 @click.option(

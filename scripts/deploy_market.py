@@ -68,6 +68,22 @@ def deploy_market(
     return result
 
 
+def check_deployment(check: Any) -> None:
+    """What `ape run verify_deployment` expects of the marketplace contracts deployed by `deploy_market`."""
+    area = check.area("market")
+    market = check.contract("agent_market")
+    if market is None:
+        return
+    check.equal("agent_market.nft()", market.nft(), area["nft"])
+    check.equal("agent_market.settleWindow()", market.settleWindow(), area["settle_window"])
+    check.admin_roles(market, "agent_market", ["DEFAULT_ADMIN_ROLE", "PARAMS_ADMIN_ROLE", "PAUSER_ROLE"])
+    if area.get("ledger") and area.get("registry"):
+        bundles = check.contract("compute_bundles")
+        if bundles is not None:
+            check.equal("compute_bundles.ledger()", bundles.ledger(), area["ledger"])
+            check.equal("compute_bundles.registry()", bundles.registry(), area["registry"])
+            check.admin_roles(bundles, "compute_bundles", ["DEFAULT_ADMIN_ROLE", "PAUSER_ROLE"])
+
 def _from_file(path: Path, keys: tuple[str, ...]) -> str | None:
     if not path.is_file():
         return None

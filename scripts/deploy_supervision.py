@@ -75,6 +75,24 @@ def deploy_supervision(
     }
 
 
+def check_deployment(check: Any) -> None:
+    """What `ape run verify_deployment` expects of AlignmentSupervision deployed by `deploy_supervision`."""
+    area = check.area("supervision")
+    supervision = check.contract("alignment_supervision")
+    if supervision is None:
+        return
+    check.equal("alignment_supervision.delegation()", supervision.delegation(), area["delegation"])
+    check.equal("alignment_supervision.rewards()", supervision.rewards(), area["rewards"])
+    check.equal("alignment_supervision.flow()", supervision.flow(), area["flow"])
+    check.equal("alignment_supervision.epochSeconds()", supervision.epochSeconds(), area["epoch_seconds"])
+    check.equal("alignment_supervision.slashBps()", supervision.slashBps(), area["slash_bps"])
+    check.equal("alignment_supervision.minAttestations()", supervision.minAttestations(), area["min_attestations"])
+    check.equal("alignment_supervision.unbondingEpochs()", supervision.unbondingEpochs(), area["unbonding_epochs"])
+    if area.get("supervision_role_granted"):
+        check.role(check.at(area["rewards"]), "alignment_rewards", "SUPERVISION_ROLE", supervision.address,
+                   "alignment_supervision")
+    check.admin_roles(supervision, "alignment_supervision", ["DEFAULT_ADMIN_ROLE", "NODE_ADMIN_ROLE", "PAUSER_ROLE"])
+
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
 @click.option("--delegation", required=True, help="AlignmentDelegation address (who is an active operator).")

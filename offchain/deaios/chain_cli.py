@@ -10,7 +10,6 @@ $DEAIOS_KEY, else the stack's dev key. `chain_options` adds the four options; `r
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +18,10 @@ from typing import Any
 
 import click
 
+from deaios.deployment_record import DeploymentRecord, RecordError
 from deaios.errors import UserError
 from deaios.stack.config import Stack
+from deaios.stack.keys import normalize
 
 
 @dataclass
@@ -34,13 +35,7 @@ class ChainTarget:
 
 def normalize_key(text: str) -> str:
     """A 0x-prefixed 32-byte hex private key, or a UserError."""
-    try:
-        raw = bytes.fromhex(text.strip().removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UserError("--key must be a 32-byte hex private key")
-    return "0x" + raw.hex()
+    return normalize(text, "--key")
 
 
 def resolve_target(stack_arg: str | Path | None, rpc: str | None, deployment: Path | None, key: str | None,
@@ -55,11 +50,9 @@ def resolve_target(stack_arg: str | Path | None, rpc: str | None, deployment: Pa
         if not (rpc and deployment):
             raise UserError("--rpc and --deployment go together")
         try:
-            contracts = json.loads(Path(deployment).read_text())
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read the deployment {deployment}: {exc}") from None
-        if not isinstance(contracts, dict):
-            raise UserError(f"{deployment} is not a deployment record (a JSON object)")
+            contracts = DeploymentRecord.load(Path(deployment)).data
+        except RecordError as exc:
+            raise UserError(str(exc)) from None
     else:
         stack = load_stack(stack_arg)
         rpc, stack_key = stack.rpc, stack.private_key

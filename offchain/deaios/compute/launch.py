@@ -1,8 +1,9 @@
 """The compute provider as a process of a local stack: its command line, `ComputeProviderService` (used by
 `deaios up`), its stack.json entry and its readiness probe.
 
-`deaios up` runs one provider broker (`deaios compute provider`) with Anvil dev key 1, serving the echo
-model `deaios-echo` and settling every 2 s. It reads the contract addresses from the deployment record the
+`deaios up` runs one provider broker (`deaios compute provider`) with the stack's `compute_provider` key (Anvil
+dev key 1 locally; none given against an existing chain: no provider), serving the echo model `deaios-echo` and
+settling every 2 s; the service URL it registers on chain is the stack's advertised URL. It reads the contract addresses from the deployment record the
 launcher's deploy step wrote (stack.json does not exist yet while the stack starts). stack.json lists it as
 
     "compute_provider": {"url": "http://127.0.0.1:PORT", "pid": PID, "address": "0x…", "model": "deaios-echo",
@@ -16,42 +17,35 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deaios.procs import free_ports, http_get_json
-from deaios.stack.config import DEV_KEY_ROLES, dev_address, dev_key
+from deaios.procs import child_env, free_ports, http_get_json
+from deaios.stack.keys import address_of
 from deaios.stack.service import LaunchContext, StackService
 
-PROVIDER_KEY_INDEX: int = DEV_KEY_ROLES["compute provider"]  # type: ignore[assignment]
 MODEL = "deaios-echo"
 SETTLE_INTERVAL = 2.0
+KEY_ENV = "DEAIOS_KEY"  # `deaios compute --key` falls back to it: the key stays off the command line
 
 
-def provider_key() -> str:
-    return dev_key(PROVIDER_KEY_INDEX)
-
-
-def provider_address() -> str:
-    return dev_address(PROVIDER_KEY_INDEX)
-
-
-def provider_command(data_dir: Path, host: str, port: int, rpc: str, deployment: Path) -> list[str]:
-    """`deaios compute provider …` serving on host:port, contracts from the `deployment` record."""
+def provider_command(data_dir: Path, host: str, port: int, rpc: str, deployment: Path, public_url: str) -> list[str]:
+    """`deaios compute provider …` serving on host:port, contracts from the `deployment` record (the key comes
+    from $DEAIOS_KEY)."""
     return [sys.executable, "-m", "deaios.cli", "compute", "--rpc", rpc, "--deployment", str(deployment),
-            "--key", provider_key(), "provider", "--dir", str(data_dir), "--host", host, "--port", str(port),
+            "provider", "--dir", str(data_dir), "--host", host, "--port", str(port), "--public-url", public_url,
             "--model", MODEL, "--settle-interval", str(SETTLE_INTERVAL)]
 
 
-def ready(url: str, rpc: str, deployment: Path) -> bool:
+def ready(url: str, rpc: str, deployment: Path, address: str) -> bool:
     """Whether the broker answers HTTP and its service is registered on chain at `url`."""
     from deaios.compute.chain import ComputeAddresses, ComputeChain
 
     http_get_json(f"{url}/deaios/v1/service")
     chain = ComputeChain(rpc, ComputeAddresses.from_file(deployment), None)
-    service = chain.service(provider_address())
+    service = chain.service(address)
     return service is not None and service.url == url
 
 
-def stack_entry(data_dir: Path, url: str, pid: int, log: Path, cmd: list[str]) -> dict:
-    return {"url": url, "pid": pid, "address": provider_address(), "model": MODEL, "dir": str(data_dir),
+def stack_entry(data_dir: Path, url: str, pid: int, log: Path, cmd: list[str], address: str) -> dict:
+    return {"url": url, "pid": pid, "address": address, "model": MODEL, "dir": str(data_dir),
             "log": str(log), "cmd": cmd}
 
 
@@ -64,14 +58,23 @@ class ComputeProviderService(StackService):
         self.entry: dict[str, Any] = {}
 
     def start(self, ctx: LaunchContext) -> None:
+        key = ctx.keys.one("compute_provider")
+        if key is None:
+            ctx.say("no compute_provider key: no compute provider")
+            return
+        if not ctx.contracts.get("compute_ledger"):
+            ctx.say("no compute contracts in this deployment: no compute provider")
+            return
         port = free_ports(ctx.host, 1)[0]
         data_dir, log = ctx.data_dir / "compute" / "provider", ctx.logs / "compute-provider.log"
-        cmd = provider_command(data_dir, ctx.host, port, ctx.rpc, ctx.deployment_file)
-        proc = ctx.spawn(self.name, cmd, log)
-        self.entry = stack_entry(data_dir, f"http://{ctx.host}:{port}", proc.pid, log, cmd)
+        cmd = provider_command(data_dir, ctx.host, port, ctx.rpc, ctx.deployment_file, ctx.url(port))
+        proc = ctx.spawn(self.name, cmd, log, env=child_env({KEY_ENV: key}))
+        self.entry = stack_entry(data_dir, ctx.url(port), proc.pid, log, cmd, address_of(key))
 
     def wait(self, ctx: LaunchContext) -> None:
-        ctx.wait(self.name, lambda: ready(self.entry["url"], ctx.rpc, ctx.deployment_file), Path(self.entry["log"]))
+        if self.entry:
+            ctx.wait(self.name, lambda: ready(self.entry["url"], ctx.rpc, ctx.deployment_file, self.entry["address"]),
+                     Path(self.entry["log"]))
 
     def entries(self) -> dict[str, Any]:
-        return {"compute_provider": self.entry}
+        return {"compute_provider": self.entry} if self.entry else {}

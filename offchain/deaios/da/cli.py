@@ -224,6 +224,8 @@ def get(ref: str, out: Path, disperser: str | None, direct: bool, stack_path: Pa
               help="Where the node keeps its columns.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0: a free port.")
+@click.option("--public-host", default=None,
+              help="Host name others reach this node at, registered on chain as its socket (default: --host).")
 @click.option("--votes", default=1, show_default=True, type=click.IntRange(1), help="Votes to stake for.")
 @click.option("--poll-interval", default=1.0, show_default=True, type=float,
               help="Seconds between epoch registration / pruning rounds.")
@@ -231,7 +233,7 @@ def get(ref: str, out: Path, disperser: str | None, direct: bool, stack_path: Pa
               help="Test aid: withhold retrievals or serve corrupted cells.")
 @click.option("--log-level", default="INFO", show_default=True)
 def node(rpc: str, entrance: str, key: str, bls_secret: str | None, data_dir: Path, host: str, port: int,
-         votes: int, poll_interval: float, fault: str, log_level: str) -> None:
+         public_host: str | None, votes: int, poll_interval: float, fault: str, log_level: str) -> None:
     """Run a DA node until SIGINT/SIGTERM: register (proof of possession, stake), join every epoch, verify,
     store and sign the columns of its rows, serve them, prune expired blobs. Prints {"url", "address", "pid"}
     as one JSON line once it is registered and listening."""
@@ -251,7 +253,7 @@ def node(rpc: str, entrance: str, key: str, bls_secret: str | None, data_dir: Pa
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s da-node %(levelname)s %(name)s: %(message)s")
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = NodeConfig(rpc, entrance, key, bls_key, data_dir, host, port, votes, poll_interval, fault)
+    config = NodeConfig(rpc, entrance, key, bls_key, data_dir, host, port, votes, poll_interval, fault, public_host)
     asyncio.run(serve(config, print_ready))
 
 

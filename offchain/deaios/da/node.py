@@ -60,6 +60,7 @@ class NodeConfig:
     votes: int = 1
     poll_interval: float = 1.0
     fault: str = "none"
+    public_host: str | None = None  # the host in the socket registered on chain (default: host)
 
 
 def _hex(data: bytes) -> str:
@@ -283,7 +284,7 @@ async def serve(config: NodeConfig, ready: Any = None) -> None:
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    node.socket = f"{config.host}:{port}"
+    node.socket = f"{config.public_host or config.host}:{port}"
     await asyncio.to_thread(node.ensure_registered, node.socket)
     await asyncio.to_thread(node.epoch_duties)
     await asyncio.to_thread(trusted_setup)  # the KZG tables (~2 s): the first blob must not pay for them

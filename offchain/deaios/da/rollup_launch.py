@@ -1,9 +1,9 @@
 """The DA services rollups use, as processes of a stack (`deaios up`): the disperser, the OP Stack alt-DA server
 and the Arbitrum Nitro DA provider — three `StackService`s the launcher starts after the DA nodes.
 
-* ``deaios da disperser`` pays blob fees with Anvil dev key 20 (``DEV_KEY_ROLES["DA disperser"]``, passed in
-  ``$DEAIOS_DISPERSER_KEY``), keeps its encoder warm and reports FINALIZED as soon as a blob is verified
-  (``--finality-depth 0``: Anvil never reorganises);
+* ``deaios da disperser`` pays blob fees with the stack's ``da_disperser`` key (``deaios.stack.keys``: Anvil dev
+  key 20 locally), passed in ``$DEAIOS_DISPERSER_KEY``, keeps its encoder warm and, on a local chain, reports
+  FINALIZED as soon as a blob is verified (``--finality-depth 0``: Anvil never reorganises);
 * ``deaios da altda-server`` and ``deaios da nitro-server`` write through the disperser and read from the DA
   nodes directly; they hold no key.
 
@@ -11,7 +11,7 @@ All listen on free ports; stack.json lists them as
 
     "da_disperser": {"name": "da-disperser", "grpc": "127.0.0.1:PORT", "url": "http://127.0.0.1:PORT" (its
                      Prometheus /metrics), "pid": PID, "address": "0x…",
-                     "key_index": 20, "log": "…", "cmd": [argv…]},
+                     "log": "…", "cmd": [argv…]},
     "da_altda": {"name": "da-altda", "url": "http://127.0.0.1:PORT", "pid": PID, "dir": "DATA/altda", "log", "cmd"},
     "da_nitro": {"name": "da-nitro", "url": "http://127.0.0.1:PORT", "pid": PID, "log", "cmd"}
 
@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from deaios.procs import child_env, free_ports, http_get_json, rpc_call
-from deaios.stack.config import DEV_KEY_ROLES, dev_address, dev_key
+from deaios.stack.keys import address_of
 from deaios.stack.service import LaunchContext, StackService
 
-DISPERSER_KEY_INDEX: int = DEV_KEY_ROLES["DA disperser"]  # type: ignore[assignment]
 DISPERSER_KEY_ENV = "DEAIOS_DISPERSER_KEY"
 DEAIOS = [sys.executable, "-m", "deaios.cli", "da"]
 
@@ -54,7 +53,8 @@ class _RollupService(StackService):
     def __init__(self) -> None:
         self.entry: dict[str, Any] = {}
 
-    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]] | None:
+        """The command line, environment and stack.json fields of the process (None: not started)."""
         raise NotImplementedError
 
     def ready(self) -> bool:
@@ -64,7 +64,10 @@ class _RollupService(StackService):
         if not _wanted(ctx):
             return
         port = free_ports(ctx.host, 1)[0]
-        cmd, env, extra = self.command(ctx, port)
+        started = self.command(ctx, port)
+        if started is None:
+            return
+        cmd, env, extra = started
         log = ctx.logs / f"{self.name}.log"
         proc = ctx.spawn(self.name, cmd, log, env=env)
         self.entry = {"name": self.name, **extra, "pid": proc.pid, "log": str(log), "cmd": cmd}
@@ -81,14 +84,19 @@ class DisperserService(_RollupService):
     name = "da-disperser"
     key = "da_disperser"
 
-    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]]:
-        self.target = f"{ctx.host}:{port}"
+    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]] | None:
+        key = ctx.keys.one("da_disperser") if ctx.keys is not None else None
+        if key is None:
+            ctx.say("no da_disperser key: no DA disperser (nor the OP alt-DA and Nitro servers that write through it)")
+            return None
+        self.target = f"{ctx.advertise or ctx.host}:{port}"
         metrics_port = free_ports(ctx.host, 1)[0]
         cmd = DEAIOS + ["disperser", "--rpc", ctx.rpc, "--entrance", ctx.contracts["da_entrance"], "--host", ctx.host,
-                        "--port", str(port), "--metrics-port", str(metrics_port), "--finality-depth", "0"]
-        return cmd, child_env({DISPERSER_KEY_ENV: dev_key(DISPERSER_KEY_INDEX)}), {
-            "grpc": self.target, "url": f"http://{ctx.host}:{metrics_port}", "address": dev_address(DISPERSER_KEY_INDEX),
-            "key_index": DISPERSER_KEY_INDEX}
+                        "--port", str(port), "--metrics-port", str(metrics_port)]
+        if ctx.local:
+            cmd += ["--finality-depth", "0"]  # Anvil never reorganises; a real chain: its `finalized` block
+        return cmd, child_env({DISPERSER_KEY_ENV: key}), {
+            "grpc": self.target, "url": ctx.url(metrics_port), "address": address_of(key)}
 
     def ready(self) -> bool:
         return disperser_ready(self.target)
@@ -107,8 +115,10 @@ class _RollupServer(_RollupService):
         """Further arguments and stack.json fields of this server."""
         return [], {}
 
-    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]]:
-        self.url = f"http://{ctx.host}:{port}"
+    def command(self, ctx: LaunchContext, port: int) -> tuple[list[str], dict[str, str], dict[str, Any]] | None:
+        if not self.disperser.entry:
+            return None
+        self.url = ctx.url(port)
         args, fields = self.extra(ctx)
         cmd = DEAIOS + [self.subcommand, "--rpc", ctx.rpc, "--entrance", ctx.contracts["da_entrance"], "--disperser",
                         self.disperser.target, *args, "--host", ctx.host, "--port", str(port)]

@@ -45,7 +45,7 @@ class DashboardService(StackService):
 
     def start(self, ctx: LaunchContext) -> None:
         port = free_ports(ctx.host, 1)[0]
-        url, log = f"http://{ctx.host}:{port}", ctx.logs / "dashboard.log"
+        url, log = ctx.url(port), ctx.logs / "dashboard.log"
         cmd = dashboard_command(ctx.data_dir / STACK_FILE, ctx.host, port, self.interval, os.getpid())
         proc = ctx.spawn(self.name, cmd, log)
         self.entry = {"url": url, "pid": proc.pid, "interval": self.interval, "log": str(log), "cmd": cmd}

@@ -65,7 +65,7 @@ class KVService(StackService):
 
     def start(self, ctx: LaunchContext) -> None:
         port = free_ports(ctx.host, 1)[0]
-        url, log, data_dir = f"http://{ctx.host}:{port}", ctx.logs / "kv.log", ctx.data_dir / "kv"
+        url, log, data_dir = ctx.url(port), ctx.logs / "kv.log", ctx.data_dir / "kv"
         cmd = node_command(data_dir, ctx.host, port, ctx.rpc, ctx.contracts["flow"], ctx.storage_urls,
                            ctx.deploy_block, self.streams)
         proc = ctx.spawn("kv", cmd, log)

@@ -1,10 +1,18 @@
-"""The process supervisor behind `deaios up`: Anvil and the contracts, then every area's services.
+"""The process supervisor behind `deaios up`: the chain and the contracts, then every area's services.
 
-The launcher owns the chain (Anvil, its state file) and the deployment; every other process belongs to an
-area, which contributes a `deaios.stack.service.StackService` (in the area's `launch.py`): `services()` below
-lists them in start order. Processes are spawned, probed and stopped with `deaios.procs`.
+The launcher owns the chain part; every other process belongs to an area, which contributes a
+`deaios.stack.service.StackService` (in the area's `launch.py`): `services()` below lists them in start order.
+Processes are spawned, probed and stopped with `deaios.procs`. The chain part comes one of two ways:
 
-Start-up, in order (every step's output goes to DATA/logs/):
+* **local** (`deaios up`): Anvil and the contracts, deployed here (below); services sign with Anvil's dev keys;
+* **existing chain** (`deaios up --chain RPC_URL --deployment FILE`): no Anvil and no deployment — the contracts
+  are the deployment record's (checked: same chain id, code at the Flow address), nodes sync from its
+  `block_number`, and services sign with the operator's keys (`--keys FILE`, $DEAIOS_KEY_<ROLE>, `--key`; see
+  `deaios.stack.keys`); a service without its key is not started. `--host 0.0.0.0 --advertise HOST` makes the
+  services reachable from other machines under HOST (the URLs in stack.json and on chain); `--join NODE_URL`
+  uses an existing storage network instead of starting storage nodes (deaios.storage.launch).
+
+Start-up of a local stack, in order (every step's output goes to DATA/logs/):
 
 1. take DATA/.launcher.lock (a second `deaios up` on the same DATA fails with a clear message);
 2. Anvil (chain id 31337, instant mining) on a free port, its state kept in DATA/chain/anvil-state.json
@@ -52,6 +60,7 @@ from typing import IO
 import click
 
 from deaios.alignment.launch import SupervisionRegistration
+from deaios.deployment_record import DeploymentRecord, RecordError
 from deaios.compute.launch import ComputeProviderService
 from deaios.da import launch as da_launch
 from deaios.da import rollup_launch
@@ -66,8 +75,9 @@ from deaios.procs import (  # noqa: F401  (LaunchError, relaunch_node: re-export
 from deaios.progress import activity
 from deaios.stack.clock import ChainClock
 from deaios.stack.config import (
-    ANVIL_KEY_0, DEV_ACCOUNTS, PRIVATE_KEY_NOTE, STACK_FILE, Stack, pid_alive, record_last_stack,
+    DEV_ACCOUNTS, PRIVATE_KEY_NOTE, STACK_FILE, Stack, pid_alive, record_last_stack,
 )
+from deaios.stack.keys import ServiceKeys, address_of
 from deaios.stack.service import LaunchContext, StackService
 from deaios.storage.launch import StorageService, relaunch_node  # noqa: F401
 
@@ -80,6 +90,7 @@ LOCK_FILE = ".launcher.lock"
 DEFAULT_BLOCK_TIME = 2
 #: Seconds between Anvil's state dumps (and at shutdown); what a SIGKILLed Anvil may lose at most.
 STATE_INTERVAL = 5
+OPERATOR_KEY_NOTE = "the operator's key (deaios up --key / --keys): keep stack.json private"
 
 
 class _Stop(BaseException):
@@ -94,15 +105,51 @@ class LaunchOptions:
     host: str = "127.0.0.1"
     startup_timeout: float = 120.0
     kv_streams: str = "all"  # what the KV node serves: "all" or comma-separated stream ids
-    da_nodes: int = da_launch.DEFAULT_DA_NODES  # DA nodes (signers) to start; 0 = none
-    block_time: int = DEFAULT_BLOCK_TIME  # seconds between empty blocks on an idle chain; 0 = only on demand
+    da_nodes: int | None = None  # DA nodes (signers) to start; 0 = none; None = 4 locally, one per DA key otherwise
+    chain: str | None = None  # an existing chain's RPC URL (with `deployment`): no Anvil, no deploy
+    deployment: Path | None = None  # its deployment record
+    keys: ServiceKeys | None = None  # the operator's keys (existing chain); None: Anvil dev keys
+    advertise: str | None = None  # host in published URLs; default: `host`, or this machine's address for 0.0.0.0
+    join: str | None = None  # a storage node URL of an existing storage network to use instead of our own nodes
+    block_time: int = DEFAULT_BLOCK_TIME  # local chain: seconds between empty blocks when idle; 0 = none
+
+
+@dataclass
+class ChainPart:
+    """What the services need to know about the chain and the contracts."""
+
+    rpc: str
+    chain_id: int
+    contracts: dict[str, str]
+    deploy_block: int
+    deployment_file: Path
+    local: bool
 
 
 def services(opts: LaunchOptions) -> list[StackService]:
     """Every area's services, in start order (a service may use what an earlier one published)."""
-    return [StorageService(opts.nodes), KVService(opts.kv_streams), ComputeProviderService(), InftOracleService(),
-            da_launch.DANodesService(opts.da_nodes), *rollup_launch.services(), SupervisionRegistration(),
-            DashboardService()]
+    return [StorageService(opts.nodes, opts.join), KVService(opts.kv_streams), ComputeProviderService(),
+            InftOracleService(), da_launch.DANodesService(opts.da_nodes), *rollup_launch.services(),
+            SupervisionRegistration(), DashboardService()]
+
+
+def advertised_host(host: str, advertise: str | None) -> str:
+    """The host name others reach this stack's services at."""
+    if advertise:
+        return advertise
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    import socket
+
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+        return probe.getsockname()[0]
+    return socket.gethostname()
+
+
+def contracts_of(record: dict) -> dict[str, str]:
+    """The contract addresses of a deployment record (its flat `name: address` keys)."""
+    return DeploymentRecord(Path("."), dict(record)).addresses()
 
 
 class Launcher:
@@ -119,6 +166,7 @@ class Launcher:
         self._lock_fd: int | None = None
         self._stopping = False
         self._in_startup = False
+        self._anvil_cmd: list[str] = []
 
     # -- logging ---------------------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -192,50 +240,27 @@ class Launcher:
     # -- start-up --------------------------------------------------------------------------------------
     def start(self) -> None:
         started = time.monotonic()
-        root = project_root()
-        host = self.opts.host
         previous = self._previous_stack()
         nodes_dir = self.dir / "nodes"
-        if previous is not None and len(previous.storage_nodes) != self.opts.nodes and nodes_dir.is_dir() \
-                and any(nodes_dir.iterdir()):
+        if previous is not None and not self.opts.join and len(previous.storage_nodes) != self.opts.nodes \
+                and nodes_dir.is_dir() and any(nodes_dir.iterdir()):
             raise UserError(f"{self.dir} holds a network of {len(previous.storage_nodes)} storage nodes (its data is "
                             f"erasure-coded across that many); restart it with --nodes {len(previous.storage_nodes)} "
                             "or use another --dir")
-        state_file = self.dir / "chain" / "anvil-state.json"
-        state_file.parent.mkdir(parents=True, exist_ok=True)
+        local = self.opts.chain is None
+        chain = self._local_chain(previous) if local else self._existing_chain(previous)
+        keys = ServiceKeys.dev() if local else (self.opts.keys or ServiceKeys())
+        user_key = keys.one("user")
+        user = address_of(user_key) if user_key else None
 
-        # 1. Anvil
-        anvil_port = free_ports(host, 1)[0]
-        rpc = f"http://{host}:{anvil_port}"
-        anvil_cmd = [find_tool("anvil", root), "--host", host, "--port", str(anvil_port), "--chain-id",
-                     str(CHAIN_ID), "--accounts", str(DEV_ACCOUNTS), "--silent", "--state", str(state_file),
-                     "--state-interval", str(STATE_INTERVAL)]
-        self._spawn("anvil", anvil_cmd, self.logs / "anvil.log")
-        wait_until(lambda: int(rpc_call(rpc, "eth_chainId", timeout=1.0), 16) == CHAIN_ID, 30, "anvil",
-                   log=self.logs / "anvil.log", check=self._check_children)
-        self.say(f"anvil up at {rpc} (pid {self.procs['anvil'].pid})")
-        self.clock = ChainClock(rpc, self.opts.block_time, log=self.say)
-
-        # 2. contracts: reuse the previous stack's when the restored chain still has them
-        contracts = None
-        if previous is not None:
-            flow, market = previous.contracts.get("flow"), previous.contracts.get("market")
-            if flow and market and all(rpc_call(rpc, "eth_getCode", [a, "latest"]) not in (None, "0x", "0x0")
-                                       for a in (flow, market)):
-                contracts = {"contracts": dict(previous.contracts), "deploy_block": previous.deploy_block}
-                self.say(f"restarting the stack in {self.dir}: chain state restored, contracts kept "
-                         f"(flow {flow})")
-        if contracts is None:
-            self._set_aside_stale_node_data(previous)
-            contracts = self._deploy(root, rpc)
-
-        # 3. every area's services: start them all, then wait for each in order
+        # every area's services: start them all, then wait for each in order
         ctx = LaunchContext(
-            data_dir=self.dir, logs=self.logs, host=host, rpc=rpc, chain_id=CHAIN_ID,
-            contracts=contracts["contracts"], deploy_block=contracts["deploy_block"],
-            deployment_file=self.dir / "deployments" / "local.json", admin_key=ANVIL_KEY_0,
-            admin_address=ANVIL_ACCOUNT_0, startup_timeout=self.opts.startup_timeout, spawn=self._spawn,
-            check=self._check_children, say=self.say, options=self.opts)
+            data_dir=self.dir, logs=self.logs, host=self.opts.host, rpc=chain.rpc, chain_id=chain.chain_id,
+            contracts=chain.contracts, deploy_block=chain.deploy_block, deployment_file=chain.deployment_file,
+            admin_key=keys.one("admin"), admin_address=keys.address("admin"),
+            startup_timeout=self.opts.startup_timeout, spawn=self._spawn, check=self._check_children, say=self.say,
+            options=self.opts, keys=keys, advertise=advertised_host(self.opts.host, self.opts.advertise),
+            local=local)
         stack_services = services(self.opts)
         for service in stack_services:
             service.start(ctx)
@@ -243,25 +268,87 @@ class Launcher:
             service.wait(ctx)
             ctx.stack.update(service.entries())
 
-        # 4. stack.json
+        # stack.json
         published = dict(ctx.stack)
+        extra = {"account": user, **published, "logs": str(self.logs), "started_at": int(time.time()),
+                 "chain_mode": "local" if local else "existing", "deployment": str(chain.deployment_file)}
+        if local:
+            extra["anvil_cmd"] = self._anvil_cmd
         self.stack = Stack(
-            rpc=rpc, chain_id=CHAIN_ID, contracts=contracts["contracts"], deploy_block=contracts["deploy_block"],
+            rpc=chain.rpc, chain_id=chain.chain_id, contracts=chain.contracts, deploy_block=chain.deploy_block,
             indexer=published.pop("indexer"), indexer_pid=published.pop("indexer_pid"),
-            storage_nodes=published.pop("storage_nodes"), anvil_pid=self.procs["anvil"].pid,
-            launcher_pid=os.getpid(), private_key=ANVIL_KEY_0, private_key_note=PRIVATE_KEY_NOTE, dir=str(self.dir),
-            extra={"account": ANVIL_ACCOUNT_0, "anvil_cmd": anvil_cmd, **published, "logs": str(self.logs),
-                   "started_at": int(time.time())})
+            storage_nodes=published.pop("storage_nodes"),
+            anvil_pid=self.procs["anvil"].pid if "anvil" in self.procs else None,
+            launcher_pid=os.getpid(), private_key=user_key or "",
+            private_key_note=PRIVATE_KEY_NOTE if local else OPERATOR_KEY_NOTE, dir=str(self.dir),
+            extra={k: v for k, v in extra.items() if k not in ("indexer", "indexer_pid", "storage_nodes")})
         path = self.stack.save(self.dir / STACK_FILE)
+        if not local:
+            with contextlib.suppress(OSError):
+                path.chmod(0o600)  # it holds the operator's user key
         record_last_stack(path)
         try:
             print(json.dumps(self.stack.to_json(), separators=(",", ":")), file=self.out, flush=True)
         except (BrokenPipeError, ValueError):  # nobody reads stdout (any more): stack.json has it all
             pass
         self.say(f"stack up in {time.monotonic() - started:.1f} s: {len(self.stack.storage_nodes)} storage nodes, "
-                 f"indexer {self.stack.indexer}, KV node {published.get('kv', {}).get('url')}, chain {rpc}, dashboard "
-                 f"{published.get('dashboard', {}).get('url')}; stack "
-                 f"file {path}. Stop with Ctrl-C or `deaios down`.")
+                 f"indexer {self.stack.indexer}, KV node {published.get('kv', {}).get('url')}, chain {chain.rpc}, "
+                 f"dashboard {published.get('dashboard', {}).get('url')}; stack file {path}. Stop with Ctrl-C or "
+                 "`deaios down`.")
+
+    def _local_chain(self, previous: Stack | None) -> ChainPart:
+        """Anvil with its state in DATA/chain/, and the contracts (kept from the previous stack if still there)."""
+        root = project_root()
+        host = self.opts.host
+        state_file = self.dir / "chain" / "anvil-state.json"
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        anvil_port = free_ports(host, 1)[0]
+        rpc = f"http://{host}:{anvil_port}"
+        self._anvil_cmd = [find_tool("anvil", root), "--host", host, "--port", str(anvil_port), "--chain-id",
+                           str(CHAIN_ID), "--accounts", str(DEV_ACCOUNTS), "--silent", "--state", str(state_file),
+                           "--state-interval", str(STATE_INTERVAL)]
+        self._spawn("anvil", self._anvil_cmd, self.logs / "anvil.log")
+        wait_until(lambda: int(rpc_call(rpc, "eth_chainId", timeout=1.0), 16) == CHAIN_ID, 30, "anvil",
+                   log=self.logs / "anvil.log", check=self._check_children)
+        self.say(f"anvil up at {rpc} (pid {self.procs['anvil'].pid})")
+        self.clock = ChainClock(rpc, self.opts.block_time, log=self.say)
+        deployment_file = self.dir / "deployments" / "local.json"
+        if previous is not None:
+            flow, market = previous.contracts.get("flow"), previous.contracts.get("market")
+            if flow and market and all(rpc_call(rpc, "eth_getCode", [a, "latest"]) not in (None, "0x", "0x0")
+                                       for a in (flow, market)):
+                self.say(f"restarting the stack in {self.dir}: chain state restored, contracts kept (flow {flow})")
+                return ChainPart(rpc, CHAIN_ID, dict(previous.contracts), previous.deploy_block, deployment_file, True)
+        self._set_aside_stale_node_data(previous)
+        deployed = self._deploy(root, rpc)
+        return ChainPart(rpc, CHAIN_ID, deployed["contracts"], deployed["deploy_block"], deployment_file, True)
+
+    def _existing_chain(self, previous: Stack | None) -> ChainPart:
+        """The chain at --chain with the contracts of --deployment, checked against each other."""
+        rpc, path = str(self.opts.chain), Path(str(self.opts.deployment)).expanduser().resolve()
+        try:
+            record = DeploymentRecord.load(path)
+        except RecordError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            chain_id = int(rpc_call(rpc, "eth_chainId", timeout=10.0), 16)
+        except Exception as exc:  # noqa: BLE001  (unreachable, not JSON-RPC, …)
+            raise UserError(f"--chain {rpc}: no answer to eth_chainId ({exc})") from None
+        if record.chain_id is not None and record.chain_id != chain_id:
+            raise UserError(f"{path} is a deployment on chain {record.chain_id}, but {rpc} is chain {chain_id}")
+        if "format" in record.data and not record.complete:
+            raise UserError(f"{path}: the deployment is not complete (status {record.data.get('status')!r}); "
+                            "finish it with `ape run deploy` first")
+        contracts = contracts_of(record.data)
+        flow = contracts.get("flow")
+        if not flow or rpc_call(rpc, "eth_getCode", [flow, "latest"], timeout=10.0) in (None, "0x", "0x0"):
+            raise UserError(f"{path}: no Flow contract at {flow} on {rpc}")
+        if previous is not None and previous.contracts.get("flow") != flow:
+            self._set_aside_stale_node_data(previous)
+        deploy_block = int(record.data.get("block_number") or 0)
+        self.say(f"using the contracts of {path} on {rpc} (chain {chain_id}; flow {flow}, deployed at block "
+                 f"{deploy_block}); service keys: {(self.opts.keys or ServiceKeys()).source}")
+        return ChainPart(rpc, chain_id, contracts, deploy_block, path, False)
 
     def _previous_stack(self) -> Stack | None:
         path = self.dir / STACK_FILE
@@ -280,7 +367,8 @@ class Launcher:
         return previous
 
     def _set_aside_stale_node_data(self, previous: Stack | None) -> None:
-        """Node data of another chain (the chain state was lost) would be wrong: move it aside."""
+        """Node data of another chain (the chain state was lost, or other contracts) would be wrong: move it
+        aside."""
         for name in ("nodes", "kv", "compute", "da"):
             nodes_dir = self.dir / name
             if nodes_dir.is_dir() and any(nodes_dir.iterdir()):
@@ -323,12 +411,7 @@ class Launcher:
                               f"{ANVIL_ACCOUNT_0}; check the test mnemonic in ape-config.yaml")
         self.say(f"deployed Flow {deployed['flow']} and market {deployed['market']} at block "
                  f"{deployed['block_number']}")
-        contracts = {key: deployed[key] for key in ("flow", "market")}
-        for key, value in deployed.items():  # any further contract a later deploy script adds
-            if key not in contracts and key not in ("deployer", "admin") and isinstance(value, str) \
-                    and value.startswith("0x") and len(value) == 42:
-                contracts[key] = value
-        return {"contracts": contracts, "deploy_block": int(deployed["block_number"])}
+        return {"contracts": contracts_of(deployed), "deploy_block": int(deployed["block_number"])}
 
     def _spawn(self, name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None,
                cwd: Path | None = None) -> subprocess.Popen:

@@ -68,8 +68,10 @@ class RunningStack:
 
 @contextlib.contextmanager
 def running_stack(data_dir: Path, nodes: int = 10, home: Path | None = None,
-                  start_timeout: float = START_TIMEOUT) -> Iterator[RunningStack]:
-    """`deaios up --nodes N --dir DATA` until the block exits, then `deaios down`.
+                  start_timeout: float = START_TIMEOUT, args: tuple[str, ...] = (),
+                  env: dict[str, str] | None = None) -> Iterator[RunningStack]:
+    """`deaios up --nodes N --dir DATA [ARGS…]` until the block exits, then `deaios down` (`env`: added to the
+    stack's environment).
 
     Raises LaunchError (with the launcher's output) if the stack does not come up."""
     home = home or data_dir.parent / f"{data_dir.name}-home"
@@ -77,8 +79,8 @@ def running_stack(data_dir: Path, nodes: int = 10, home: Path | None = None,
     stderr_path = data_dir.parent / f"{data_dir.name}-up.log"
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "deaios.cli", "up", "--nodes", str(nodes), "--dir",
-                                 str(data_dir)], stdout=subprocess.PIPE, stderr=stderr, env=stack_env(home),
-                                cwd=project_root())
+                                 str(data_dir), *args], stdout=subprocess.PIPE, stderr=stderr,
+                                env={**stack_env(home), **(env or {})}, cwd=project_root())
     try:
         line = _first_line(proc, start_timeout, stderr_path)
         printed = json.loads(line)

@@ -8,7 +8,11 @@ merges `entries()` into `ctx.stack` — the stack.json being built — so that a
 earlier one published (the KV node needs the storage nodes' URLs, supervision registration needs the DA
 nodes). The launcher never imports an area by name except in its list of services.
 
-This module sits below the areas: it imports only `deaios.procs` and `deaios.stack.config`.
+A service finds its signing key in `ctx.keys` (`deaios.stack.keys`: Anvil dev keys in a local stack, the operator's
+keys against an existing chain) and builds the URLs it publishes with `ctx.url(port)`: processes listen on
+`ctx.host` (e.g. 0.0.0.0) and are reached at `ctx.advertise` (the host name other machines use).
+
+This module sits below the areas: it imports only `deaios.procs` and `deaios.stack.config`/`keys`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from deaios.procs import child_env, spawn, wait_until
 from deaios.stack.config import Stack
+from deaios.stack.keys import ServiceKeys
 
 SpawnFn = Callable[..., subprocess.Popen]
 
@@ -39,9 +44,10 @@ class LaunchContext:
     deploy_block: int
     #: the deployment record the deploy step wrote (services read their contract addresses from it)
     deployment_file: Path
-    #: the key that administers the contracts (forceMakeEpoch, supervision registration)
-    admin_key: str
-    admin_address: str
+    #: the key that administers the contracts (forceMakeEpoch, supervision registration); None against an
+    #: existing chain when the operator gave no admin key (those steps are then left to the admin)
+    admin_key: str | None
+    admin_address: str | None
     startup_timeout: float
     #: `spawn(name, cmd, log, env=None, cwd=None)`: start a supervised child of the launcher
     spawn: SpawnFn
@@ -49,8 +55,18 @@ class LaunchContext:
     check: Callable[[], None]
     say: Callable[[str], None]
     options: Any = None  # the launcher's options (per-area settings such as kv_streams, da_nodes)
+    #: every service's signing key, by role (see deaios.stack.keys)
+    keys: ServiceKeys = field(default_factory=ServiceKeys)
+    #: the host name in the URLs the stack publishes (and registers on chain); default: `host`
+    advertise: str = ""
+    #: True for a local stack (Anvil started by the launcher), False against an existing chain
+    local: bool = True
     #: stack.json entries published by the services started so far
     stack: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, port: int) -> str:
+        """The URL others reach a service of this stack listening on `port` at."""
+        return f"http://{self.advertise or self.host}:{port}"
 
     def wait(self, what: str, probe: Callable[[], bool], log: Path) -> None:
         """Poll `probe` until ready (LaunchError after the start-up timeout, or at once if a child died)."""

@@ -9,6 +9,10 @@ peer's URL (share s of segment i lives on node (i+s) mod n). stack.json lists th
     "indexer": "http://HOST:PORT", "indexer_pid": PID, "indexer_cmd": [argv…]
 
 A node is ready once its log sync is past the deploy block; the indexer once it lists every node as trusted.
+
+Joining (`deaios up --chain … --join NODE_URL`): the stack starts no storage nodes of its own but uses the network
+the node at NODE_URL belongs to — its ordered peer list (`deaios_peers`) — so that this machine's KV node, DA
+nodes, compute provider and oracle work with it; the joined nodes are listed with `"joined": true` and no pid.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deaios.errors import UserError
 from deaios.procs import free_ports, rpc_call
 from deaios.stack.config import Stack
 from deaios.stack.service import LaunchContext, StackService, relaunch
@@ -41,14 +46,18 @@ class StorageService(StackService):
 
     name = "storage"
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, join: str | None = None) -> None:
         self.count = count
+        self.join = join
         self.nodes: list[dict[str, Any]] = []
         self.indexer: dict[str, Any] = {}
 
     def start(self, ctx: LaunchContext) -> None:
+        if self.join:
+            self._start_joined(ctx)
+            return
         ports = free_ports(ctx.host, self.count + 1)
-        urls = [f"http://{ctx.host}:{port}" for port in ports[:self.count]]
+        urls = [ctx.url(port) for port in ports[:self.count]]
         for i, url in enumerate(urls):
             node_dir = ctx.data_dir / "nodes" / str(i)
             cmd = node_command(node_dir, ctx.host, ports[i], ctx.rpc, ctx.contracts["flow"], i, urls,
@@ -57,19 +66,38 @@ class StorageService(StackService):
             proc = ctx.spawn(f"node-{i}", cmd, log)
             self.nodes.append({"index": i, "url": url, "pid": proc.pid, "dir": str(node_dir), "log": str(log),
                                "cmd": cmd})
-        cmd = indexer_command(ctx.host, ports[-1], urls)
+        self._start_indexer(ctx, ports[-1], urls)
+
+    def _start_indexer(self, ctx: LaunchContext, port: int, urls: list[str]) -> None:
+        cmd = indexer_command(ctx.host, port, urls)
         proc = ctx.spawn("indexer", cmd, ctx.logs / "indexer.log")
-        self.indexer = {"indexer": f"http://{ctx.host}:{ports[-1]}", "indexer_pid": proc.pid, "indexer_cmd": cmd}
+        self.indexer = {"indexer": ctx.url(port), "indexer_pid": proc.pid, "indexer_cmd": cmd}
         # published now: the services started after this one need the node URLs
         ctx.stack.update(self.entries())
 
+    def _start_joined(self, ctx: LaunchContext) -> None:
+        assert self.join is not None
+        try:
+            reply = rpc_call(self.join.rstrip("/"), "deaios_peers", timeout=10.0)
+            urls = [str(url) for url in reply["peers"]]
+        except Exception as exc:  # noqa: BLE001  (any failure: the node is not a reachable deaios storage node)
+            raise UserError(f"--join {self.join}: cannot read its storage network ({exc})") from None
+        self.count = len(urls)
+        self.nodes = [{"index": i, "url": url, "joined": True} for i, url in enumerate(urls)]
+        ctx.say(f"joining the storage network of {self.join}: {len(urls)} nodes")
+        self._start_indexer(ctx, free_ports(ctx.host, 1)[0], urls)
+
     def wait(self, ctx: LaunchContext) -> None:
+        indexer = self.indexer["indexer"]
+        if self.join:  # the joined network's health is its operators' business: one live node will do
+            ctx.wait("indexer", lambda: len(rpc_call(indexer, "indexer_getShardedNodes", timeout=3.0)
+                                            .get("trusted", [])) >= 1, ctx.logs / "indexer.log")
+            return
         for node in self.nodes:
             def synced(url: str = node["url"]) -> bool:
                 status = rpc_call(url, "zgs_getStatus", timeout=1.0)
                 return isinstance(status, dict) and status.get("logSyncHeight", -1) >= ctx.deploy_block
             ctx.wait(f"node-{node['index']}", synced, Path(node["log"]))
-        indexer = self.indexer["indexer"]
         ctx.wait("indexer", lambda: len(rpc_call(indexer, "indexer_getShardedNodes", timeout=3.0)
                                         .get("trusted", [])) == self.count, ctx.logs / "indexer.log")
 

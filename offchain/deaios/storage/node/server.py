@@ -95,6 +95,7 @@ def rpc_methods(service: StorageService, sync: LogSync) -> dict:
         "zgs_downloadSegmentWithProofByTxSeq": lambda seq, index: service.segment_with_proof(
             seq_root(seq), parse_uint(index, "index")),
         "zgs_getFileInfo": lambda root, need_available=False: service.file_info(parse_root(root)),
+        "deaios_peers": lambda: {"index": service.index, "peers": list(service.shares.urls)},
         "deaios_challenge": lambda seq, chunk: service.challenge(seq_root(seq), parse_uint(chunk, "chunkIndex")),
         "zgs_getFileInfoByTxSeq": lambda seq: (
             service.file_info(root, parse_uint(seq, "txSeq")) if (root := service.store.root_by_seq(
