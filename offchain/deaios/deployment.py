@@ -23,9 +23,9 @@ from typing import Any
 
 import click
 
+from deaios.deployment_session import TxOptions
 from deaios.units import AMOUNT
 
-from deaios.deployment_session import TxOptions
 
 @dataclass(frozen=True)
 class Area:
