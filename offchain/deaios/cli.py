@@ -24,6 +24,7 @@ AREAS: dict[str, str] = {
     "inft": "deaios.inft.cli:inft",
     "alignment": "deaios.alignment.cli:alignment",
     "market": "deaios.market.cli:market",
+    "train": "deaios.training.cli:train",
 }
 
 
