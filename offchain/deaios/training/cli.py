@@ -144,9 +144,11 @@ def start(job_file: Path, corpus_dir: Path | None, stack, key: str | None, as_js
 def worker(job_id: str, index: int | None, link_mbps: float | None, stop_after: int | None, single_thread: bool,
            stack, key: str | None, as_json: bool) -> None:
     """Run one worker of job ID until the job's last round (resuming from the latest checkpoint)."""
+    from deaios.training import runtime
+
     if single_thread:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+        runtime.single_thread()
+    runtime.configure()
     import logging
 
     from rich.console import Console
@@ -198,9 +200,10 @@ def worker(job_id: str, index: int | None, link_mbps: float | None, stop_after: 
     finally:
         net.close()
     emit(as_json, {"worker": w.index, "done": True, "round": state.round, "hash": state.hash(),
-                   "bytesSent": w.total_sent, "wireBytesSent": net.wire_sent},
+                   "bytesSent": w.total_sent, "wireBytesSent": dict(net.wire)},
          f"worker {w.index} done at round {state.round}: parameters {state.hash()}, sent {w.total_sent:,} B "
-         f"of pseudo-gradients ({net.wire_sent:,} B on the wire)")
+         f"of pseudo-gradients ({net.wire['exchange']:,} B on the wire for the exchanges, "
+         f"{net.wire['checkpoint']:,} B for checkpoints)")
 
 
 def _read(stack, job_id: str, job: Callable) -> Any:
@@ -275,10 +278,12 @@ def status(job_id: str, stack, key: str | None, as_json: bool) -> None:
 def sample(job_id: str, prompt: str, length: int, temperature: float, seed: int, stack, key: str | None,
            as_json: bool) -> None:
     """Generate text from job ID's latest checkpoint (the model record AI_<ID>)."""
+    from deaios.training import runtime
     from deaios.training.config import JobConfig
     from deaios.training.model import generate
     from deaios.training.state import GlobalState
 
+    runtime.configure()
     async def load(ledger, net) -> tuple[dict, dict, bytes]:
         record, model = await ledger.job(), await ledger.model_record()
         if not record:

@@ -72,6 +72,12 @@ class InnerTrainer:
             total, count = float(self._loss(current, jnp.asarray(windows))) * len(windows), len(windows)
         return total / count
 
+    def warm_up(self, params: Tree, windows: np.ndarray) -> None:
+        """Compile the training step and the evaluation (from the persistent cache when it has them)."""
+        batch = np.zeros((self.job.train.batch_size, self.job.model.seq_len + 1), np.int32)
+        self.run(params, self.init(params), lambda step: batch, 1)
+        self.evaluate(params, windows)
+
     def state_arrays(self, state: optax.OptState) -> list[np.ndarray]:
         return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(state)]
 

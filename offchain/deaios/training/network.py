@@ -4,14 +4,16 @@ JAX training runs on the main thread; everything that talks to the network runs 
 background thread (`submit` returns a concurrent Future), so an exchange can be in flight while the next
 round trains. Chain writes (Flow submissions of files and of KV transactions) are serialised by one lock,
 since they share the account's nonce. Every byte the process sends over HTTP to the storage and KV nodes
-is counted (`wire_sent`), and `link_mbps` simulates a slow link by adding bytes·8 / bandwidth seconds to
-each transfer of training payloads.
+is counted (`wire`, by the `purpose` of the task that sent it), and `link_mbps` simulates a slow link by
+adding bytes·8 / bandwidth seconds to each transfer of training payloads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextvars
 import tempfile
 import threading
 from collections.abc import Coroutine
@@ -26,6 +28,9 @@ from deaios.storage.client import StorageClient
 
 T = TypeVar("T")
 
+#: what the current task's traffic is for ("exchange", "checkpoint", "ledger"): wire bytes are counted per purpose
+purpose: contextvars.ContextVar[str] = contextvars.ContextVar("purpose", default="ledger")
+
 
 class Network:
     def __init__(self, stack: Stack, private_key: str | None, link_mbps: float | None = None) -> None:
@@ -33,7 +38,7 @@ class Network:
 
         self.stack, self.private_key, self.link_mbps = stack, private_key, link_mbps
         self.kv_address = Account.from_key(private_key).address if private_key else ""
-        self.wire_sent = 0
+        self.wire = collections.Counter[str]()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="deaios-train-net", daemon=True)
         self.thread.start()
@@ -43,7 +48,7 @@ class Network:
         trace = aiohttp.TraceConfig()
 
         async def on_chunk(session: object, ctx: object, params: aiohttp.TraceRequestChunkSentParams) -> None:
-            self.wire_sent += len(params.chunk)
+            self.wire[purpose.get()] += len(params.chunk)
 
         trace.on_request_chunk_sent.append(on_chunk)
         self.session = aiohttp.ClientSession(trace_configs=[trace])
@@ -52,6 +57,10 @@ class Network:
         self.storage = StorageClient(self.session, self.stack.node_urls, self.stack.rpc, self.stack.flow,
                                      self.private_key)
         self.lock = asyncio.Lock()
+
+    @property
+    def wire_sent(self) -> int:
+        return sum(self.wire.values())
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -62,6 +62,11 @@ class GlobalState:
             parts[s], self.outer_states[s] = self.outer.step(parts[s], self.outer_states[s], delta)
         self.params = stages.merge(parts)
 
+    def warm_up(self) -> None:
+        """Compile each stage's outer step (the state is left as it is)."""
+        for s, part in enumerate(self.stage_params()):
+            self.outer.step(part, self.outer_states[s], {k: np.zeros_like(v) for k, v in part.items()})
+
     def receive(self, avg: list[Tree]) -> None:
         if self.job.outer.delay:
             self.pending = avg

@@ -42,7 +42,8 @@ from deaios.training.inner import InnerTrainer
 from deaios.training.ledger import (
     Ledger, ckpt_key, claim_key, close_key, model_key, registry_stream, report_key,
 )
-from deaios.training.network import Network
+from deaios.errors import UserError
+from deaios.training.network import Network, purpose
 from deaios.training.outer import average
 from deaios.training.state import GlobalState, pack_local, unpack_local
 
@@ -77,7 +78,7 @@ class RoundLine:
     idle: float
     train_seconds: float
     bytes_sent: int
-    wire_sent: int
+    wire_sent: dict[str, int]
     hash: str
     reason: str
     compression: list[dict]
@@ -94,7 +95,7 @@ class RoundLine:
 async def load_job(ledger: Ledger, net: Network) -> tuple[JobConfig, dict[str, Any], Corpus]:
     record = await ledger.job()
     if not record:
-        raise JobStopped(f"job {ledger.job_id!r} does not exist in this stack's KV (start it with `deaios train "
+        raise UserError(f"job {ledger.job_id!r} does not exist in this stack's KV (start it with `deaios train "
                          f"start JOB.toml`)")
     job = JobConfig.from_json(record["config"])
     corpus = Corpus.load(await net.download(record["corpusRoot"]))
@@ -115,11 +116,14 @@ class Worker:
     def start(self) -> None:
         self.job, self.record, self.corpus = self.net.run(load_job(self.ledger, self.net))
         self.k = self.job.train.workers
-        self.index = self.net.run(self._claim())
         self.trainer = InnerTrainer(self.job)
+        self.windows = self.corpus.eval_windows(self.job.model.seq_len)
+        probe = GlobalState.initial(self.job)
+        self.trainer.warm_up(probe.params, self.windows)  # compile before taking part: rounds start together
+        probe.warm_up()
+        self.index = self.net.run(self._claim())
         self.compressor = Compressor(self.job.compression)
         self.shard = self.corpus.shard(self.k, self.index)
-        self.windows = self.corpus.eval_windows(self.job.model.seq_len)
         self.state, self.inner_state, self.residuals, self.position = self._resume()
         self.say(f"worker {self.index} of job {self.job_id}: from round {self.state.round} "
                  f"(data position {self.position})")
@@ -130,7 +134,7 @@ class Worker:
         if self.requested_index is not None:
             index = self.requested_index
             if not 0 <= index < self.k:
-                raise JobStopped(f"--index {index}: the job has workers 0…{self.k - 1}")
+                raise UserError(f"--index {index}: the job has workers 0…{self.k - 1}")
         else:
             free = [i for i in range(self.k) if i not in taken]
             if not free:
@@ -234,6 +238,7 @@ class Worker:
 
     async def exchange(self, r: int, deltas: list[Tree] | None, x_hash: str, extra: dict[str, Any]) -> ExchangeResult:
         """Round r's exchange; `deltas` None: only collect the average (a worker joining mid-round)."""
+        purpose.set("exchange")
         own_payloads: list[bytes] | None = None
         residuals, stats, sent, reported_at = None, [], 0, None
         if deltas is not None:
@@ -336,7 +341,7 @@ class Worker:
     def _show(self, r: int, loss: float, shown: ExchangeResult | None, idle: float, train_seconds: float,
               x_hash: str) -> None:
         self.on_round(RoundLine(r, loss, shown.members if shown else [], idle, train_seconds, self.total_sent,
-                                self.net.wire_sent, x_hash, shown.reason if shown else "in flight",
+                                dict(self.net.wire), x_hash, shown.reason if shown else "in flight",
                                 shown.stats if shown else [], shown.round if shown else None))
 
     def _collect(self, future: Future[ExchangeResult]) -> ExchangeResult:
@@ -369,11 +374,13 @@ class Worker:
         self._checkpointed_round = s
 
     async def _write_own(self, s: int, data: bytes) -> None:
+        purpose.set("checkpoint")
         root = await self.net.upload(data)
         await self.net.commit(self.net.kv.batch().set(self.ledger.stream, ckpt_key(s, self.index),
                                                       json.dumps({"path": f"log://{root}"})))
 
     async def _write_global(self, s: int, data: bytes, eval_loss: float, x_hash: str, final: bool) -> None:
+        purpose.set("checkpoint")
         root = await self.net.upload(data)
         record = {"name": self.job.name, "path": f"log://{root}", "round": s, "eval_loss": round(eval_loss, 5),
                   "job": self.job_id, "hash": x_hash, "final": final, "bytes": len(data)}
