@@ -109,9 +109,53 @@ def worker(run: RunningStack, job_id: str, index: int, *extra: str) -> subproces
                             cwd=project_root())
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 180) -> tuple[int, list[dict], str]:
-    out, err = proc.communicate(timeout=timeout)
+def finish(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[int, list[dict], str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"worker {proc.args} did not finish within {timeout:.0f} s:\n{err[-3000:]}")
     return proc.returncode, [json.loads(line) for line in out.splitlines() if line.startswith("{")], err
+
+
+@pytest.fixture(scope="module")
+def jobs(run: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Four jobs run at the same time (each with its own accounts), their workers as real processes:
+    "kill" (3 workers, worker 2 SIGKILLed after its first round), "straight" (2 workers, uninterrupted),
+    "resumed" (the same job as "straight": both workers stopped at the checkpoint of round 2, then restarted),
+    "forged" (worker 1's report of round 0 written by hand with another parameter hash)."""
+    tmp = tmp_path_factory.mktemp("jobs")
+    start_job(run, tmp, "kill", workers=3, deadline=6.0, keys=list(WORKER_KEYS[0:3]))
+    start_job(run, tmp, "straight", keys=list(WORKER_KEYS[3:5]))
+    start_job(run, tmp, "resumed", keys=list(WORKER_KEYS[5:7]))
+    start_job(run, tmp, "forged", delay=False, keys=list(WORKER_KEYS[7:9]))
+    forged = {"stages": ["0x" + "00" * 32] * 2, "hash": "0x" + "ab" * 32, "loss": 5.0, "position": 3, "bytes": 0}
+
+    async def forge(ledger, session):
+        kv = Client.from_stack(run.stack, session)
+        kv.private_key = dev_key(WORKER_KEYS[8])
+        return await kv.put(ledger.stream, report_key(0, 1), json.dumps(forged))
+
+    assert ledger_call(run.stack, "forged", forge).ok
+
+    def key(i: int) -> tuple[str, str]:
+        return "--key", dev_key(WORKER_KEYS[i])
+
+    kill = [worker(run, "kill", i, *key(i)) for i in range(3)]
+    straight = [worker(run, "straight", i, *key(3 + i)) for i in range(2)]
+    first_half = [worker(run, "resumed", i, *key(5 + i), "--stop-after", "2") for i in range(2)]
+    forger_victim = worker(run, "forged", 0, *key(7))
+    victim = kill[2]
+    assert victim.stdout is not None
+    first_line = json.loads(victim.stdout.readline())  # round 0 trained, its exchange started
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    halves = [finish(p) for p in first_half]
+    second_half = [worker(run, "resumed", i, *key(5 + i)) for i in range(2)]
+    return {"kill": [finish(p) for p in kill[:2]], "killed_first_line": first_line,
+            "straight": [finish(p) for p in straight], "first_half": halves,
+            "second_half": [finish(p) for p in second_half], "forged": finish(forger_victim)}
 
 
 def ledger_call(stack: Stack, job_id: str, job):
@@ -127,20 +171,12 @@ def hashes(stack: Stack, job_id: str) -> dict[int, set[str]]:
     return ledger_call(stack, job_id, job)
 
 
-def test_workers_meet_through_the_network_and_a_killed_worker_does_not_stop_the_round(run: RunningStack,
-                                                                                       tmp_path: Path) -> None:
-    start_job(run, tmp_path, "kill", workers=3, rounds=4, deadline=6.0)
-    procs = [worker(run, "kill", i) for i in range(3)]
-    victim = procs[2]
-    assert victim.stdout is not None
-    first = json.loads(victim.stdout.readline())  # round 0 trained and its exchange started
-    assert first["round"] == 0
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    results = [finish(p) for p in procs[:2]]
-    for code, lines, err in results:
+def test_workers_meet_through_the_network_and_a_killed_worker_does_not_stop_the_round(
+        run: RunningStack, jobs: dict, tmp_path: Path) -> None:
+    assert jobs["killed_first_line"]["round"] == 0
+    for code, lines, err in jobs["kill"]:
         assert code == 0, err
-    done = [lines[-1] for _, lines, _ in results]
+    done = [lines[-1] for _, lines, _ in jobs["kill"]]
     assert done[0]["done"] and done[0]["hash"] == done[1]["hash"] and done[0]["round"] == 4
     status = json.loads(cli(run, "train", "status", "kill", "--json").stdout)
     rows = {row["round"]: row for row in status["perRound"]}
@@ -175,37 +211,22 @@ def test_workers_meet_through_the_network_and_a_killed_worker_does_not_stop_the_
     assert len(json.loads(sample.stdout)["sample"]) > 0
 
 
-def test_resuming_from_a_checkpoint_follows_the_uninterrupted_trajectory(run: RunningStack, tmp_path: Path) -> None:
-    start_job(run, tmp_path, "straight", keys=[WORKER_KEYS[4], WORKER_KEYS[5]])
-    start_job(run, tmp_path, "resumed")
-    straight = [worker(run, "straight", i, "--key", dev_key(WORKER_KEYS[4 + i])) for i in range(2)]
-    first_half = [worker(run, "resumed", i, "--stop-after", "2") for i in range(2)]
-    for proc in first_half:
-        code, lines, err = finish(proc)
+def test_resuming_from_a_checkpoint_follows_the_uninterrupted_trajectory(run: RunningStack, jobs: dict) -> None:
+    for code, lines, err in jobs["first_half"]:
         assert code == 0, err
         assert lines[-1]["round"] == 2  # stopped at the checkpoint of round 2
-    second_half = [worker(run, "resumed", i) for i in range(2)]
-    ends = [finish(p) for p in straight + second_half]
+    ends = jobs["straight"] + jobs["second_half"]
     assert all(code == 0 for code, _, _ in ends), [err for _, _, err in ends]
-    assert "from round 2" in ends[2][2]  # the restarted worker loaded the checkpoint of round 2
+    assert all("from round 2" in err for _, _, err in jobs["second_half"])  # loaded the checkpoint of round 2
     a, b = hashes(run.stack, "straight"), hashes(run.stack, "resumed")
     assert sorted(a) == sorted(b) == [0, 1, 2, 3]
     assert all(len(a[r]) == 1 and a[r] == b[r] for r in a)
-    assert {lines[-1]["hash"] for _, lines, _ in ends} == {ends[0][1][-1]["hash"]}
+    assert len({lines[-1]["hash"] for _, lines, _ in ends}) == 1
 
 
-def test_a_parameter_hash_mismatch_stops_the_job(run: RunningStack, tmp_path: Path) -> None:
-    start_job(run, tmp_path, "forged", delay=False)
-    forged = {"stages": ["0x" + "00" * 32] * 2, "hash": "0x" + "ab" * 32, "loss": 5.0, "position": 3, "bytes": 0}
-
-    async def forge(ledger, session):
-        kv = Client.from_stack(run.stack, session)
-        kv.private_key = dev_key(WORKER_KEYS[1])
-        return await kv.put(ledger.stream, report_key(0, 1), json.dumps(forged))
-
-    assert ledger_call(run.stack, "forged", forge).ok
-    code, _, err = finish(worker(run, "forged", 0))
-    assert code == 1 and "parameter hash mismatch at round 0" in err and "0x" + "ab" * 32 in err
+def test_a_parameter_hash_mismatch_stops_the_job(run: RunningStack, jobs: dict) -> None:
+    code, _, err = jobs["forged"]
+    assert code == 1 and "parameter hash mismatch at round 0" in err and "0x" + "ab" * 32 in err, err
     status = json.loads(cli(run, "train", "status", "forged", "--json").stdout)
     assert "mismatch" in status["stopped"]["reason"]
 

@@ -112,19 +112,23 @@ class Ledger:
         entry = await self.kv.get(registry_stream(), model_key(self.job_id))
         return None if entry is None else _json(entry.value)
 
-    async def try_close(self, r: int, record: dict[str, Any], write) -> dict[str, Any]:
-        """Close round r with `record` unless someone closed it first; the close record that won.
-        `write(batch)` commits a batch (the caller serialises its chain writes)."""
+    async def put_if_absent(self, key: str, record: dict[str, Any], write) -> dict[str, Any]:
+        """Write `record` at `key` unless the key has a value (compare-and-swap through the KV read set);
+        the value that won. `write(batch)` commits a batch (the caller serialises its chain writes)."""
         version = await self.kv.snapshot()
-        existing = await self.get(close_key(r), version)
+        existing = await self.get(key, version)
         if existing:
             return existing
         batch = self.kv.batch(version if version is not None else 0)
-        batch.read(self.stream, close_key(r)).set(self.stream, close_key(r), json.dumps(record, sort_keys=True))
+        batch.read(self.stream, key).set(self.stream, key, json.dumps(record, sort_keys=True))
         outcome = await write(batch)
         if outcome.ok:
             return record
-        winner = await self.get(close_key(r))
+        winner = await self.get(key)
         if not winner:
-            raise KvError(f"closing round {r} was rejected ({outcome.result}) and no close record exists")
+            raise KvError(f"writing {key} was rejected ({outcome.result}) and it has no value")
         return winner
+
+    async def try_close(self, r: int, record: dict[str, Any], write) -> dict[str, Any]:
+        """Close round r with `record` unless someone closed it first; the close record that won."""
+        return await self.put_if_absent(close_key(r), record, write)

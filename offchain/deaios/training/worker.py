@@ -129,28 +129,39 @@ class Worker:
                  f"(data position {self.position})")
 
     async def _claim(self) -> int:
-        claims = await self.ledger.items("worker/")
-        taken = {int(key.split("/")[1]) for key in claims}
-        if self.requested_index is not None:
-            index = self.requested_index
-            if not 0 <= index < self.k:
-                raise UserError(f"--index {index}: the job has workers 0…{self.k - 1}")
-        else:
-            free = [i for i in range(self.k) if i not in taken]
-            if not free:
-                raise JobStopped(f"every worker slot of job {self.job_id} is claimed ({self.k}); restart a worker "
-                                 f"with --index I")
-            index = free[0]
-        if self.key_for is not None:
-            self.net.set_key(self.key_for(index))
-        claim = {"address": self.net.kv_address, "host": socket.gethostname(), "pid": os.getpid(),
-                 "at": int(time.time())}
-        outcome = await self.net.commit(self.net.kv.batch().set(self.ledger.stream, claim_key(index),
-                                                                 json.dumps(claim)))
-        if not outcome.ok:
-            raise JobStopped(f"account {self.net.kv_address} may not write job {self.job_id}'s ledger "
-                             f"({outcome.result}); the job's [train] accounts list who may")
-        return index
+        """This worker's slot: --index (a restart takes its slot back), else the first unclaimed one, taken by
+        compare-and-swap so that two workers starting together never share a slot."""
+        while True:
+            claims = await self.ledger.items("worker/")
+            taken = {int(key.split("/")[1]) for key in claims}
+            if self.requested_index is not None:
+                index = self.requested_index
+                if not 0 <= index < self.k:
+                    raise UserError(f"--index {index}: the job has workers 0…{self.k - 1}")
+            else:
+                free = [i for i in range(self.k) if i not in taken]
+                if not free:
+                    raise UserError(f"every worker slot of job {self.job_id} is claimed ({self.k}); restart a "
+                                    f"worker with --index I")
+                index = free[0]
+            if self.key_for is not None:
+                self.net.set_key(self.key_for(index))
+            claim = {"address": self.net.kv_address, "host": socket.gethostname(), "pid": os.getpid(),
+                     "at": time.time()}
+            if self.requested_index is not None:
+                outcome = await self.net.commit(self.net.kv.batch().set(self.ledger.stream, claim_key(index),
+                                                                        json.dumps(claim)))
+                won = claim if outcome.ok else {}
+            else:
+                won = await self.ledger.put_if_absent(claim_key(index), claim, self.net.commit)
+                outcome = None
+            if won == claim:
+                return index
+            if outcome is not None or not won:
+                result = outcome.result if outcome else "rejected"
+                raise JobStopped(f"account {self.net.kv_address} may not write job {self.job_id}'s ledger "
+                                 f"({result}); the job's [train] accounts list who may")
+            # another worker took this slot first: try the next free one
 
     def _resume(self) -> tuple[GlobalState, Any, list[Tree | None], int]:
         checkpoints = self.net.run(self.ledger.checkpoints())
@@ -276,7 +287,7 @@ class Worker:
         last: ExchangeResult | None = None
         self.local_at: dict[int, tuple[Any, int]] = {}
         self.total_sent = 0
-        if job.outer.delay and state.round < rounds:
+        if job.outer.delay and state.round < rounds and not self._expected(state.round):
             reported = self.net.run(self.ledger.reports(state.round))
             if reported and self.index not in reported:  # the others are past this round: join the next
                 x_hash = state.hash()
@@ -334,6 +345,13 @@ class Worker:
         return state
 
     _checkpointed_round = -1
+
+    def _expected(self, r: int) -> bool:
+        """Whether the others wait for this worker in round r (every slot in round 0, else the members of r − 1)."""
+        if r == 0:
+            return True
+        prev = self.net.run(self.ledger.get(close_key(r - 1)))
+        return bool(prev) and self.index in prev["members"]
 
     def _stopping(self) -> bool:
         return self.stop_after is not None and self._checkpointed_round >= self.stop_after
