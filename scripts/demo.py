@@ -18,7 +18,9 @@
    on the marketplace, re-encrypted for the buyer by the oracle, settled with its proofs;
 10. alignment nodes (scripts/demo_alignment.py): an operator with 3 licenses challenges every storage and DA
     node for one epoch; the killed DA node is flagged on chain, the licenses earn the epoch's reward;
-11. `deaios down`.
+11. DiLoCoX training (scripts/demo_training.py): 3 workers, a few rounds through the storage log and KV, one
+    worker SIGKILLed mid-run, the model registered in KV as AI_<job>, a sample generated from it;
+12. `deaios down`.
 
 Run with `make demo` (or `.venv/bin/python scripts/demo.py [--file F] [--nodes N]`).
 """
@@ -46,6 +48,7 @@ from rich.table import Table
 import demo_agents
 import demo_alignment
 import demo_compute
+import demo_training
 from deaios.kv import Client, stream_id
 from deaios.stack.config import Stack
 from deaios.stack.launcher import stop_stack
@@ -164,6 +167,7 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
     demo_agents.run(stack, console, show, work, {"name": "AI_100 agent", "model": f"log://{model_root}",
                                                  "system prompt": "You are a helpful 0G agent."})
     demo_alignment.run(stack, console, show, work)
+    demo_training.run(stack, console, show, work)
 
 
 def demo_da(stack: Stack, work: Path) -> None:

@@ -200,7 +200,8 @@ def worker(job_id: str, index: int | None, link_mbps: float | None, stop_after: 
     finally:
         net.close()
     emit(as_json, {"worker": w.index, "done": True, "round": state.round, "hash": state.hash(),
-                   "bytesSent": w.total_sent, "wireBytesSent": dict(net.wire)},
+                   "bytesSent": w.total_sent, "wireBytesSent": dict(net.wire),
+                   "finalIdleSeconds": round(w.final_idle, 3)},
          f"worker {w.index} done at round {state.round}: parameters {state.hash()}, sent {w.total_sent:,} B "
          f"of pseudo-gradients ({net.wire['exchange']:,} B on the wire for the exchanges, "
          f"{net.wire['checkpoint']:,} B for checkpoints)")

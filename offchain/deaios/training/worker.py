@@ -336,7 +336,9 @@ class Worker:
                 break
         else:
             if inflight:
+                waited = time.perf_counter()
                 last = self._collect(inflight)
+                self.final_idle = time.perf_counter() - waited
                 state.receive(last.avg)
             state.finish()
             self._checkpoint(state, last, final=True)
@@ -345,6 +347,7 @@ class Worker:
         return state
 
     _checkpointed_round = -1
+    final_idle = 0.0  # with the delay: the wait for the last round's exchange after training ended
 
     def _expected(self, r: int) -> bool:
         """Whether the others wait for this worker in round r (every slot in round 0, else the members of r − 1)."""
