@@ -16,7 +16,7 @@ NPM_STAMP := node_modules/.installed
 SOLC_STAMP := $(VENV)/.solc-registered
 
 # Test areas, longest first (see `test`).
-TEST_AREAS := storage compute da alignment inft market kv
+TEST_AREAS := storage compute da alignment training inft market kv
 
 .PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo bench clean
 

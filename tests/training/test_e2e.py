@@ -116,6 +116,8 @@ def finish(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[int, list
         proc.kill()
         out, err = proc.communicate()
         pytest.fail(f"worker {proc.args} did not finish within {timeout:.0f} s:\n{err[-3000:]}")
+    if proc.returncode not in (0, 1):
+        err = f"exit code {proc.returncode} of {proc.args}; stdout tail: {out[-1500:]!r}; stderr: {err[-3000:]}"
     return proc.returncode, [json.loads(line) for line in out.splitlines() if line.startswith("{")], err
 
 

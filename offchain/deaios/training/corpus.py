@@ -15,6 +15,7 @@ seq_len + 1 bytes, so a restarted worker continues with exactly the batches it w
 from __future__ import annotations
 
 import hashlib
+import os
 import sysconfig
 from pathlib import Path
 
@@ -26,14 +27,22 @@ from deaios.training.config import CorpusConfig
 SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idlelib", "__pycache__"}
 
 
+def _walk(root: Path, suffix: str = "") -> list[Path]:
+    """Files under root (skipping SKIP_DIRS without descending into them), in path order."""
+    out = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS)
+        out.extend(Path(directory) / name for name in sorted(files) if name.endswith(suffix))
+    return out
+
+
 def stdlib_files() -> tuple[Path, list[Path]]:
     root = Path(sysconfig.get_paths()["stdlib"])
-    files = [p for p in root.rglob("*.py") if not SKIP_DIRS.intersection(p.relative_to(root).parts[:-1])]
-    return root, files
+    return root, _walk(root, ".py")
 
 
 def dir_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and not SKIP_DIRS.intersection(p.relative_to(root).parts)]
+    return _walk(root)
 
 
 def build(config: CorpusConfig, directory: Path | None = None) -> tuple[bytes, dict[str, object]]:

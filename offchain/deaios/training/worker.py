@@ -116,6 +116,8 @@ class Worker:
     def start(self) -> None:
         self.job, self.record, self.corpus = self.net.run(load_job(self.ledger, self.net))
         self.k = self.job.train.workers
+        if self.requested_index is not None and not 0 <= self.requested_index < self.k:
+            raise UserError(f"--index {self.requested_index}: the job has workers 0…{self.k - 1}")
         self.trainer = InnerTrainer(self.job)
         self.windows = self.corpus.eval_windows(self.job.model.seq_len)
         probe = GlobalState.initial(self.job)
