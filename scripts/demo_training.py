@@ -1,7 +1,7 @@
 """`make demo`, training step: a DiLoCoX job whose three workers meet only through the stack — driven through
 the `deaios train` CLI.
 
-1. `deaios train start JOB.toml`: a small byte-level transformer, 3 workers × 4 rounds × 10 inner steps,
+1. `deaios train start JOB.toml`: a small byte-level transformer, 3 workers × 4 rounds × 40 inner steps,
    one-step delay and adaptive compression; the corpus (Python standard library sources) and the job file
    go to the log, the job record to KV;
 2. three `deaios train worker` processes (the training dev keys): each round a compressed pseudo-gradient per
@@ -40,7 +40,7 @@ seq_len = 32
 [train]
 workers = 3
 rounds = 4
-inner_steps = 10
+inner_steps = 40
 batch_size = 8
 warmup_steps = 5
 [outer]

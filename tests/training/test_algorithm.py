@@ -127,9 +127,12 @@ def test_checkpoint_round_trip_keeps_params_outer_state_pending_and_positions() 
     blob = state.pack()
     with pytest.raises(ValueError):
         GlobalState.unpack(job, blob.replace(b'"hash":"0x', b'"hash":"0y', 1))
-    local = pack_local([np.arange(3.0)], [None, {"w": np.ones(2, np.float32)}], 12, {"worker": 1})
-    inner, residuals, position, _ = unpack_local(local)
+    local = pack_local([np.arange(3.0)], [None, {"w": np.ones(2, np.float32)}], 12, {"w": np.zeros(2, np.float32)},
+                       {"worker": 1})
+    inner, residuals, position, carry, _ = unpack_local(local)
     assert position == 12 and residuals[0] is None and residuals[1]["w"].tolist() == [1, 1]
+    assert carry is not None and carry["w"].tolist() == [0, 0]
+    assert unpack_local(pack_local([], [None], 0, None, {}))[3] is None
 
 
 def test_stages_cover_every_parameter_once() -> None:

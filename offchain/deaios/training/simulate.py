@@ -48,15 +48,19 @@ def run_diloco(job: JobConfig, corpus: Corpus, name: str, log: Callable[[str], N
     residuals: list[list] = [[None] * job.outer.stages for _ in range(k)]
     windows = corpus.eval_windows(job.model.seq_len)
     sent, curve, started = 0, [], time.perf_counter()
+    carry: list[dict | None] = [None] * k  # with the delay: each worker's last pseudo-gradient
     for r in range(job.train.rounds):
-        start = state.params
         deltas: list[list] = []
         for i in range(k):
+            start = state.params if carry[i] is None else {n: (v - carry[i][n]).astype(np.float32)
+                                                           for n, v in state.params.items()}
             local, inner_states[i], _ = trainer.run(
                 start, inner_states[i],
                 lambda step, i=i: batch_at(shards[i], job.train.seed, i, r * h + step, job.train.batch_size,
                                            job.model.seq_len), h)
             per_stage = []
+            if job.outer.delay:
+                carry[i] = {n: (start[n] - local[n]).astype(np.float32) for n in start}
             for s, (g, l) in enumerate(zip(stages.split(start, state.groups), stages.split(local, state.groups))):
                 delta = {n: (g[n] - l[n]).astype(np.float32) for n in g}
                 payload, residuals[i][s], _ = compressor.compress(delta, residuals[i][s])

@@ -7,13 +7,18 @@ the one-step delay — the averaged pseudo-gradient of round r − 1, received b
     advance():       no delay: r ← r + 1                    delay: x ← Outer(x, pending) (if any); r ← r + 1
 
 A worker without delay ends round r with exchange(r) → receive → advance. With the delay it ends round r
-with receive(avg_{r−1}) (the exchange that ran during round r) → advance → starts exchange(r) in the
-background and trains round r + 1 from x_{r+1} = Outer(x_r, avg_{r−1}): the update lands one round late.
+with receive(avg_{r−1}) (the exchange that ran during round r) → advance (x_{r+1} = Outer(x_r, avg_{r−1}))
+→ starts exchange(r) in the background and trains round r + 1: the update lands one round late.
 `finish()` applies the last pending average, so both variants make the same number of outer steps. A
 worker that joins replays closed rounds from the log with the same two functions.
 
+With the delay, a worker does not restart each round from x_r (which lacks the average still in flight,
+so its next pseudo-gradient would count the same progress twice): it starts round r from x_r − Δ_{r−1},
+its own last pseudo-gradient on top of the global weights, and Δ_r is measured from that start.
+
 A checkpoint of S_r (`pack`/`unpack`, a tensorfile) also records each worker's data position; a worker's
-own state at round r (inner AdamW state, error-feedback residuals, data position) is a separate file.
+own state at round r (inner AdamW state, error-feedback residuals, data position, Δ_{r−1}) is a separate
+file.
 """
 
 from __future__ import annotations
@@ -114,20 +119,25 @@ class GlobalState:
         return state, meta
 
 
-def pack_local(inner_arrays: list[np.ndarray], residuals: list[Tree | None], position: int, meta: dict) -> bytes:
-    """A worker's own state at the start of a round: inner optimizer state, residuals, data position."""
+def pack_local(inner_arrays: list[np.ndarray], residuals: list[Tree | None], position: int, carry: Tree | None,
+               meta: dict) -> bytes:
+    """A worker's own state at the start of a round: inner optimizer state, residuals, data position, and
+    (with the delay) its last pseudo-gradient, which its next round starts from."""
     arrays = {f"inner|{j}": a for j, a in enumerate(inner_arrays)}
     for s, part in enumerate(residuals):
         for k, v in sorted((part or {}).items()):
             arrays[f"residual|{s}|{k}"] = v
+    for k, v in sorted((carry or {}).items()):
+        arrays[f"carry|{k}"] = v
     return tensorfile.pack(arrays, {**meta, "position": position, "stages": len(residuals)})
 
 
-def unpack_local(data: bytes) -> tuple[list[np.ndarray], list[Tree | None], int, dict]:
+def unpack_local(data: bytes) -> tuple[list[np.ndarray], list[Tree | None], int, Tree | None, dict]:
     arrays, meta = tensorfile.unpack(data)
     inner = [arrays[f"inner|{j}"] for j in range(sum(1 for k in arrays if k.startswith("inner|")))]
     residuals: list[Tree | None] = []
     for s in range(int(meta["stages"])):
         part = {k.split("|", 2)[2]: v for k, v in arrays.items() if k.startswith(f"residual|{s}|")}
         residuals.append(part or None)
-    return inner, residuals, int(meta["position"]), meta
+    carry = {k.split("|", 1)[1]: v for k, v in arrays.items() if k.startswith("carry|")}
+    return inner, residuals, int(meta["position"]), carry or None, meta

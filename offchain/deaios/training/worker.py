@@ -175,7 +175,7 @@ class Worker:
             state, _ = GlobalState.unpack(self.job, self.net.run(self.net.download(root)))
             own = self.net.run(self.ledger.get(ckpt_key(s, self.index)))
             if own:
-                arrays, residuals, position, _ = unpack_local(self.net.run(self.net.download(
+                arrays, residuals, position, self.carry, _ = unpack_local(self.net.run(self.net.download(
                     own["path"].removeprefix("log://"))))
                 inner_state = self.trainer.state_from_arrays(state.params, arrays)
             else:
@@ -298,8 +298,12 @@ class Worker:
         while state.round < rounds:
             r = state.round
             self.local_at = {k: v for k, v in self.local_at.items() if k >= r - 2}
-            self.local_at[r] = (self.inner_state, self.position)
-            x_r, x_hash = state.params, state.hash()
+            self.local_at[r] = (self.inner_state, self.position, self.carry)
+            x_hash = state.hash()
+            # with the delay a worker continues from its own progress on top of the global weights, which
+            # lack the average still in flight: start = x − Δ_{r−1} (its last pseudo-gradient)
+            x_r = state.params if self.carry is None else {n: (v - self.carry[n]).astype(np.float32)
+                                                           for n, v in state.params.items()}
             started = time.perf_counter()
             start_position = self.position
             local, self.inner_state, loss = self.trainer.run(
@@ -311,6 +315,8 @@ class Worker:
             train_seconds = time.perf_counter() - started
             deltas = [{n: (g[n] - l[n]).astype(np.float32) for n in g}
                       for g, l in zip(stages.split(x_r, state.groups), stages.split(local, state.groups))]
+            if job.outer.delay:
+                self.carry = stages.merge(deltas)
             extra = {"loss": loss, "position": self.position, "trainSeconds": round(train_seconds, 3)}
             idle_started = time.perf_counter()
             if job.outer.delay:
@@ -349,6 +355,7 @@ class Worker:
         return state
 
     _checkpointed_round = -1
+    carry: Tree | None = None  # with the delay: this worker's last pseudo-gradient (its progress not yet global)
     final_idle = 0.0  # with the delay: the wait for the last round's exchange after training ended
 
     def _expected(self, r: int) -> bool:
@@ -385,8 +392,8 @@ class Worker:
         lowest index on the final one) and this worker's own state."""
         s = state.round
         closer = result.closed_by == self.index if result else self.index == 0
-        inner, position = self.local_at.get(s, (self.inner_state, self.position))
-        own = pack_local(self.trainer.state_arrays(inner), self.residuals, position,
+        inner, position, carry = self.local_at.get(s, (self.inner_state, self.position, self.carry))
+        own = pack_local(self.trainer.state_arrays(inner), self.residuals, position, carry,
                          {"job": self.job_id, "round": s, "worker": self.index})
         self.futures.append(self.net.submit(self._write_own(s, own)))
         if closer:
