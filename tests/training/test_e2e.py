@@ -85,7 +85,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         yield running
 
 
-def cli(run: RunningStack, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(run: RunningStack, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return deaios(*args, "--stack", str(run.dir), home=run.home, timeout=timeout)
 
 
