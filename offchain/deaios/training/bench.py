@@ -30,6 +30,9 @@ from deaios.bench import emit
 
 def bench_job(workers: int, rounds: int, inner_steps: int, d_model: int, layers: int, seq_len: int, batch: int,
               delay: bool, compression: str, job_id: str = "bench") -> str:
+    """The benchmark's job file. With the one-step delay the outer momentum is 0.6 instead of 0.9: the stale
+    average applied with momentum 0.9 oscillated (docs/benchmarks.md, DiLoCoX training)."""
+    momentum = 0.6 if delay else 0.9
     return f"""
 [job]
 id = "{job_id}"
@@ -49,6 +52,7 @@ warmup_steps = {min(50, inner_steps * rounds // 10)}
 [outer]
 stages = 2
 delay = {str(delay).lower()}
+momentum = {momentum}
 [compression]
 mode = "{compression}"
 [elastic]
