@@ -46,6 +46,7 @@ warmup_steps = 5
 [outer]
 stages = 2
 delay = true
+momentum = 0.6
 [compression]
 mode = "adaptive"
 [elastic]
