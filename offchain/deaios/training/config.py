@@ -63,7 +63,7 @@ class OuterConfig:
 @dataclass(frozen=True)
 class CompressionConfig:
     mode: str = "adaptive"  # "adaptive": low rank + int4/int8 with error feedback; "none": fp32
-    energy: float = 0.5  # smallest rank keeping this share of a matrix's squared singular values
+    energy: float = 0.8  # smallest rank keeping this share of a matrix's squared singular values
     int4_max_error: float = 0.15  # int4 when its measured relative error is at most this, else int8
     max_rank_fraction: float = 0.25  # rank at most this share of min(rows, cols)
     block: int = 64  # values per quantization scale
