@@ -185,8 +185,8 @@ def test_workers_meet_through_the_network_and_a_killed_worker_does_not_stop_the_
     rows = {row["round"]: row for row in status["perRound"]}
     # every round ends with one parameter hash across the workers that reported it
     assert all(row["hashes"] == 1 for row in rows.values()) and sorted(rows) == [0, 1, 2, 3]
-    # worker 2 died after its report of its first round at most: a round closed at its deadline without it, and the
-    # survivors went on to the end (a survivor may miss a round's deadline too on a loaded machine)
+    # worker 2 died after its report of its first round at most: a round closed at its deadline without
+    # it, and the survivors went on to the end (a survivor may miss a round's deadline on a loaded machine)
     assert all(2 not in rows[r]["members"] for r in rows if r > killed_at) and all(rows[r]["members"] for r in rows)
     assert any(row["closed"] == "deadline" for row in rows.values())
     assert status["bytesExchanged"] > 0 and status["stopped"] is None
