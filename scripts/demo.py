@@ -20,9 +20,11 @@
    on the marketplace, re-encrypted for the buyer by the oracle, settled with its proofs;
 10. alignment nodes (scripts/demo_alignment.py): an operator with 3 licenses challenges every storage and DA
     node for one epoch; the killed DA node is flagged on chain, the licenses earn the epoch's reward;
-11. `deaios status`: every process (the killed nodes down) and what the network now holds — the same
+11. DiLoCoX training (scripts/demo_training.py): 3 workers, a few rounds through the storage log and KV, one
+    worker SIGKILLed mid-run, the model registered in KV as AI_<job>, a sample generated from it;
+12. `deaios status`: every process (the killed nodes down) and what the network now holds — the same
     picture as the dashboard `deaios up` serves (its URL is printed at the start: open it while the demo runs);
-12. `deaios down`.
+13. `deaios down`.
 
 Run with `make demo` (or `.venv/bin/python scripts/demo.py [--file F] [--nodes N]`).
 """
@@ -51,6 +53,7 @@ import demo_agents
 import demo_alignment
 import demo_compute
 import demo_rollup
+import demo_training
 from deaios.kv import Client, stream_id
 from deaios.stack.config import Stack
 from deaios.stack.launcher import stop_stack
@@ -171,6 +174,7 @@ def run_demo(stack: Stack, file_path: Path | None, work: Path) -> None:
     demo_agents.run(stack, console, show, work, {"name": "AI_100 agent", "model": f"log://{model_root}",
                                                  "system prompt": "You are a helpful 0G agent."})
     demo_alignment.run(stack, console, show, work)
+    demo_training.run(stack, console, show, work)
     console.rule("deaios status")
     subprocess.run([sys.executable, "-m", "deaios.cli", "status", "--stack", str(stack.path)], check=True)
 

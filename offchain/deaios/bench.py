@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "storage": "deaios.storage.bench:storage",
     "kv": "deaios.kv.bench:kv",
     "da": "deaios.da.bench:da",
+    "train": "deaios.training.bench:train",
 }
 
 

@@ -32,6 +32,7 @@ AREAS: dict[str, str] = {
     "market": "deaios.market.cli:market",
     "dashboard": "deaios.dashboard.cli:dashboard",
     "status": "deaios.dashboard.cli:status",
+    "train": "deaios.training.cli:train",
 }
 
 

@@ -56,7 +56,7 @@ DEV_ACCOUNTS = 30
 #: Who uses which dev key in a local stack (index into the mnemonic's m/44'/60'/0'/0/i keys).
 DEV_KEY_ROLES = {"deployer/user": 0, "compute provider": 1, "DA nodes": range(2, 10),
                  "alignment operators": range(10, 15), "INFT oracle": 15, "demo users": range(16, 20),
-                 "DA disperser": 20}
+                 "DA disperser": 20, "training workers": range(21, 30)}
 
 _REQUIRED = ("rpc", "chain_id", "contracts", "indexer", "storage_nodes", "private_key")
 
