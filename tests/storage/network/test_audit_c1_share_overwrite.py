@@ -1,0 +1,104 @@
+"""Audit C1 — anyone overwrites erasure shares (docs/audit.md, "Off-chain services").
+
+The attack: `PUT /deaios/v1/shares/<root>` with random bytes of the right length, sent to every storage node
+by someone holding no key and paying no fee. Against the code before the fix every node replaced its shares
+(the crc32 was recomputed over the garbage, so scrub and repair never noticed) and the file could no longer
+be downloaded; a file still waiting for its shares even turned FINALIZED with garbage. The fix: placement
+is authenticated (the submitter's or a peer node's signature), shares are write-once, data shares carry a
+merkle proof against their segment root, parity shares are checked by decoding before a file is FINALIZED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+import requests
+
+from deaios.stack.config import Stack
+from deaios.storage.client import StorageClient
+from deaios.storage.erasure import ErasureCode, data_segments, segment_lengths
+from deaios.storage.flow_client import FlowClient
+from deaios.storage.merkle import FileMerkleTree
+
+SIZE = 3 * 262_144 + 5_000  # 4 segments, the last one short
+
+
+def forged_body(code: ErasureCode, size: int) -> bytes:
+    """Random bytes exactly as long as a node's shares of every data segment of a `size`-byte file."""
+    lengths = segment_lengths(size)[:data_segments(size)]
+    return os.urandom(sum(code.share_size(length) for length in lengths))
+
+
+def forge_everywhere(stack: Stack, root: str, size: int, with_roots: bytes | None = None) -> list[int]:
+    """The attacker's PUTs (no key, no signature) to every node; the HTTP status of each share PUT."""
+    code = ErasureCode.for_nodes(len(stack.node_urls))
+    statuses = []
+    for url in stack.node_urls:
+        if with_roots is not None:
+            requests.put(f"{url}/deaios/v1/roots/{root}", data=with_roots, timeout=10)
+        reply = requests.put(f"{url}/deaios/v1/shares/{root}", params={"first": 0, "count": data_segments(size)},
+                             data=forged_body(code, size), timeout=10)
+        statuses.append(reply.status_code)
+    return statuses
+
+
+def upload(stack: Stack, path: Path) -> str:
+    async def go() -> str:
+        async with aiohttp.ClientSession() as session:
+            client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key)
+            return (await client.upload(path)).root
+    return asyncio.run(go())
+
+
+def download(stack: Stack, root: str, out: Path) -> bytes:
+    async def go() -> None:
+        async with aiohttp.ClientSession() as session:
+            await StorageClient(session, stack.node_urls).download(root, out)
+    asyncio.run(go())
+    return out.read_bytes()
+
+
+def file_infos(stack: Stack, root: str) -> list[dict]:
+    infos = []
+    for url in stack.node_urls:
+        reply = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "zgs_getFileInfo",
+                                         "params": [root, False]}, timeout=10).json()
+        infos.append(reply["result"])
+    return infos
+
+
+@pytest.mark.xfail(strict=True, reason="exploit C1: unauthenticated share PUTs overwrite every node's shares")
+def test_forged_shares_from_anyone_leave_every_file_downloadable(stack: Stack, tmp_path: Path) -> None:
+    data = random.Random(11).randbytes(SIZE)
+    src = tmp_path / "victim.bin"
+    src.write_bytes(data)
+    root = upload(stack, src)
+    statuses = forge_everywhere(stack, root, SIZE)
+    time.sleep(2.5)  # a repair pass on every node
+    assert download(stack, root, tmp_path / "copy.bin") == data
+    assert all(400 <= status < 500 for status in statuses), statuses
+
+
+@pytest.mark.xfail(strict=True, reason="exploit C1: garbage shares turn a submitted file FINALIZED")
+def test_forged_shares_cannot_finalize_a_pending_file(stack: Stack, tmp_path: Path) -> None:
+    data = random.Random(12).randbytes(SIZE)
+    src = tmp_path / "pending.bin"
+    src.write_bytes(data)
+    tree = FileMerkleTree.from_bytes(data)
+    root = "0x" + tree.root.hex()
+    FlowClient(stack.rpc, stack.flow, stack.private_key).submit(tree.submission())
+    deadline = time.monotonic() + 30
+    while not all(file_infos(stack, root)):
+        assert time.monotonic() < deadline, "the nodes did not see the submission"
+        time.sleep(0.1)
+    # the attacker knows the file (it is public) and so its segment roots, but has no key
+    forge_everywhere(stack, root, SIZE, with_roots=tree.segment_roots)
+    assert not any(info["finalized"] for info in file_infos(stack, root))
+    assert upload(stack, src) == root  # the honest uploader resumes the submission
+    assert download(stack, root, tmp_path / "copy.bin") == data
