@@ -151,7 +151,7 @@ def test_four_nodes_down_is_reported_not_garbled(stack_run, files, tmp_path: Pat
         out = tmp_path / "lost.out"
         proc = deaios("storage", "download", root, "-o", str(out), "--stack", str(stack_run.dir / "stack.json"),
                       home=stack_run.home)
-        assert proc.returncode == 2 and "fewer than 7 valid shares" in proc.stderr
+        assert proc.returncode == 2 and "7 are needed" in proc.stderr, proc.stderr
         assert not out.exists()
 
 
