@@ -15,7 +15,8 @@ op-batcher and op-node talk to a "DA server" over HTTP (OP's `op-alt-da` `DAClie
 * ``GET /health`` → 200.
 
 Errors: 400 malformed commitment or empty body, 413 body larger than a DA blob (4,063,232 bytes), 404 unknown
-commitment, 500 dispersal or retrieval failed (op-batcher / op-node retry).
+commitment, 429 too many requests at once (at most 4 served, 64 waiting), 500 dispersal or retrieval failed
+(op-batcher / op-node retry).
 
 The DA layer byte is not apportioned by OP's spec (DA layers coordinate in a discussion);
 deaios uses DA_LAYER_BYTE = 0x30 ("0", as in 0G) by default, `--da-layer-byte` to change it.
@@ -36,6 +37,7 @@ from deaios._keccak import keccak256
 from deaios.da.chain import DAChainError
 from deaios.da.client import BlobRef, DAClient, DAClientError
 from deaios.da.encoding import MAX_DATA
+from deaios.service_limits import Limits, guard
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +127,16 @@ class AltDAServer:
         self.da_layer = da_layer
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_DATA)  # larger bodies: 413 from aiohttp
+        app = web.Application(client_max_size=MAX_DATA)  # larger bodies: 413
         for method in ("PUT", "POST"):
             app.router.add_route(method, "/put", self.put_generic)
             app.router.add_route(method, "/put/", self.put_generic)
             app.router.add_route(method, "/put/{commitment}", self.put_keccak)
         app.router.add_get("/get/{commitment}", self.get)
         app.router.add_get("/health", self.health)
-        return app
+        puts = {(method, route): MAX_DATA for method in ("PUT", "POST")
+                for route in ("/put", "/put/", "/put/{commitment}")}
+        return guard(app, Limits(bodies=puts, default_body=0, active=4, waiting=64))
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > MAX_DATA:
