@@ -8,30 +8,40 @@ JSON-RPC on POST / (same shapes as 0G's indexer):
   "latency": ms, "since": unix seconds the node has been up since}`.
 - `indexer_getNodeLocations()` → `{url: {"city", "region", "country", "location", "timezone"}}` for the
   live nodes (all on this machine).
-- `indexer_getFileLocations(root)` → ShardedNode list of the live nodes whose `zgs_getFileInfo(root, true)`
-  says the file is finalized (every finalized node can serve the whole file: it rebuilds segments from
-  the erasure shares of its peers); `[]` when none.
+- `indexer_getFileLocations(root)` → ShardedNode list of the live nodes once one of them says the file is
+  finalized (`zgs_getFileInfo(root, true)`; every node can then serve the whole file: it rebuilds segments
+  from the erasure shares of its peers); `[]` when none. At most `FANOUT` nodes are asked per root (not
+  every node: one call must not turn into a call to each node), and the answer is cached for
+  `LOCATION_TTL` seconds.
 
-Node liveness is probed concurrently with a short timeout and cached for `PROBE_TTL` seconds.
+Node liveness is probed concurrently with a short timeout and cached for `PROBE_TTL` seconds. Bodies are
+limited (16 KiB per call) and requests served at once are bounded (`deaios.service_limits`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
+from deaios.service_limits import OWN_LIMIT, Limits, guard, read_capped
 
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 1.0  # seconds per zgs_* probe
 PROBE_TTL = 1.0  # seconds a liveness probe is reused
+FANOUT = 3  # nodes asked about one root
+LOCATION_TTL = 2.0  # seconds a file-location answer is reused
+LOCATION_CACHE = 4096  # roots remembered
+MAX_NODE_REPLY = 1 << 20
 LOCAL_LOCATION = {"city": "localhost", "region": "local", "country": "local", "location": "0.0000,0.0000",
                   "timezone": "UTC"}
 
@@ -57,13 +67,15 @@ class Indexer:
         self._live: list[_NodeState] = []
         self._probe_lock = asyncio.Lock()
         self._id = 0
+        self._locations: OrderedDict[str, tuple[float, bool]] = OrderedDict()  # root -> (when, finalized)
+        self._next = 0  # where the next fan-out starts (spreads the load over the nodes)
 
     async def _call(self, url: str, method: str, *params: object) -> object:
         """One JSON-RPC call to a node; raises on transport errors and JSON-RPC errors."""
         self._id += 1
         async with self.session.post(url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
                                                 "params": list(params)}, timeout=self.timeout) as resp:
-            body = await resp.json(content_type=None)
+            body = json.loads(await read_capped(resp, MAX_NODE_REPLY))
         if not isinstance(body, dict) or "error" in body:
             raise RuntimeError(f"{method}: {body.get('error') if isinstance(body, dict) else body!r}")
         return body.get("result")
@@ -125,6 +137,20 @@ class Indexer:
         found = await asyncio.gather(*(holds(node) for node in nodes))
         return [self._sharded(node) for node, ok in zip(nodes, found) if ok]
 
+    async def _finalized_somewhere(self, root: str, nodes: list[_NodeState]) -> bool:
+        """Whether one of at most FANOUT live nodes (rotating) reports `root` finalized."""
+        if not nodes:
+            return False
+        start, self._next = self._next % len(nodes), self._next + 1
+        for node in (nodes[(start + i) % len(nodes)] for i in range(min(FANOUT, len(nodes)))):
+            try:
+                info = await self._call(node.url, "zgs_getFileInfo", root, True)
+            except Exception:
+                continue
+            if isinstance(info, dict) and info.get("finalized"):
+                return True
+        return False
+
     def methods(self) -> dict:
         return {
             "indexer_getShardedNodes": self.get_sharded_nodes,
@@ -135,8 +161,8 @@ class Indexer:
 
 def build_app(indexer: Indexer) -> web.Application:
     app = web.Application()
-    app.router.add_post("/", JsonRpcEndpoint(indexer.methods(), max_body=1 << 20))
-    return app
+    app.router.add_post("/", JsonRpcEndpoint(indexer.methods(), max_body=16 << 10))
+    return guard(app, Limits(bodies={("POST", "/"): OWN_LIMIT}))
 
 
 async def serve(host: str, port: int, node_urls: list[str]) -> None:

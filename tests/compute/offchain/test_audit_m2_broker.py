@@ -19,26 +19,11 @@ import asyncio
 import json
 
 import aiohttp
-import pytest
-from test_broker import (  # noqa: F401 (addresses, rpc: fixtures)
-    IN_PRICE, OUT_PRICE, _headers, _post, addresses, max_receipt_headers, rpc, start_broker, user_client,
+from test_broker import (  # noqa: F401 (addresses, broker, rpc, tee_broker: fixtures)
+    IN_PRICE, OUT_PRICE, _headers, _post, addresses, broker, max_receipt_headers, rpc, tee_broker, user_client,
 )
 
 from deaios.compute.backend import count_tokens
-
-
-@pytest.fixture
-def broker(rpc, addresses, prov, tmp_path):
-    running = start_broker(rpc, addresses, prov, tmp_path)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def tee_broker(rpc, addresses, prov, tmp_path):
-    running = start_broker(rpc, addresses, prov, tmp_path, settlement="tee")
-    yield running
-    running.stop()
 
 
 def _post_twice(url: str, body: bytes, headers: dict) -> list[int]:

@@ -29,11 +29,11 @@ from pathlib import Path
 import pytest
 import requests
 from aiohttp import web
+from da_network_helpers import put_blob
 from eth_account import Account
 
 from deaios.da import bls
 from deaios.da.chain import DAChain
-from deaios.da.encoding import columns_of_rows
 
 DUPLICATES = 20_000
 
@@ -53,11 +53,7 @@ def call(url: str, method: str, *params: object, timeout: float = 120) -> dict:
 
 @pytest.fixture(scope="module")
 def blob(net, client):
-    data = os.urandom(300_000)
-    ref = asyncio.run(client.put(data)).ref
-    node = net["nodes"][0]
-    quorum = net["chain"].quorum(ref.epoch, ref.quorum_id)
-    column = columns_of_rows(quorum.rows_of(node.address), quorum.rows)[0]
+    ref, node, column = put_blob(net, client, 300_000)
     return {"ref": ref, "node": node, "column": column}
 
 

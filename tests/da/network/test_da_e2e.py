@@ -13,16 +13,14 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
-import ape
 import pytest
 from click.testing import CliRunner
-from da_network_helpers import deaios_cli
+from da_network_helpers import deaios_cli, put_blob
 from deaios.cli import main as deaios_main
 from deaios.da import altda, bls
 from deaios.da.chain import DAChain
-from deaios.da.client import BlobRef, DAClient, DAClientError
-from deaios.da.encoding import MAX_DATA, Encoder, columns_of_rows, encode
-from deaios.deployment import load_script
+from deaios.da.client import BlobRef, DAClientError
+from deaios.da.encoding import MAX_DATA, columns_of_rows, encode
 from deaios.jsonrpc import RpcCallError, rpc_call
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -189,11 +187,7 @@ def test_op_altda_server_errors(altda_url):
 
 
 def test_expired_blobs_are_pruned(net, client):
-    data = os.urandom(5_000)
-    ref = asyncio.run(client.put(data)).ref
-    node = net["nodes"][0]
-    quorum = net["chain"].quorum(ref.epoch, ref.quorum_id)
-    col = columns_of_rows(quorum.rows_of(node.address), quorum.rows)[0]
+    ref, node, col = put_blob(net, client, 5_000)
 
     async def retrieve():
         async with aiohttp.ClientSession() as s:

@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 import aiohttp
-import pytest
 import requests
+from stack_harness import download, upload
 
 from deaios.stack.config import Stack
-from deaios.storage.client import StorageClient
 from deaios.storage.erasure import ErasureCode, data_segments, segment_lengths
 from deaios.storage.flow_client import FlowClient
 from deaios.storage.merkle import SEGMENT_SIZE, FileMerkleTree
@@ -50,22 +49,6 @@ def forge_everywhere(stack: Stack, root: str, size: int, with_roots: bytes | Non
     return statuses
 
 
-def upload(stack: Stack, path: Path) -> str:
-    async def go() -> str:
-        async with aiohttp.ClientSession() as session:
-            client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key)
-            return (await client.upload(path)).root
-    return asyncio.run(go())
-
-
-def download(stack: Stack, root: str, out: Path) -> bytes:
-    async def go() -> None:
-        async with aiohttp.ClientSession() as session:
-            await StorageClient(session, stack.node_urls).download(root, out)
-    asyncio.run(go())
-    return out.read_bytes()
-
-
 def file_infos(stack: Stack, root: str) -> list[dict]:
     infos = []
     for url in stack.node_urls:
@@ -73,6 +56,17 @@ def file_infos(stack: Stack, root: str) -> list[dict]:
                                          "params": [root, False]}, timeout=10).json()
         infos.append(reply["result"])
     return infos
+
+
+def submit_only(stack: Stack, tree: FileMerkleTree) -> str:
+    """Pay for `tree`'s submission (no shares placed) and wait until every node has seen it; its root."""
+    root = "0x" + tree.root.hex()
+    FlowClient(stack.rpc, stack.flow, stack.private_key).submit(tree.submission())
+    deadline = time.monotonic() + 30
+    while not all(file_infos(stack, root)):
+        assert time.monotonic() < deadline, "the nodes did not see the submission"
+        time.sleep(0.1)
+    return root
 
 
 def test_forged_shares_from_anyone_leave_every_file_downloadable(stack: Stack, tmp_path: Path) -> None:
@@ -91,12 +85,7 @@ def test_forged_shares_cannot_finalize_a_pending_file(stack: Stack, tmp_path: Pa
     src = tmp_path / "pending.bin"
     src.write_bytes(data)
     tree = FileMerkleTree.from_bytes(data)
-    root = "0x" + tree.root.hex()
-    FlowClient(stack.rpc, stack.flow, stack.private_key).submit(tree.submission())
-    deadline = time.monotonic() + 30
-    while not all(file_infos(stack, root)):
-        assert time.monotonic() < deadline, "the nodes did not see the submission"
-        time.sleep(0.1)
+    root = submit_only(stack, tree)
     # the attacker knows the file (it is public) and so its segment roots, but has no key
     forge_everywhere(stack, root, SIZE, with_roots=tree.segment_roots)
     assert not any(info["finalized"] for info in file_infos(stack, root))
@@ -112,12 +101,7 @@ def test_a_submitter_cannot_store_garbage_either(stack: Stack, tmp_path: Path) -
     src = tmp_path / "own.bin"
     src.write_bytes(data)
     tree = FileMerkleTree.from_bytes(data)
-    root = "0x" + tree.root.hex()
-    FlowClient(stack.rpc, stack.flow, stack.private_key).submit(tree.submission())
-    deadline = time.monotonic() + 30
-    while not all(file_infos(stack, root)):
-        assert time.monotonic() < deadline, "the nodes did not see the submission"
-        time.sleep(0.1)
+    root = submit_only(stack, tree)
     code = ErasureCode.for_nodes(len(stack.node_urls))
     signer = PlacementSigner(stack.private_key, stack.chain_id, stack.flow)
     n = data_segments(SIZE)

@@ -8,26 +8,15 @@ replies (calls past the cap get error objects), and bounds the requests served a
 
 from __future__ import annotations
 
-import asyncio
 import random
 from pathlib import Path
 
-import aiohttp
-import pytest
 import requests
+from stack_harness import upload
 
 from deaios.stack.config import Stack
-from deaios.storage.client import StorageClient
 
 CALLS = 100  # ≈ 35 MB of replies before the fix (the batch limit is 100 calls)
-
-
-def upload(stack: Stack, path: Path) -> str:
-    async def go() -> str:
-        async with aiohttp.ClientSession() as session:
-            client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key)
-            return (await client.upload(path)).root
-    return asyncio.run(go())
 
 
 def test_a_batch_of_segment_downloads_is_capped(stack: Stack, tmp_path: Path) -> None:
