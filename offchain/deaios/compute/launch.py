@@ -1,8 +1,9 @@
 """The compute provider as a process of a local stack: its command line (used by `deaios up`), its
 stack.json entry and its readiness probe.
 
-`deaios up` runs one provider broker (`deaios compute provider`) with Anvil dev key 1, serving the echo
-model `deaios-echo` and settling every 2 s. It reads the contract addresses from the deployment record the
+`deaios up` runs one provider broker (`deaios compute provider`) with Anvil dev key 1 — passed in the
+environment (`$DEAIOS_KEY`, `provider_env`), never on the command line where /proc shows it — serving the
+echo model `deaios-echo` and settling every 2 s. It reads the contract addresses from the deployment record the
 launcher's deploy step wrote (stack.json does not exist yet while the stack starts). stack.json lists it as
 
     "compute_provider": {"url": "http://127.0.0.1:PORT", "pid": PID, "address": "0x…", "model": "deaios-echo",
@@ -13,6 +14,7 @@ launcher's deploy step wrote (stack.json does not exist yet while the stack star
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -35,10 +37,19 @@ def provider_address() -> str:
 
 
 def provider_command(data_dir: Path, host: str, port: int, rpc: str, deployment: Path) -> list[str]:
-    """`deaios compute provider …` serving on host:port, contracts from the `deployment` record."""
+    """`deaios compute provider …` serving on host:port, contracts from the `deployment` record (the key comes
+    from the environment: `provider_env`)."""
     return [sys.executable, "-m", "deaios.cli", "compute", "--rpc", rpc, "--deployment", str(deployment),
-            "--key", provider_key(), "provider", "--dir", str(data_dir), "--host", host, "--port", str(port),
-            "--model", MODEL, "--settle-interval", str(SETTLE_INTERVAL)]
+            "provider", "--dir", str(data_dir), "--host", host, "--port", str(port), "--model", MODEL,
+            "--settle-interval", str(SETTLE_INTERVAL)]
+
+
+def provider_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The provider's environment: its key in $DEAIOS_KEY (what `deaios compute --key` defaults to)."""
+    env = dict(os.environ if base is None else base)
+    env["DEAIOS_KEY"] = provider_key()
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def ready(url: str, rpc: str, deployment: Path) -> bool:

@@ -409,7 +409,8 @@ def show(c: Ctx, token_id: int, decrypt: bool, out: Path | None) -> None:
 @click.option("--nodes", default=None, help="Without a stack: storage node URLs, comma-separated.")
 @click.option("--flow", default=None, help="Without a stack: the Flow contract address.")
 @click.option(
-    "--key", "oracle_key", required=True, help="The oracle's secp256k1 key (its address = oracleSigner)."
+    "--key", "oracle_key", required=True, envvar="DEAIOS_INFT_ORACLE_KEY",
+    help="The oracle's secp256k1 key (its address = oracleSigner). Also from $DEAIOS_INFT_ORACLE_KEY.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8600, show_default=True)

@@ -17,7 +17,9 @@ from deaios.stack.config import ENV_STACK
               type=click.Path(file_okay=False, path_type=Path),
               help="Data directory: stack.json, logs/, nodes/<i>/, chain state. Re-using it restarts the same "
                    "network (same chain, contracts and stored files).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface every service listens on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface every service listens on. Anything but loopback exposes Anvil's public dev keys "
+                   "(every service's key, the funded accounts) to the network: a warning is printed.")
 @click.option("--startup-timeout", default=120.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for each service to come up.")
 @click.option("--kv-streams", default="all", show_default=True,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import ipaddress
 import json
 import os
 import shutil
@@ -107,6 +108,13 @@ def free_ports(host: str, count: int) -> list[int]:
     finally:
         for sock in socks:
             sock.close()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def project_root() -> Path:
@@ -315,6 +323,11 @@ class Launcher:
         started = time.monotonic()
         root = project_root()
         host = self.opts.host
+        if not _is_loopback(host):
+            self.say(f"WARNING: --host {host} makes every service of this stack reachable from the network, and "
+                     "the stack runs on Anvil's dev keys, which are public (the chain's funded accounts, the "
+                     "compute provider's, the DA nodes' and the INFT oracle's keys): anyone who can reach it can "
+                     "spend and sign as them. Use it only on a network you trust, never for real value.")
         previous = self._previous_stack()
         nodes_dir = self.dir / "nodes"
         if previous is not None and len(previous.storage_nodes) != self.opts.nodes and nodes_dir.is_dir() \
@@ -428,7 +441,8 @@ class Launcher:
             return url, None
         cmd = inft_launch.oracle_command(self.opts.host, port, rpc, node_urls, contracts["flow"],
                                          self.dir / "deployments" / "local.json")
-        return url, self._spawn("inft-oracle", cmd, self.logs / "inft-oracle.log")
+        return url, self._spawn("inft-oracle", cmd, self.logs / "inft-oracle.log",
+                                env=inft_launch.oracle_env(_child_env()))
 
     def _start_compute_provider(self, rpc: str) -> dict:
         """Spawn the compute provider broker (Anvil dev key 1); its stack.json entry."""
@@ -436,7 +450,7 @@ class Launcher:
         data_dir, log = self.dir / "compute" / "provider", self.logs / "compute-provider.log"
         cmd = compute_launch.provider_command(data_dir, self.opts.host, port, rpc,
                                               self.dir / "deployments" / "local.json")
-        proc = self._spawn("compute-provider", cmd, log)
+        proc = self._spawn("compute-provider", cmd, log, env=compute_launch.provider_env(_child_env()))
         return compute_launch.stack_entry(data_dir, f"http://{self.opts.host}:{port}", proc.pid, log, cmd)
 
     def _start_da_nodes(self, rpc: str, contracts: dict) -> list[da_launch.DANodeSpec]:

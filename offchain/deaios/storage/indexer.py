@@ -125,17 +125,17 @@ class Indexer:
         except ValueError:
             raise RpcError(f"root must be a 0x-prefixed 32-byte hex string, got {root[:80]!r}", -32602) from None
         root = "0x" + root.removeprefix("0x").lower()
-
-        async def holds(node: _NodeState) -> bool:
-            try:
-                info = await self._call(node.url, "zgs_getFileInfo", root, True)
-            except Exception:
-                return False
-            return isinstance(info, dict) and bool(info.get("finalized"))
-
         nodes = await self.live_nodes()
-        found = await asyncio.gather(*(holds(node) for node in nodes))
-        return [self._sharded(node) for node, ok in zip(nodes, found) if ok]
+        cached = self._locations.get(root)
+        if cached is not None and time.monotonic() - cached[0] < LOCATION_TTL:
+            finalized = cached[1]
+        else:
+            finalized = await self._finalized_somewhere(root, nodes)
+            self._locations[root] = (time.monotonic(), finalized)
+            self._locations.move_to_end(root)
+            while len(self._locations) > LOCATION_CACHE:
+                self._locations.popitem(last=False)
+        return [self._sharded(node) for node in nodes] if finalized else []
 
     async def _finalized_somewhere(self, root: str, nodes: list[_NodeState]) -> bool:
         """Whether one of at most FANOUT live nodes (rotating) reports `root` finalized."""

@@ -24,7 +24,6 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
-import pytest
 import requests
 from aiohttp import web
 from stack_harness import stack_env, upload
@@ -80,7 +79,6 @@ class FakeNodes:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-@pytest.mark.xfail(strict=True, reason="exploit L1: the provider's and the oracle's keys are on their command lines")
 def test_l1_no_key_on_any_command_line(stack_run) -> None:
     stack = Stack.load(stack_run.dir / "stack.json")
     keys = {dev_key(i).removeprefix("0x").lower() for i in range(DEV_ACCOUNTS)}
@@ -102,7 +100,6 @@ def test_l2_da_nodes_have_their_own_bls_keys(stack: Stack) -> None:
         assert (Path(node["dir"]) / "bls.key").stat().st_mode & 0o077 == 0
 
 
-@pytest.mark.xfail(strict=True, reason="exploit L3: `deaios up --host` exposes the public dev keys without a warning")
 def test_l3_up_warns_when_it_listens_beyond_loopback(stack_run, tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "deaios.cli", "up", "--host", "0.0.0.0", "--nodes", "1",
                              "--da-nodes", "0", "--dir", str(tmp_path / "data")], stdout=subprocess.DEVNULL,
@@ -137,7 +134,6 @@ def test_l4_one_lying_node_cannot_change_a_downloads_size(stack: Stack, tmp_path
     assert (tmp_path / "copy.bin").read_bytes() == data
 
 
-@pytest.mark.xfail(strict=True, reason="exploit L5: one indexer call becomes a call to every storage node")
 def test_l5_the_indexer_asks_few_nodes_per_call(stack_run, tmp_path: Path) -> None:
     nodes = FakeNodes(10)
     port = free_ports("127.0.0.1", 1)[0]
