@@ -149,11 +149,12 @@ def test_signer_sockets_cannot_make_the_disperser_post_anywhere(net, client) -> 
     try:
         sockets = {f"127.0.0.1:{evil.port}": Account.create(),  # a valid host:port on a local stack: replies capped
                    f"http://127.0.0.1:{evil.port}/steal": Account.create()}  # a URL, not host:port: never contacted
+        stake = chain.params()["tokensPerVote"]
         for socket, account in sockets.items():
-            net["owner"].transfer(account.address, 10**18)
+            net["owner"].transfer(account.address, stake + 10**18)  # the stake of one vote, and gas
             signer = DAChain(net["rpc"], net["deployment"]["da_entrance"], "0x" + account.key.hex().removeprefix("0x"))
             key = bls.BLSKey.generate()
-            signer.register_signer(key, socket, chain.params()["tokensPerVote"])
+            signer.register_signer(key, socket, stake)
             signer.register_next_epoch(key)
         epoch = chain.epoch_number()
         for node in net["nodes"]:  # the honest nodes register for every next epoch on their own
