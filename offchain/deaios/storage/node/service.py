@@ -622,5 +622,5 @@ def parse_root(value: object) -> bytes:
 
 def parse_uint(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_U64:
-        raise NodeError(f"{name} must be an integer in [0, 2^64), got {str(value)[:80]}", -32602)
+        raise NodeError(f"{name} must be a non-negative integer below 2^64, got {str(value)[:80]}", -32602)
     return value
