@@ -38,9 +38,12 @@ RPC_BODY_LIMITS = {
 MAX_RPC_BODY = 16 << 10  # every other zgs_* call
 MAX_ROOTS_BODY = 16 << 20  # segment roots of files up to 128 GiB
 MAX_SHARE_BODY = MAX_PUT_SEGMENTS * (SEGMENT_SIZE + 2048)  # shares + proofs (k = 1 is the worst case)
+# The official SDK sends every segment of a file (up to a 4 GiB fragment: 16,384 segments) at once, each in
+# its own request: that many may wait for one of the 32 slots before the node answers 429.
+SDK_FRAGMENT_SEGMENTS = (4 << 30) // SEGMENT_SIZE
 SHARE_LIMITS = Limits(bodies={("PUT", PREFIX + "/roots/{root}"): MAX_ROOTS_BODY,
                               ("PUT", PREFIX + "/shares/{root}"): MAX_SHARE_BODY,
-                              ("POST", "/"): OWN_LIMIT})
+                              ("POST", "/"): OWN_LIMIT}, waiting=SDK_FRAGMENT_SEGMENTS)
 P2P_PROTOCOL_VERSION = {"major": 0, "minor": 4, "build": 0}
 
 
