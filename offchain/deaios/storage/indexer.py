@@ -8,11 +8,12 @@ JSON-RPC on POST / (same shapes as 0G's indexer):
   "latency": ms, "since": unix seconds the node has been up since}`.
 - `indexer_getNodeLocations()` → `{url: {"city", "region", "country", "location", "timezone"}}` for the
   live nodes (all on this machine).
-- `indexer_getFileLocations(root)` → ShardedNode list of the live nodes once one of them says the file is
-  finalized (`zgs_getFileInfo(root, true)`; every node can then serve the whole file: it rebuilds segments
-  from the erasure shares of its peers); `[]` when none. At most `FANOUT` nodes are asked per root (not
-  every node: one call must not turn into a call to each node), and the answer is cached for
-  `LOCATION_TTL` seconds.
+- `indexer_getFileLocations(root)` → ShardedNode list of the live nodes whose `zgs_getFileInfo(root, true)`
+  says the file is finalized (every finalized node can serve the whole file: it rebuilds segments from the
+  erasure shares of its peers); `[]` when none. One call must not turn into a call to every node: `FANOUT`
+  nodes are asked first, the others only if one of those knows the file (a submitted root), a node that
+  reported the file finalized is not asked again, and a root none of the first `FANOUT` knew is answered
+  `[]` for `LOCATION_TTL` seconds without asking.
 
 Node liveness is probed concurrently with a short timeout and cached for `PROBE_TTL` seconds. Bodies are
 limited (16 KiB per call) and requests served at once are bounded (`deaios.service_limits`).
@@ -67,7 +68,8 @@ class Indexer:
         self._live: list[_NodeState] = []
         self._probe_lock = asyncio.Lock()
         self._id = 0
-        self._locations: OrderedDict[str, tuple[float, bool]] = OrderedDict()  # root -> (when, finalized)
+        self._finalized: OrderedDict[str, set[str]] = OrderedDict()  # root -> nodes that reported it finalized
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # root -> when FANOUT nodes did not know it
         self._next = 0  # where the next fan-out starts (spreads the load over the nodes)
 
     async def _call(self, url: str, method: str, *params: object) -> object:
@@ -126,30 +128,33 @@ class Indexer:
             raise RpcError(f"root must be a 0x-prefixed 32-byte hex string, got {root[:80]!r}", -32602) from None
         root = "0x" + root.removeprefix("0x").lower()
         nodes = await self.live_nodes()
-        cached = self._locations.get(root)
-        if cached is not None and time.monotonic() - cached[0] < LOCATION_TTL:
-            finalized = cached[1]
-        else:
-            finalized = await self._finalized_somewhere(root, nodes)
-            self._locations[root] = (time.monotonic(), finalized)
-            self._locations.move_to_end(root)
-            while len(self._locations) > LOCATION_CACHE:
-                self._locations.popitem(last=False)
-        return [self._sharded(node) for node in nodes] if finalized else []
+        unknown_at = self._unknown.get(root)
+        if unknown_at is not None and time.monotonic() - unknown_at < LOCATION_TTL:
+            return []
+        finalized = self._finalized.setdefault(root, set())
+        self._finalized.move_to_end(root)
+        while len(self._finalized) > LOCATION_CACHE:
+            self._finalized.popitem(last=False)
+        start, self._next = self._next % max(len(nodes), 1), self._next + 1
+        ask = [nodes[(start + i) % len(nodes)] for i in range(len(nodes))]
+        ask = [node for node in ask if node.url not in finalized]
+        first = await asyncio.gather(*(self._file_info(node, root) for node in ask[:FANOUT]))
+        answers = list(zip(ask[:FANOUT], first))
+        if any(isinstance(info, dict) for info in first):  # a real file: the other nodes may hold it too
+            rest = await asyncio.gather(*(self._file_info(node, root) for node in ask[FANOUT:]))
+            answers += list(zip(ask[FANOUT:], rest))
+        elif not finalized:
+            self._unknown[root] = time.monotonic()
+            while len(self._unknown) > LOCATION_CACHE:
+                self._unknown.popitem(last=False)
+        finalized.update(node.url for node, info in answers if isinstance(info, dict) and info.get("finalized"))
+        return [self._sharded(node) for node in nodes if node.url in finalized]
 
-    async def _finalized_somewhere(self, root: str, nodes: list[_NodeState]) -> bool:
-        """Whether one of at most FANOUT live nodes (rotating) reports `root` finalized."""
-        if not nodes:
-            return False
-        start, self._next = self._next % len(nodes), self._next + 1
-        for node in (nodes[(start + i) % len(nodes)] for i in range(min(FANOUT, len(nodes)))):
-            try:
-                info = await self._call(node.url, "zgs_getFileInfo", root, True)
-            except Exception:
-                continue
-            if isinstance(info, dict) and info.get("finalized"):
-                return True
-        return False
+    async def _file_info(self, node: _NodeState, root: str) -> object:
+        try:
+            return await self._call(node.url, "zgs_getFileInfo", root, True)
+        except Exception:
+            return None
 
     def methods(self) -> dict:
         return {
