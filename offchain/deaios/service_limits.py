@@ -101,11 +101,14 @@ def guard(app: web.Application, limits: Limits) -> web.Application:
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The body of `response`, refusing (ReplyTooLarge) to buffer more than `limit` bytes."""
-    if response.content_length is not None and response.content_length > limit:
-        raise ReplyTooLarge(f"reply of {response.content_length} bytes (limit {limit})")
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(1 << 16):
-        body += chunk
-        if len(body) > limit:
+    if response.content_length is not None:  # the body ends where its declared length says
+        if response.content_length > limit:
+            raise ReplyTooLarge(f"reply of {response.content_length} bytes (limit {limit})")
+        return await response.read()
+    parts, size = [], 0
+    async for chunk in response.content.iter_any():  # chunked: count as it comes
+        size += len(chunk)
+        if size > limit:
             raise ReplyTooLarge(f"reply larger than {limit} bytes")
-    return bytes(body)
+        parts.append(chunk)
+    return b"".join(parts)

@@ -45,6 +45,7 @@ BATCH = 16  # segments per share transfer
 CACHE_SEGMENTS = 64
 UPLOAD_GRACE = 5.0  # seconds after shares of a file last arrived before repair may rebuild its missing ones
 VERIFY_DELAY = 0.3  # seconds after a file's last share arrived before it is verified (its peers get theirs)
+VERIFY_IN_FLIGHT = 3  # runs of segments fetched and checked at once while verifying
 PEER_REFRESH = 5.0  # seconds between re-reading the peers' placement addresses
 COMPACT_WASTE = 0.25  # compact a pack once this fraction of it is dead bytes (and at least 1 MiB)
 MAX_U64 = (1 << 64) - 1
@@ -489,10 +490,14 @@ class StorageService:
                 todo = await asyncio.to_thread(self.store.unverified, root, SHARE, range(n_data))
                 fetcher = SegmentFetcher(self.shares, self.code, root, roots, record.size, self.index,
                                          lambda i: self.store.read(root, i, SHARE))
-                wrong = 0
-                for run in consecutive_runs(todo, BATCH):
-                    segments = await fetcher.fetch(run[0], len(run))
-                    wrong += await asyncio.to_thread(self._settle_shares, root, run, segments)
+                slots = asyncio.Semaphore(VERIFY_IN_FLIGHT)
+
+                async def check(run: list[int]) -> int:
+                    async with slots:
+                        segments = await fetcher.fetch(run[0], len(run))
+                        return await asyncio.to_thread(self._settle_shares, root, run, segments)
+
+                wrong = sum(await asyncio.gather(*(check(run) for run in consecutive_runs(todo, BATCH))))
                 if record.state == PENDING and not self._missing_local(record) \
                         and not self.store.unverified(root, SHARE, range(n_data)):
                     self.store.update(root, state=FINALIZED)
