@@ -4,8 +4,11 @@
 bill it gets back (the tokens are recounted with the public metering rule, the fee recomputed from the
 prices registered on chain, the cumulative total and requests hash recomputed from the client's own last
 receipt) and, for a user-signed provider, signs the new cumulative receipt and hands it to the broker. The
-client never signs a total it did not check. Its per-provider receipt state is a JSON file
-(`~/.deaios/compute/<chain>-<ledger>-<user>.json` by default).
+client never signs a total it did not check — except the request's maximum: with every request to a
+user-signed provider it signs the receipt at the request's maximum cost (prompt × inputPrice + max_tokens
+× outputPrice, max_tokens defaulting to `DEFAULT_MAX_TOKENS`), which the provider settles only if the exact
+bill is never signed; should that happen, the client resumes from that maximum (it signed it). Its
+per-provider receipt state is a JSON file (`~/.deaios/compute/<chain>-<ledger>-<user>.json` by default).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from deaios.compute.backend import count_tokens, prompt_tokens
 from deaios.compute.backend import fee as compute_fee
 from deaios.compute.chain import ComputeChain, ComputeError
 from deaios.compute.receipts import (
+    ZERO32,
     SignerKind,
     next_requests_hash,
     receipt_digest,
@@ -31,6 +35,9 @@ from deaios.compute.receipts import (
     sign_digest,
     sign_receipt,
 )
+
+
+DEFAULT_MAX_TOKENS = 1024  # the completion cap a request asks for when the caller names none
 
 
 class BillingError(ComputeError):
@@ -42,6 +49,19 @@ class ProviderState:
     nonce: int = 0
     total: int = 0
     hash: str = "0x" + "00" * 32
+    # the last receipt signed at a request's maximum cost (the provider may settle it instead of the bill)
+    max_nonce: int = 0
+    max_total: int = 0
+    max_hash: str = "0x" + "00" * 32
+
+    def adopt_maximum(self, bill: dict) -> bool:
+        """Continue from the pre-signed maximum when the provider settled it: only if `bill` is exactly the
+        maximum this client signed for its last request."""
+        if bill.get("settledAtMaximum") and (bill.get("nonce"), bill.get("totalFee"), bill.get("requestsHash")) \
+                == (self.max_nonce, self.max_total, self.max_hash) and self.max_nonce >= self.nonce:
+            self.nonce, self.total, self.hash = self.max_nonce, self.max_total, self.max_hash
+            return True
+        return False
 
 
 class ComputeClient:
@@ -65,7 +85,8 @@ class ComputeClient:
     def _load(self) -> dict[str, ProviderState]:
         if not self.state_file.exists():
             return {}
-        return {k: ProviderState(**v) for k, v in json.loads(self.state_file.read_text()).items()}
+        return {k: ProviderState(**{f: x for f, x in v.items() if f in ProviderState.__dataclass_fields__})
+                for k, v in json.loads(self.state_file.read_text()).items()}
 
     def _save(self, states: dict[str, ProviderState]) -> None:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -89,36 +110,29 @@ class ComputeClient:
             raise BillingError(f"{provider} has no registered service")
         states = self._load()
         state = states.get(provider, ProviderState())
-        request: dict[str, Any] = {"model": service.model, "messages": messages}
-        if max_tokens is not None:
-            request["max_tokens"] = max_tokens
+        max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+        request: dict[str, Any] = {"model": service.model, "messages": messages, "max_tokens": max_tokens}
         body = json.dumps(request, separators=(",", ":")).encode()
-        nonce = state.nonce + 1
         body_hash = keccak(body)
-        signature = sign_digest(
-            self.key,
-            request_digest(
-                self.chain.chain_id, self.chain.addresses.ledger, self.user, provider, nonce, body_hash
-            ),
-        )
-        headers = {
-            "Content-Type": "application/json",
-            "X-Deaios-User": self.user,
-            "X-Deaios-Nonce": str(nonce),
-            "X-Deaios-Signature": "0x" + signature.hex(),
-        }
         url = service.url.rstrip("/")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
-            try:
-                async with session.post(f"{url}/v1/chat/completions", data=body, headers=headers) as resp:
-                    answer = await resp.json(content_type=None)
-                    if resp.status != 200:
-                        raise BillingError(
-                            f"provider refused the request ({resp.status}): "
-                            f"{answer.get('error', {}).get('message', answer)}"
-                        )
-            except aiohttp.ClientError as exc:
-                raise BillingError(f"cannot reach the provider at {url}: {exc}") from None
+            for _ in range(2):  # once more if the provider settled our last request at its maximum
+                nonce = state.nonce + 1
+                headers = self._headers(provider, service, state, nonce, body, body_hash, prompt_tokens(messages),
+                                        max_tokens)
+                self._save({**states, provider: state})  # the maximum we are about to sign is remembered
+                try:
+                    async with session.post(f"{url}/v1/chat/completions", data=body, headers=headers) as resp:
+                        answer = await resp.json(content_type=None)
+                        status = resp.status
+                except aiohttp.ClientError as exc:
+                    raise BillingError(f"cannot reach the provider at {url}: {exc}") from None
+                error = answer.get("error", {}) if isinstance(answer, dict) else {}
+                if status == 409 and state.adopt_maximum(error.get("bill", {})):
+                    continue
+                if status != 200:
+                    raise BillingError(f"provider refused the request ({status}): {error.get('message', answer)}")
+                break
             reply = answer["choices"][0]["message"]["content"]
             bill = answer["x_deaios"]
             # check the bill before signing or accepting anything
@@ -170,13 +184,20 @@ class ComputeClient:
                 try:
                     async with session.post(f"{url}/deaios/v1/receipts", json=receipt.to_json()) as resp:
                         if resp.status != 200:
-                            raise BillingError(
-                                f"the provider did not take the receipt ({resp.status}): {await resp.text()}"
-                            )
+                            text = await resp.text()
+                            try:
+                                bill = json.loads(text).get("error", {}).get("bill", {})
+                            except (ValueError, AttributeError):
+                                bill = {}
+                            if state.adopt_maximum(bill):
+                                states[provider] = state
+                                self._save(states)
+                            raise BillingError(f"the provider did not take the receipt ({resp.status}): {text}")
                 except aiohttp.ClientError as exc:
                     raise BillingError(f"cannot hand the receipt to the provider: {exc}") from None
         states[provider] = ProviderState(
-            nonce=nonce, total=expected["totalFee"], hash=expected["requestsHash"]
+            nonce=nonce, total=expected["totalFee"], hash=expected["requestsHash"], max_nonce=state.max_nonce,
+            max_total=state.max_total, max_hash=state.max_hash,
         )
         self._save(states)
         return {
@@ -189,6 +210,30 @@ class ComputeClient:
             "totalFee": expected["totalFee"],
             "nonce": nonce,
         }
+
+    def _headers(self, provider: str, service: Any, state: ProviderState, nonce: int, body: bytes, body_hash: bytes,
+                 prompt: int, max_tokens: int) -> dict[str, str]:
+        """The request's signed headers; for a user-signed provider also the receipt at its maximum cost
+        (recorded in `state`)."""
+        signature = sign_digest(
+            self.key,
+            request_digest(self.chain.chain_id, self.chain.addresses.ledger, self.user, provider, nonce, body_hash),
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "X-Deaios-User": self.user,
+            "X-Deaios-Nonce": str(nonce),
+            "X-Deaios-Signature": "0x" + signature.hex(),
+        }
+        if service.verifiability != "TEE":
+            max_total = state.total + compute_fee(prompt, max_tokens, service.input_price, service.output_price)
+            max_hash = next_requests_hash(bytes.fromhex(state.hash[2:]), body_hash, ZERO32)
+            receipt = sign_receipt(self.key, self.chain.chain_id, self.chain.addresses.ledger, self.user, provider,
+                                   nonce, max_total, max_hash, SignerKind.USER)
+            state.max_nonce, state.max_total, state.max_hash = nonce, max_total, "0x" + max_hash.hex()
+            headers["X-Deaios-Max-Total"] = str(max_total)
+            headers["X-Deaios-Receipt-Signature"] = "0x" + receipt.signature.hex()
+        return headers
 
     # --- balances --------------------------------------------------------------------------------------
     def balances(self, providers: list[str] | None = None) -> dict:

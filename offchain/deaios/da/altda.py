@@ -18,8 +18,8 @@ op-batcher and op-node talk to a "DA server" over HTTP (OP's `op-alt-da` `DAClie
 
 Writes go through the stack's disperser (`deaios.da.disperser_client`, gRPC), or, without one, through an
 in-process `DAClient` (`--direct`). Errors: 400 malformed commitment or empty body, 413 body larger than a DA blob
-(32,505,852 bytes, 0G's limit), 404 unknown commitment, 500 dispersal or retrieval failed (op-batcher and op-node
-retry). The aiohttp application is built in one function, `AltDAServer.app`.
+(32,505,852 bytes, 0G's limit), 404 unknown commitment, 429 too many requests at once (at most 4 served,
+64 waiting), 500 dispersal or retrieval failed (op-batcher and op-node retry). The aiohttp application is built in one function, `AltDAServer.app`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from deaios._keccak import keccak256
 from deaios.da.blobref import BlobRef
 from deaios.da.dispersal import Disperse, DispersalError
 from deaios.da.encoding import MAX_DATA
+from deaios.service_limits import Limits, guard
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +130,16 @@ class AltDAServer:
         self.index = KeccakIndex(data_dir)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_DATA)  # larger bodies: 413 from aiohttp
+        app = web.Application(client_max_size=MAX_DATA)  # larger bodies: 413
         for method in ("PUT", "POST"):
             app.router.add_route(method, "/put", self.put_generic)
             app.router.add_route(method, "/put/", self.put_generic)
             app.router.add_route(method, "/put/{commitment}", self.put_keccak)
         app.router.add_get("/get/{commitment}", self.get)
         app.router.add_get("/health", self.health)
-        return metrics.instrument(app, "altda")
+        puts = {(method, route): MAX_DATA for method in ("PUT", "POST")
+                for route in ("/put", "/put/", "/put/{commitment}")}
+        return guard(metrics.instrument(app, "altda"), Limits(bodies=puts, default_body=0, active=4, waiting=64))
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > MAX_DATA:

@@ -6,10 +6,13 @@ signed locally with eth_account and sent through web3. A custom error in a rever
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -59,6 +62,40 @@ def _explain(exc: Exception) -> str:
     return str(exc)
 
 
+_SOCKET = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]{1,253})):(?P<port>[0-9]{1,5})$")
+
+
+def is_local_url(url: str) -> bool:
+    """Whether `url` points at this machine (a local stack: its chain RPC is on loopback)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def socket_url(socket: str, allow_local: bool = False) -> str:
+    """`http://host:port` for a signer's registered socket, which any staked signer sets freely on chain;
+    ValueError unless it is exactly `host:port` (no scheme, path or credentials, so it cannot aim our POSTs
+    anywhere else) with a public host — loopback and private addresses only when `allow_local` (the stack
+    itself is local), link-local and unspecified addresses never (cloud metadata services live there)."""
+    match = _SOCKET.match(socket)
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ValueError(f"signer socket {socket[:80]!r} is not host:port")
+    host = match["v6"] or match["host"]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if host.lower().rstrip(".") in ("localhost", "localhost.localdomain") and not allow_local:
+            raise ValueError(f"signer socket {socket!r} is local") from None
+        return f"http://{socket}"
+    if ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+        raise ValueError(f"signer socket {socket!r}: not a unicast address")
+    if (ip.is_loopback or ip.is_private) and not allow_local:
+        raise ValueError(f"signer socket {socket!r} is local or private")
+    return f"http://{socket}"
+
+
 @dataclass(frozen=True)
 class SignerInfo:
     address: str
@@ -66,9 +103,9 @@ class SignerInfo:
     pk_g1: bls.G1Point
     pk_g2: bls.G2Point
 
-    @property
-    def url(self) -> str:
-        return self.socket if "://" in self.socket else f"http://{self.socket}"
+    def url(self, allow_local: bool = False) -> str:
+        """The signer's HTTP endpoint (`socket_url`): ValueError for a socket we will not contact."""
+        return socket_url(self.socket, allow_local)
 
 
 @dataclass(frozen=True)
@@ -84,6 +121,7 @@ class DAChain:
 
     def __init__(self, rpc: str, entrance: str, private_key: str | None = None, receipt_timeout: float = 120) -> None:
         self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+        self.local = is_local_url(rpc)  # signer sockets on loopback are fine only for a local stack
         self.receipt_timeout = receipt_timeout
         self.entrance = Web3.to_checksum_address(entrance)
         self.account = Account.from_key(private_key) if private_key else None

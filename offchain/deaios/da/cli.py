@@ -219,7 +219,8 @@ def get(ref: str, out: Path, disperser: str | None, direct: bool, stack_path: Pa
               help="The node's Ethereum private key (its signer address; pays registration). "
                    "Also from $DEAIOS_DA_NODE_KEY.")
 @click.option("--bls-secret", default=None, envvar="DEAIOS_DA_BLS_SECRET",
-              help="BN254 secret key (hex). Default: derived from --key.")
+              help="BN254 secret key (hex). Default: the node's own key in DIR/bls.key (random, created on first "
+                   "start).")
 @click.option("--dir", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where the node keeps its columns.")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -243,11 +244,9 @@ def node(rpc: str, entrance: str, key: str, bls_secret: str | None, data_dir: Pa
     if not (entrance.startswith("0x") and len(entrance) == 42):
         raise UserError(f"--entrance must be a 0x-prefixed 20-byte address, got {entrance!r}")
     try:
-        raw_key = bytes.fromhex(key.removeprefix("0x"))
-        if bls_secret:
-            bls_key = bls.BLSKey.from_secret(int(bls_secret.removeprefix("0x"), 16))
-        else:
-            bls_key = bls.BLSKey.generate(b"da-node-bls" + raw_key)
+        if len(bytes.fromhex(key.removeprefix("0x"))) != 32:
+            raise ValueError("an Ethereum key is 32 bytes of hex")
+        bls_key = bls.BLSKey.from_secret(int(bls_secret.removeprefix("0x"), 16)) if bls_secret else None
     except ValueError as exc:
         raise UserError(f"bad key: {exc}") from None
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,

@@ -9,11 +9,17 @@ quorum's members for their columns (`da_retrieve`) → keep the columns whose KZ
 header (whose hash must be the data root) → decode once 64 distinct columns are in.
 
 A blob reference is ``0x<dataRoot>:<epoch>:<quorumId>``.
+
+Signers are contacted at the socket each registered on chain, which any staked signer sets freely: only a
+plain ``host:port`` is used (never a URL, nor loopback or private addresses unless the chain itself is
+local; `deaios.da.chain.socket_url`), and a reply is read only up to what the request can legitimately
+return (`SIGN_REPLY`, `retrieve_reply`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +30,11 @@ from deaios.da import bls
 from deaios.da.blobref import BlobRef
 from deaios.da.chain import DAChain, DAChainError
 from deaios.da.encoding import (
+    CELL_BYTES,
     DATA_CELLS,
+    MAX_BLOBS,
     MIN_ROWS,
+    PROOF_BYTES,
     BlobHeader,
     Column,
     EncodedBlob,
@@ -36,6 +45,15 @@ from deaios.da.encoding import (
     verify_columns,
 )
 from deaios.jsonrpc import RpcCallError, rpc_call
+
+log = logging.getLogger(__name__)
+
+SIGN_REPLY = 4 << 10  # {"signer", "signature": [x, y]}
+
+
+def retrieve_reply(columns: int) -> int:
+    """The largest honest da_retrieve reply for `columns` columns (hex cells and proofs, and the header)."""
+    return columns * MAX_BLOBS * (CELL_BYTES + PROOF_BYTES) * 2 + (64 << 10)
 
 
 class DAClientError(RuntimeError):
@@ -123,9 +141,11 @@ class DAClient:
                    "txHash": upload.tx_hash,
                    "columns": {str(c): _hex(encoded.columns[c].to_bytes()) for c in cols}}
         try:
-            reply = await rpc_call(session, info.url, "da_sign", request, timeout=self.timeout)
+            reply = await rpc_call(session, info.url(self.chain.local), "da_sign", request, timeout=self.timeout,
+                                   max_reply=SIGN_REPLY)
             x, y = (int(v, 16) if isinstance(v, str) else int(v) for v in reply["signature"])
-        except (RpcCallError, KeyError, TypeError, ValueError):
+        except (RpcCallError, KeyError, TypeError, ValueError) as exc:
+            log.info("no signature from %s: %s", info.address, str(exc)[:200])
             return None
         point = (x, y)
         return point if bls.is_on_curve_g1(point) else None
@@ -178,8 +198,8 @@ class DAClient:
             -> tuple[BlobHeader, list[Column]] | None:
         cols = columns_of_rows(quorum.rows_of(info.address), quorum.rows)
         try:
-            reply = await rpc_call(session, info.url, "da_retrieve", _hex(ref.data_root), ref.epoch, ref.quorum_id,
-                                   cols, timeout=self.timeout)
+            reply = await rpc_call(session, info.url(self.chain.local), "da_retrieve", _hex(ref.data_root), ref.epoch,
+                                   ref.quorum_id, cols, timeout=self.timeout, max_reply=retrieve_reply(len(cols)))
             header = BlobHeader.from_json(reply["header"])
             out = []
             for c, raw in reply["columns"].items():

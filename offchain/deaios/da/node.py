@@ -10,9 +10,17 @@ JSON-RPC (POST /, `deaios.jsonrpc`), binary data as 0x-hex:
   quorum), that the columns are exactly those of its rows (`deaios.da.encoding`), and every cell's KZG proof;
   then stores them and returns its BLS signature on (dataRoot, epoch, quorumId, erasureCommitment).
 * ``da_retrieve("0x<dataRoot>", epoch, quorumId, [c, …])`` → ``{"header", "columns": {"<c>": "0x…"}}``
-  (the requested columns it holds).
+  (the requested columns it holds; column numbers are integers in 0..127, duplicates are read once).
 
 A column's bytes are, for each ckzg blob in order, its 2048-byte cell then its 48-byte proof.
+
+Bad input is an error object (-32602 for malformed params: integers are u64, never strings or floats),
+bodies are limited per method (`BODY_LIMITS`, docs/limits.md) and requests served at once are bounded.
+
+The node's BLS key is its own (audit, low): a random BN254 secret kept in DIR/bls.key (mode 0600), created
+on first start and registered with its proof of possession; `--bls-secret` / $DEAIOS_DA_BLS_SECRET
+override it. A node registered by an older deaios with the key derived from its Ethereum key keeps using
+that one (written to bls.key the first time).
 """
 
 from __future__ import annotations
@@ -34,14 +42,23 @@ from aiohttp import web
 from deaios import metrics
 from deaios.da import bls
 from deaios.da.chain import DAChain, DAChainError
-from deaios.da.encoding import BlobHeader, Column, EncodingError, columns_of_rows, trusted_setup, verify_columns
+from deaios.da.encoding import (
+    CELL_BYTES, CELLS, MAX_BLOBS, PROOF_BYTES, BlobHeader, Column, EncodingError, columns_of_rows, trusted_setup,
+    verify_columns,
+)
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
+from deaios.service_limits import OWN_LIMIT, Limits, guard
 
 log = logging.getLogger(__name__)
 
 #: Test aids: "withhold" answers no retrieval, "garbage" serves corrupted cells (signing stays honest).
 FAULTS = ("none", "withhold", "garbage")
-MAX_BODY = 256 << 20
+#: the largest da_sign: every column of a 32-blob blob as hex (one signer holding all 3072 rows)
+MAX_SIGN_BODY = 2 * CELLS * MAX_BLOBS * (CELL_BYTES + PROOF_BYTES) + (1 << 20)
+BODY_LIMITS = {"da_sign": MAX_SIGN_BODY}
+MAX_BODY = 16 << 10  # da_status, da_retrieve
+BLS_KEY_FILE = "bls.key"
+MAX_U64 = (1 << 64) - 1
 SIGNATURES = metrics.counter("da", "signatures_total", "Blobs this node verified, stored and signed.")
 ROWS_SIGNED = metrics.counter("da", "rows_signed_total", "Quorum rows covered by this node's signatures.")
 STORED = metrics.counter("da", "stored_bytes_total", "Bytes of cells and proofs this node stored.")
@@ -53,7 +70,7 @@ class NodeConfig:
     rpc: str
     entrance: str
     private_key: str
-    bls_key: bls.BLSKey
+    bls_key: bls.BLSKey | None  # None: the node's own key in data_dir/bls.key (created on first start)
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 0
@@ -65,6 +82,25 @@ class NodeConfig:
 
 def _hex(data: bytes) -> str:
     return "0x" + data.hex()
+
+
+def _uint(value: object, what: str) -> int:
+    """A JSON integer in [0, 2^64) (no strings, floats or booleans); RpcError -32602 otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_U64:
+        raise RpcError(f"{what} must be an integer in [0, 2^64), got {str(value)[:40]}", -32602)
+    return value
+
+
+def _columns(value: object) -> list[int]:
+    """A list of column numbers (0..127), deduplicated and sorted; RpcError -32602 otherwise."""
+    if not isinstance(value, list):  # (its length is bounded by the body limit)
+        raise RpcError("columns must be a list of column numbers", -32602)
+    out = set()
+    for c in value:
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < CELLS:
+            raise RpcError(f"column numbers are integers in 0..{CELLS - 1}, got {str(c)[:40]}", -32602)
+        out.add(c)
+    return sorted(out)
 
 
 def _unhex(value: object, what: str) -> bytes:
@@ -130,13 +166,39 @@ class BlobStore:
         return sum(len(v) for v in self.epochs().values())
 
 
+def load_bls_key(data_dir: Path, chain: DAChain, address: str, eth_key: str) -> bls.BLSKey:
+    """The node's BLS key from DIR/bls.key; created on first start: random, unless this signer is already
+    registered on chain with the key older versions derived from its Ethereum key (then that one)."""
+    path = data_dir / BLS_KEY_FILE
+    try:
+        return bls.BLSKey.from_secret(int(path.read_text().strip(), 16))
+    except (OSError, ValueError):
+        pass
+    key = bls.BLSKey.generate()
+    if chain.is_signer(address):
+        legacy = bls.BLSKey.generate(b"da-node-bls" + bytes.fromhex(eth_key.removeprefix("0x")))
+        if chain.signer_infos([address])[0].pk_g1 == legacy.pk_g1:
+            key = legacy
+        else:
+            raise SystemExit(f"{address} is registered with a BLS key that is not in {path}: restore that file")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(hex(key.sk) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return key
+
+
 class DANode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.chain = DAChain(config.rpc, config.entrance, config.private_key, receipt_timeout=30)
         assert self.chain.account is not None
         self.address = self.chain.account.address
-        self.key = config.bls_key
+        self.key = config.bls_key or load_bls_key(config.data_dir, self.chain, self.address, config.private_key)
         self.store = BlobStore(config.data_dir)
         self.socket = ""
         self.ready = False  # registered (and socket current) and joined the next epoch
@@ -190,7 +252,7 @@ class DANode:
             raise RpcError("da_sign takes one object", -32602)
         try:
             header = BlobHeader.from_json(request.get("header") or {})
-            epoch, quorum_id = int(request["epoch"]), int(request["quorumId"])
+            epoch, quorum_id = _uint(request.get("epoch"), "epoch"), _uint(request.get("quorumId"), "quorumId")
             tx_hash = str(request["txHash"])
             raw_columns = request["columns"]
             if not isinstance(raw_columns, dict):
@@ -213,11 +275,15 @@ class DANode:
         if not rows:
             raise RpcError(f"{self.address} is not a member of epoch {epoch} quorum {quorum_id}")
         expected = columns_of_rows(rows, quorum.rows)
-        if sorted(int(c) for c in raw_columns) != expected:
+        try:
+            raw_columns = {int(c): v for c, v in raw_columns.items() if str(c).isdigit()}
+        except ValueError:
+            raise RpcError("column numbers must be decimal integers", -32602) from None
+        if sorted(raw_columns) != expected:
             raise RpcError(f"expected columns {expected[0]}..{expected[-1]} for rows {rows.start}..{rows.stop - 1}")
         k = len(header.commitments)
         try:
-            columns = [Column.from_bytes(c, _unhex(raw_columns[str(c)], f"column {c}"), k) for c in expected]
+            columns = [Column.from_bytes(c, _unhex(raw_columns[c], f"column {c}"), k) for c in expected]
         except EncodingError as exc:
             raise RpcError(str(exc), -32602) from None
         if not verify_columns(header, columns):
@@ -229,15 +295,14 @@ class DANode:
         STORED.inc(sum(len(col.to_bytes()) for col in columns))
         return {"signer": self.address, "signature": [hex(sig[0]), hex(sig[1])]}
 
-    def retrieve(self, data_root: str, epoch: int, quorum_id: int, indices: list[int]) -> dict[str, Any]:
+    def retrieve(self, data_root: object, epoch: object, quorum_id: object, indices: object) -> dict[str, Any]:
+        root = _unhex(data_root, "dataRoot")
+        if len(root) != 32:
+            raise RpcError("dataRoot must be 32 bytes of 0x-hex", -32602)
+        epoch, quorum_id, wanted = _uint(epoch, "epoch"), _uint(quorum_id, "quorumId"), _columns(indices)
         if self.config.fault == "withhold":
             raise RpcError("blob not available")
-        root = _unhex(data_root, "dataRoot")
-        try:
-            wanted = [int(i) for i in indices]
-        except (TypeError, ValueError):
-            raise RpcError("columns must be integers", -32602) from None
-        found = self.store.get(root, int(epoch), int(quorum_id), wanted)
+        found = self.store.get(root, epoch, quorum_id, wanted)
         if found is None:
             raise RpcError(f"blob 0x{root.hex()} of epoch {epoch} quorum {quorum_id} is not stored here")
         header, columns = found
@@ -257,7 +322,7 @@ class DANode:
         async def sign(request: Any) -> dict:
             return await asyncio.to_thread(self.sign, request)
 
-        async def retrieve(data_root: str, epoch: int, quorum_id: int, indices: list[int]) -> dict:
+        async def retrieve(data_root: object, epoch: object, quorum_id: object, indices: object) -> dict:
             return await asyncio.to_thread(self.retrieve, data_root, epoch, quorum_id, indices)
 
         return {"da_status": status, "da_sign": sign, "da_retrieve": retrieve}
@@ -276,7 +341,8 @@ async def serve(config: NodeConfig, ready: Any = None) -> None:
     """Run one DA node until SIGINT/SIGTERM. `ready(info)` is called once it listens and is registered."""
     node = DANode(config)
     app = web.Application(client_max_size=MAX_BODY)
-    app.router.add_post("/", JsonRpcEndpoint(node.methods(), max_body=MAX_BODY))
+    app.router.add_post("/", JsonRpcEndpoint(node.methods(), max_body=MAX_BODY, body_limits=BODY_LIMITS))
+    guard(app, Limits(bodies={("POST", "/"): OWN_LIMIT}, active=8))
     metrics.instrument(app, "da", gauges={"blobs_held": ("Blobs (epoch, quorum) whose rows this node keeps.",
                                                          node.store.count)})
     runner = web.AppRunner(app, access_log=None)

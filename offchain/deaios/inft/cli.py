@@ -410,7 +410,7 @@ def show(c: Ctx, token_id: int, decrypt: bool, out: Path | None) -> None:
 @click.option("--flow", default=None, help="Without a stack: the Flow contract address.")
 @click.option(
     "--key", "oracle_key", required=True, envvar="DEAIOS_INFT_ORACLE_KEY",
-    help="The oracle's secp256k1 key (its address = oracleSigner). Also from $DEAIOS_INFT_ORACLE_KEY."
+    help="The oracle's secp256k1 key (its address = oracleSigner). Also from $DEAIOS_INFT_ORACLE_KEY.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8600, show_default=True)
@@ -431,6 +431,10 @@ def oracle(
     from web3 import Web3
 
     from deaios.inft.oracle import OracleService, make_app
+    from deaios.service_limits import Limits, guard
+
+    # bodies (docs/limits.md): a re-encryption request is a few sealed keys; a few requests at once
+    ORACLE_LIMITS = Limits(bodies={("POST", "/reencrypt"): 64 << 10}, default_body=0, active=4, waiting=32)
 
     c.stack_arg = stack_arg or c.stack_arg
     c.deployment = deployment or c.deployment
@@ -457,4 +461,4 @@ def oracle(
         service.keys.public.hex(),
         chain.nft.address if chain else "unknown",
     )
-    web.run_app(make_app(service), host=host, port=port, print=None)
+    web.run_app(guard(make_app(service), ORACLE_LIMITS), host=host, port=port, print=None)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from deaios.errors import UserError
+from deaios.kv.replay import DATA_DEADLINE, MAX_TX_SIZE
 from deaios.stack.config import stack_option
 
 
@@ -83,9 +84,15 @@ def kv() -> None:
               help="Streams to serve: \"all\" (every stream seen in the log) or comma-separated 0x stream ids. "
                    "Serving a stream the index lacks replays the log from the start, as 0G does.")
 @click.option("--rebuild", is_flag=True, help="Delete the log and index first: rebuild from the chain and storage.")
+@click.option("--data-deadline", default=DATA_DEADLINE, show_default=True, type=click.FloatRange(0),
+              help="Seconds to wait for a transaction's data (from when the node saw its Submit event) before "
+                   "recording it as failed (DataUnavailable); 0 waits forever, as 0G does.")
+@click.option("--max-tx-size", default=MAX_TX_SIZE, show_default=True, type=click.IntRange(1),
+              help="Largest transaction (bytes) the node fetches; larger ones are recorded as DataTooLarge.")
 @click.option("--log-level", default="INFO", show_default=True)
 def node(data_dir: Path, host: str, port: int, chain_rpc: str | None, flow: str | None, node_urls: str,
-         start_block: int, streams: str, rebuild: bool, log_level: str) -> None:
+         start_block: int, streams: str, rebuild: bool, data_deadline: float, max_tx_size: int,
+         log_level: str) -> None:
     """Run a KV node (0G kv_* JSON-RPC) until SIGINT/SIGTERM."""
     import logging
 
@@ -108,7 +115,8 @@ def node(data_dir: Path, host: str, port: int, chain_rpc: str | None, flow: str 
     except ValueError as exc:
         raise UserError(f"--streams: {exc}") from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s kv %(levelname)s %(name)s: %(message)s")
-    run(KvNodeConfig(data_dir, host, port, chain_rpc, flow, urls, start_block, config, rebuild))
+    run(KvNodeConfig(data_dir, host, port, chain_rpc, flow, urls, start_block, config, rebuild, data_deadline,
+                     max_tx_size))
 
 
 @kv.command("put")

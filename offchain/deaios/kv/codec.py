@@ -24,6 +24,7 @@ exactly like 0G: which error a malformed or conflicting transaction records depe
 from __future__ import annotations
 
 import hashlib
+import mmap
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -205,9 +206,12 @@ class StreamReader:
     read as zeros; pass `pad=True` (what the replayer does) for exactly that behaviour."""
 
     def __init__(self, data: bytes, pad: bool = False) -> None:
-        data = bytes(data)
+        """`data`: bytes or any buffer supporting slicing and struct.unpack_from (an mmap of a downloaded
+        transaction is parsed in place: only the pieces read are copied)."""
         if pad and len(data) % ENTRY_SIZE:
-            data += bytes(ENTRY_SIZE - len(data) % ENTRY_SIZE)
+            data = bytes(data) + bytes(ENTRY_SIZE - len(data) % ENTRY_SIZE)
+        elif not isinstance(data, (bytes, mmap.mmap)):
+            data = bytes(data)
         self.data = data
         self.pos = 0
 

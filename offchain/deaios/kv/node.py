@@ -6,11 +6,14 @@ Three loops share one process:
   `Submit` event (sender, root, size, stream ids from the tags) in the log store, from a persisted
   cursor;
 * the fetcher downloads the data of upcoming transactions of served streams from the storage nodes
-  (deaios.storage.client.StorageClient: any k of n nodes, every segment verified against its root),
-  a few transactions ahead of replay, retrying until the data is there (as 0G's node, replay waits for
-  the data of the next transaction it needs);
+  (deaios.storage.client.StorageClient: any k of n nodes, every segment verified against its root, the
+  size taken from the Submit event) to a file, a few transactions ahead of replay, retrying until the data
+  is there; replay parses it from a memory map of that file, never from a copy in memory;
 * replay (deaios.kv.replay) applies transactions in tx-seq order in batches, one lmdb write transaction
-  per batch on one writer thread, so that the event loop keeps serving reads while it runs.
+  per batch on one writer thread, so that the event loop keeps serving reads while it runs. Like 0G's node
+  it waits for the data of the next transaction it needs — but only until the data deadline (counted
+  from when this node saw the transaction's Submit event; audit H7): then the transaction is recorded as
+  DataUnavailable and replay goes on. Transactions over the maximum size are never fetched (DataTooLarge).
 
 Without a chain (`--chain-rpc` not given) the node only serves an existing index (read-only snapshot).
 """
@@ -20,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mmap
+import os
 import shutil
 import signal
 import time
@@ -33,9 +38,10 @@ from aiohttp import web
 from deaios import metrics
 from deaios.jsonrpc import JsonRpcEndpoint
 from deaios.kv import rpc
-from deaios.kv.codec import stream_ids_from_tags
-from deaios.kv.replay import NeedData, Replayer, StreamConfig
+from deaios.kv.codec import ENTRY_SIZE, stream_ids_from_tags
+from deaios.kv.replay import DATA_DEADLINE, MAX_TX_SIZE, NeedData, Replayer, StreamConfig
 from deaios.kv.store import KvIndex, TxLog, TxRecord, wipe
+from deaios.service_limits import OWN_LIMIT, Limits, guard
 from deaios.storage.client import StorageClient, StorageClientError
 from deaios.storage.node.logsync import ChainClient, LogSync, SubmitEvent
 from deaios.storage.retrieval import RetrievalError
@@ -47,7 +53,7 @@ FETCH_CONCURRENCY = 4
 PREFETCH_BYTES = 256 << 20
 BATCH_TXS = 512  # transactions per lmdb write transaction
 BATCH_BYTES = 64 << 20  # stream data per lmdb write transaction
-MAX_RPC_BODY = 1 << 20
+MAX_RPC_BODY = 16 << 10  # every kv_* call is small (keys travel in base64: 16 KiB keys fit)
 REPLAYED = metrics.counter("kv", "transactions_replayed_total", "KV transactions replayed, by outcome (commit or "
                            "rejected).", ["outcome"])
 FETCHED = metrics.counter("kv", "fetched_bytes_total", "Stream data downloaded from the storage nodes.")
@@ -64,6 +70,8 @@ class KvNodeConfig:
     start_block: int = 0
     streams: StreamConfig = field(default_factory=StreamConfig)
     rebuild: bool = False
+    data_deadline: float = DATA_DEADLINE  # 0: wait for a transaction's data forever
+    max_tx_size: int = MAX_TX_SIZE
 
 
 class KvLogSync(LogSync):
@@ -75,8 +83,15 @@ class KvLogSync(LogSync):
         self.txlog = txlog
         self.new_txs = asyncio.Event()
         self.known = 0  # txs recorded when new_txs was last set
+        self.started = time.monotonic()
+        self.seen_at: dict[int, float] = {}  # tx seq -> when this process saw its Submit event
+
+    def first_seen(self, seq: int) -> float:
+        """When this node saw transaction `seq` (the process start for transactions logged before it)."""
+        return self.seen_at.get(seq, self.started)
 
     def on_submit(self, event: SubmitEvent) -> None:
+        self.seen_at.setdefault(event.seq, time.monotonic())
         sender = bytes.fromhex(event.sender[2:]) if event.sender else bytes(20)
         self.txlog.add(TxRecord(event.seq, sender, event.data_root, event.length,
                                 tuple(stream_ids_from_tags(event.tags))))
@@ -89,12 +104,14 @@ class KvLogSync(LogSync):
 
 
 class Fetcher:
-    """Downloads transaction data from the storage nodes, ahead of replay, retrying until it is there."""
+    """Downloads transaction data from the storage nodes, ahead of replay, retrying until it is there.
+    The data of a transaction is handed over as a read-only memory map of its downloaded file (the file
+    itself is unlinked at once), zero-padded to whole 256-byte sectors as 0G reads it."""
 
     def __init__(self, session: aiohttp.ClientSession, node_urls: list[str], tmp_dir: Path) -> None:
         self.client = StorageClient(session, node_urls)
         self.tmp = tmp_dir
-        self.tasks: dict[int, asyncio.Task[bytes]] = {}
+        self.tasks: dict[int, asyncio.Task[mmap.mmap]] = {}
         self.sizes: dict[int, int] = {}
         self.slots = asyncio.Semaphore(FETCH_CONCURRENCY)
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -109,29 +126,45 @@ class Fetcher:
         self.sizes[tx.seq] = tx.size
         self.tasks[tx.seq] = asyncio.create_task(self._fetch(tx))
 
-    def ready(self, seq: int) -> bytes | None:
+    def ready(self, seq: int) -> mmap.mmap | None:
         task = self.tasks.get(seq)
         return task.result() if task is not None and task.done() and not task.cancelled() else None
 
-    async def wait(self, tx: TxRecord) -> bytes:
+    async def wait(self, tx: TxRecord, timeout: float | None = None) -> mmap.mmap | None:
+        """The data of `tx`, or None if it did not arrive within `timeout` seconds (None: no limit)."""
         self.want(tx, first=True)
-        return await asyncio.shield(self.tasks[tx.seq])
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.tasks[tx.seq]), timeout)
+        except asyncio.TimeoutError:
+            return None
 
     def drop_below(self, seq: int) -> None:
         for old in [s for s in self.tasks if s < seq]:
-            self.tasks.pop(old).cancel()
+            task = self.tasks.pop(old)
+            task.cancel()
+            if task.done() and not task.cancelled() and task.exception() is None:
+                task.result().close()
             self.sizes.pop(old, None)
 
-    async def _fetch(self, tx: TxRecord) -> bytes:
+    @staticmethod
+    def _map(path: Path) -> mmap.mmap:
+        with open(path, "r+b") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size % ENTRY_SIZE:
+                f.truncate(size + ENTRY_SIZE - size % ENTRY_SIZE)  # zeros up to the sector boundary
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        path.unlink(missing_ok=True)  # the mapping keeps the bytes until it is closed
+        return data
+
+    async def _fetch(self, tx: TxRecord) -> mmap.mmap:
         root = "0x" + tx.root.hex()
         out = self.tmp / f"{tx.seq}.data"
         delay, since, warned = 0.05, time.monotonic(), False
         while True:
             try:
                 async with self.slots:
-                    await self.client.download(root, out)
-                data = await asyncio.to_thread(out.read_bytes)
-                out.unlink(missing_ok=True)
+                    await self.client.download(root, out, size=tx.size)
+                data = await asyncio.to_thread(self._map, out)
                 FETCHED.inc(len(data))
                 return data
             except (StorageClientError, RetrievalError, OSError) as exc:
@@ -162,7 +195,7 @@ class KvNode:
         self.txlog = TxLog(config.data_dir)
         self.index = KvIndex(config.data_dir)
         self._check_streams()
-        self.replayer = Replayer(config.streams)
+        self.replayer = Replayer(config.streams, config.max_tx_size)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kv-replay")
         self.sync: KvLogSync | None = None
         self.fetcher: Fetcher | None = None
@@ -195,20 +228,23 @@ class KvNode:
         application = web.Application(client_max_size=MAX_RPC_BODY)
         application.router.add_post("/", JsonRpcEndpoint(rpc.methods(self.index, self.config.streams, self.status),
                                                          max_body=MAX_RPC_BODY))
-        return metrics.instrument(application, "kv", gauges={
+        metrics.instrument(application, "kv", gauges={
             "replay_next_tx_seq": ("Replay position: every transaction below it is replayed.", self.index.progress),
             "log_txs": ("Transactions of the log this node knows.", self.txlog.next_seq),
             "log_sync_height": ("Last block whose Submit events this node has recorded.",
                                 lambda: self.sync.height if self.sync else -1)})
+        return guard(application, Limits(bodies={("POST", "/"): OWN_LIMIT}))
 
     # -- replay --------------------------------------------------------------------------------------------
-    def _apply(self, batch: list[tuple[TxRecord, bytes | None]]) -> tuple[int, int | None]:
-        """Apply a batch in one write transaction (on the writer thread): (next seq, seq needing data)."""
+    def _apply(self, batch: list[tuple[TxRecord, mmap.mmap | None]], unavailable: int | None = None
+               ) -> tuple[int, int | None]:
+        """Apply a batch in one write transaction (on the writer thread): (next seq, seq needing data).
+        `unavailable`: the seq whose data the node gave up waiting for."""
         need = None
         with self.index.writer() as w:
             for tx, data in batch:
                 try:
-                    result = self.replayer.apply(w, tx, data)
+                    result = self.replayer.apply(w, tx, data, unavailable=tx.seq == unavailable)
                 except NeedData as exc:
                     need = exc.seq
                     break
@@ -229,7 +265,7 @@ class KvNode:
                 if tx is None:
                     break
                 data = None
-                if self.replayer.wants_data(tx):
+                if self.replayer.fetchable(tx):
                     data = self.fetcher.ready(tx.seq)
                     size += len(data) if data is not None else 0
                 batch.append((tx, data))
@@ -238,7 +274,7 @@ class KvNode:
                 tx = self.txlog.get(ahead)
                 if tx is None:
                     break
-                if self.replayer.wants_data(tx):
+                if self.replayer.fetchable(tx):
                     self.fetcher.want(tx)
             if not batch:
                 self.sync.new_txs.clear()
@@ -257,8 +293,24 @@ class KvNode:
                 tx = self.txlog.get(need)
                 assert tx is not None
                 self.waiting_for = need
-                await self.fetcher.wait(tx)
+                await self._wait_for_data(tx)
                 self.waiting_for = None
+
+    async def _wait_for_data(self, tx: TxRecord) -> None:
+        """Wait for `tx`'s data until the data deadline; past it, record the transaction as DataUnavailable."""
+        assert self.sync is not None and self.fetcher is not None
+        deadline = self.config.data_deadline
+        if not deadline:
+            await self.fetcher.wait(tx)
+            return
+        left = self.sync.first_seen(tx.seq) + deadline - time.monotonic()
+        if left > 0 and await self.fetcher.wait(tx, left) is not None:
+            return
+        log.warning("tx %d: its data (root 0x%s, %d bytes) did not arrive within %.0f s: recorded as "
+                    "DataUnavailable", tx.seq, tx.root.hex(), tx.size, deadline)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.writer, self._apply, [(tx, None)], tx.seq)
+        self.fetcher.drop_below(tx.seq + 1)
 
     # -- process -------------------------------------------------------------------------------------------
     async def serve(self) -> None:

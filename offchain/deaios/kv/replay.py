@@ -17,6 +17,11 @@ of 0G's KV node (0glabs/0g-storage-kv, node/stream/src/stream_manager/stream_rep
 Stream data is read as 0G reads it, in whole 256-byte sectors: bytes up to the next sector boundary
 read as zeros. One deliberate difference: when several writes or ops of one transaction fail, the
 first in the data is reported (0G reports whichever its hash map yields first).
+
+Two results are deaios's own, so that one submission cannot halt or crash-loop the node (audit H7): a
+transaction larger than `max_tx_size` is recorded as "DataTooLarge" without its data being fetched, and one
+whose data did not reach the storage nodes within the node's data deadline as "DataUnavailable" (0G's node
+waits for it forever, which stops replay of every stream behind it).
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ COMMIT = "Commit"
 SENDER_NO_WRITE_PERMISSION = "SenderNoWritePermission"
 VERSION_CONFLICTION = "VersionConfliction"
 TAGS_MISMATCH = "TagsMismatch"
+DATA_TOO_LARGE = "DataTooLarge"
+DATA_UNAVAILABLE = "DataUnavailable"
+
+MAX_TX_SIZE = 256 << 20  # bytes of one transaction's data the node fetches (default)
+DATA_DEADLINE = 120.0  # seconds the node waits for a transaction's data (default; 0: forever, as 0G)
 
 _RENOUNCE = (Op.RENOUNCE_ADMIN_ROLE, Op.RENOUNCE_WRITER_ROLE, Op.RENOUNCE_SPECIAL_WRITER_ROLE)
 _ADMIN_ONLY = (Op.GRANT_ADMIN_ROLE, Op.SET_KEY_TO_NORMAL, Op.SET_KEY_TO_SPECIAL, Op.REVOKE_WRITER_ROLE,
@@ -111,21 +121,32 @@ def truncated_key(key: bytes) -> str:
 class Replayer:
     """Applies transactions to an index through a Writer (the caller owns the lmdb transaction)."""
 
-    def __init__(self, config: StreamConfig) -> None:
+    def __init__(self, config: StreamConfig, max_tx_size: int = MAX_TX_SIZE) -> None:
         self.config = config
+        self.max_tx_size = max_tx_size
+
+    def fetchable(self, tx: TxRecord) -> bool:
+        """Whether replay may need `tx`'s data and it is small enough to fetch."""
+        return self.wants_data(tx) and tx.size <= self.max_tx_size
 
     def wants_data(self, tx: TxRecord) -> bool:
         """Whether `tx` is a transaction of served streams (whose data replay may need)."""
         return bool(tx.stream_ids) and all(self.config.serves(s) for s in tx.stream_ids)
 
-    def apply(self, w: Writer, tx: TxRecord, data: bytes | None) -> str | None:
+    def apply(self, w: Writer, tx: TxRecord, data: bytes | None, unavailable: bool = False) -> str | None:
         """Replay `tx` (which must be the next one: w.progress() == tx.seq); returns its result, or None
-        if it is skipped. Raises NeedData, with nothing written, if its data is needed and `data` is None."""
+        if it is skipped. Raises NeedData, with nothing written, if its data is needed and `data` is None,
+        unless the caller gave up waiting for it (`unavailable`: recorded as DataUnavailable). `data` is
+        any buffer (bytes, or an mmap of the downloaded file)."""
         if not self.wants_data(tx):
             w.set_progress(tx.seq + 1)
             return None
         if not any(w.can_write(tx.sender, s) for s in tx.stream_ids):
             result = SENDER_NO_WRITE_PERMISSION
+        elif tx.size > self.max_tx_size:
+            result = f"{DATA_TOO_LARGE}: {tx.size} bytes (this node replays at most {self.max_tx_size})"
+        elif data is None and unavailable:
+            result = f"{DATA_UNAVAILABLE}: the data did not reach the storage nodes in time"
         else:
             if data is None:
                 raise NeedData(tx.seq)

@@ -19,7 +19,8 @@ from deaios.stack.config import ENV_STACK
               help="Data directory: stack.json, logs/, nodes/<i>/, chain state. Re-using it restarts the same "
                    "network (same chain, contracts and stored files).")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface every service listens on (0.0.0.0: all, for nodes on other machines).")
+              help="Interface every service listens on (0.0.0.0: all, for nodes on other machines). On a local "
+                   "stack anything but loopback exposes Anvil's public dev keys to the network: a warning is printed.")
 @click.option("--advertise", default=None, metavar="HOST",
               help="Host name other machines reach this stack's services at: in stack.json and registered on chain "
                    "(default: --host, or this machine's address when --host is 0.0.0.0).")

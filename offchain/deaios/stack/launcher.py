@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import os
 import signal
@@ -131,6 +132,13 @@ def services(opts: LaunchOptions) -> list[StackService]:
     return [StorageService(opts.nodes, opts.join), KVService(opts.kv_streams), ComputeProviderService(),
             InftOracleService(), da_launch.DANodesService(opts.da_nodes), *rollup_launch.services(),
             SupervisionRegistration(), DashboardService()]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def advertised_host(host: str, advertise: str | None) -> str:
@@ -248,6 +256,11 @@ class Launcher:
                             f"erasure-coded across that many); restart it with --nodes {len(previous.storage_nodes)} "
                             "or use another --dir")
         local = self.opts.chain is None
+        if local and not _is_loopback(self.opts.host):
+            self.say(f"WARNING: --host {self.opts.host} makes every service of this stack reachable from the network, "
+                     "and a local stack runs on Anvil's dev keys, which are public (the chain's funded accounts, the "
+                     "compute provider's, the DA nodes' and the INFT oracle's keys): anyone who can reach it can "
+                     "spend and sign as them. Use it only on a network you trust, never for real value.")
         chain = self._local_chain(previous) if local else self._existing_chain(previous)
         keys = ServiceKeys.dev() if local else (self.opts.keys or ServiceKeys())
         user_key = keys.one("user")

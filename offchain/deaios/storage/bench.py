@@ -134,21 +134,36 @@ def coding_figures(data: bytes, nodes: int, repeat: int) -> None:
              target=0.8)
 
 
-async def _deaios_transfer(stack, src: Path, out: Path) -> tuple[float, float, str]:
+async def _deaios_transfer(stack, src: Path, out: Path) -> tuple[float, float, float, str]:
+    """(upload s, until every node verified and finalized it s, download s, root)."""
     import aiohttp
 
+    from deaios.jsonrpc import RpcCallError, rpc_call
     from deaios.storage.client import StorageClient
+
+    async def finalized_everywhere(root: str) -> bool:
+        async def one(url: str) -> bool:
+            try:
+                info = await rpc_call(session, url, "zgs_getFileInfo", root, False, timeout=10)
+            except RpcCallError:
+                return False
+            return isinstance(info, dict) and bool(info.get("finalized"))
+        return all(await asyncio.gather(*(one(url) for url in stack.node_urls)))
 
     async with aiohttp.ClientSession() as session:
         client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key)
         start = time.perf_counter()
         result = await client.upload(src, on_stage=lambda message: _say(f"deaios upload: {message}"))
         upload = time.perf_counter() - start
-        _say(f"deaios upload done in {upload:.2f} s; downloading")
+        _say(f"deaios upload done in {upload:.2f} s; waiting until every node verified its shares")
+        while not await finalized_everywhere(result.root):
+            await asyncio.sleep(0.05)
+        verified = time.perf_counter() - start
+        _say(f"verified and finalized on every node {verified:.2f} s after the upload started; downloading")
         start = time.perf_counter()
         await client.download(result.root, out)
         download = time.perf_counter() - start
-    return upload, download, result.root
+    return upload, verified, download, result.root
 
 
 def _profiled(profile_dir: Path | None, name: str, func: Callable[[], object]) -> object:
@@ -196,7 +211,7 @@ def storage(size_mib: int, nodes: int, skip_sdk: bool, repeat: int, profile_dir:
             stack = run.stack
             _say(f"stack up (indexer {stack.indexer}); deaios client upload of {size_mib} MiB")
             out = base / "deaios.out"
-            upload, download, root = _profiled(  # type: ignore[misc]
+            upload, verified, download, root = _profiled(  # type: ignore[misc]
                 profile_dir, "client", lambda: asyncio.run(_deaios_transfer(stack, ours_src, out)))
             if _digest(out) != _digest(ours_src):
                 raise click.ClickException(f"deaios download of {root} is not byte-exact")
@@ -204,6 +219,8 @@ def storage(size_mib: int, nodes: int, skip_sdk: bool, repeat: int, profile_dir:
             _say(f"deaios: upload {upload:.2f} s, download {download:.2f} s (byte-exact)")
             emit("storage.upload.deaios", size / upload / 1e6, "MB/s", **params, seconds=round(upload, 3),
                  target=100)
+            emit("storage.upload.deaios_verified", size / verified / 1e6, "MB/s", **params,
+                 seconds=round(verified, 3))
             emit("storage.download.deaios", size / download / 1e6, "MB/s", **params,
                  seconds=round(download, 3), target=100)
             if skip_sdk:

@@ -3,11 +3,15 @@
 Upload: hash the file (deaios.storage.merkle), submit it to the Flow contract unless some node already
 knows the root (a re-run resumes), wait until the nodes have synced the submission, send every node its
 segment roots and then only the shares it reports missing (so an interrupted upload resumes where it
-stopped). Encoding happens here, so each node receives 1/k of the data instead of the whole file.
+stopped). Encoding happens here, so each node receives 1/k of the data instead of the whole file. Every
+placement is signed with the submitting account's key, and every data share travels with its merkle
+proof (deaios.storage.placement): nodes take shares only from a submitter of the file (or a peer node),
+check data shares at once and parity shares by decoding before they report the file finalized.
 
 Download: read the file info and segment roots from any live node, rebuild segments from any k shares
 per segment (data shares first: no decoding), verify each segment's merkle proof against the root, and
-write the file atomically.
+write the file atomically. The file size is the one the caller knows from the chain, or else the one at
+least k nodes agree on (one node cannot truncate or extend a download).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +31,7 @@ from deaios.jsonrpc import RpcCallError, rpc_call
 from deaios.storage.erasure import ErasureCode, data_segments, segment_lengths
 from deaios.storage.flow_client import FlowClient
 from deaios.storage.merkle import SEGMENT_SIZE, FileMerkleTree
+from deaios.storage.placement import PlacementSigner, encode_for_placement
 from deaios.storage.retrieval import SegmentFetcher, fetch_segment_roots
 from deaios.storage.share_transport import ShareClient, TransportError, consecutive_runs
 
@@ -92,11 +98,43 @@ class StorageClient:
         return list(await asyncio.gather(*(one(url) for url in self.urls)))
 
     async def file_size(self, root: str) -> int:
-        """The size of file `root` as the first reachable node that knows it reports."""
-        for info in await self._file_infos(root):
-            if isinstance(info, dict):
-                return int(info["tx"]["size"])
-        raise StorageClientError(f"file {root} is unknown to every reachable storage node")
+        """The size of file `root` as at least k storage nodes report it."""
+        return self._agreed_size(root, await self._file_infos(root))
+
+    def _agreed_size(self, root: str, infos: list[dict | None | Exception]) -> int:
+        sizes: Counter[int] = Counter()
+        for info in infos:
+            try:
+                size = info["tx"]["size"] if isinstance(info, dict) else None
+            except (KeyError, TypeError):
+                continue
+            if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+                sizes[size] += 1
+        if not sizes:
+            if all(isinstance(i, Exception) for i in infos):
+                raise StorageClientError("no storage node is reachable")
+            raise StorageClientError(f"file {root} is unknown to every reachable storage node")
+        size, votes = sizes.most_common(1)[0]
+        if votes < min(self.code.k, len(self.urls)):
+            if len(sizes) == 1:
+                raise StorageClientError(f"only {votes} reachable storage nodes know {root}; {self.code.k} are "
+                                         "needed to read it")
+            raise StorageClientError(f"the storage nodes do not agree on the size of {root} ({dict(sizes)}); "
+                                     f"{self.code.k} must")
+        return size
+
+    async def _signer(self) -> PlacementSigner:
+        """The submitting account's placement signer (chain id and Flow address from a node's status)."""
+        if not self.private_key:
+            raise StorageClientError("placing shares needs the key of the account that submitted the file")
+        for url in self.urls:
+            try:
+                status = await rpc_call(self.session, url, "zgs_getStatus", timeout=5)
+                identity = status["networkIdentity"]
+                return PlacementSigner(self.private_key, int(identity["chainId"]), self.flow or identity["flowAddress"])
+            except (RpcCallError, KeyError, TypeError, ValueError):
+                continue
+        raise StorageClientError("no storage node is reachable")
 
     # -- upload -------------------------------------------------------------------------------------------
     async def upload(self, path: str | os.PathLike[str], tags: bytes = b"", progress: Progress | None = None,
@@ -125,15 +163,32 @@ class StorageClient:
             if len(live) < self.code.k:
                 raise StorageClientError(f"only {len(live)} storage nodes reachable, {self.code.k} needed")
             stage(f"nodes {down} unreachable: they will repair their shares when back")
-        await asyncio.gather(*(self.shares.put_roots(node, tree.root, tree.segment_roots) for node in live))
-        missing = dict(zip(live, await asyncio.gather(*(self.shares.missing(node, tree.root) for node in live))))
+        missing = await self._missing(live, tree)
         todo = sorted({i for m in missing.values() for i in (m or [])})
+        signer = None
+        if todo:  # (a file already stored in full needs no key: e.g. the same bytes written again)
+            signer = await self._signer()
+            needy = [node for node in live if missing[node]]
+            try:
+                await asyncio.gather(*(self.shares.put_roots(node, tree.root, tree.segment_roots,
+                                                             signer.headers(tree.root, node)) for node in needy))
+            except TransportError as exc:
+                raise StorageClientError(f"{exc} (the shares of a file are placed by an account that submitted "
+                                         "it)") from None
+            missing.update(await self._missing(needy, tree))  # now that they know the segment roots
+            todo = sorted({i for m in missing.values() for i in (m or [])})
         lengths = segment_lengths(tree.size)
         if progress:
             progress(sum(min(lengths[i], tree.size - i * SEGMENT_SIZE) for i in range(data_segments(tree.size))
                          if i not in todo))
-        await self._send_shares(Path(path), tree, todo, missing, progress)
+        if signer is not None:
+            await self._send_shares(Path(path), tree, todo, missing, progress, signer)
         return UploadResult(root, tx_seq, tx_hash, tree.size, tree.num_segments, time.perf_counter() - started)
+
+    async def _missing(self, nodes: list[int], tree: FileMerkleTree) -> dict[int, list[int] | None]:
+        """Which data segments each node still lacks its share of."""
+        found = await asyncio.gather(*(self.shares.missing(node, tree.root, tree.num_segments) for node in nodes))
+        return dict(zip(nodes, found))
 
     async def _wait_synced(self, root: str) -> list[int]:
         """Nodes that know the submission (polling until every reachable node does)."""
@@ -150,7 +205,8 @@ class StorageClient:
             await asyncio.sleep(0.1)
 
     async def _send_shares(self, path: Path, tree: FileMerkleTree, todo: list[int],
-                           missing: dict[int, list[int] | None], progress: Progress | None) -> None:
+                           missing: dict[int, list[int] | None], progress: Progress | None,
+                           signer: PlacementSigner) -> None:
         wanted = {node: set(m or []) for node, m in missing.items()}
         lengths = segment_lengths(tree.size)
         batches = [todo[i:i + self.batch_segments] for i in range(0, len(todo), self.batch_segments)]
@@ -161,7 +217,7 @@ class StorageClient:
             with open(path, "rb") as f:
                 for i in batch:
                     f.seek(i * SEGMENT_SIZE)
-                    out[i] = self.code.encode(f.read(lengths[i]).ljust(lengths[i], b"\0"))
+                    out[i] = encode_for_placement(self.code, f.read(lengths[i]).ljust(lengths[i], b"\0"))
             return out
 
         async def run(batch: list[int]) -> None:
@@ -172,7 +228,8 @@ class StorageClient:
                     segs = [i for i in batch if i in need]
                     for part in consecutive_runs(segs):
                         shares = [encoded[i][self.code.share_of(i, node)] for i in part]
-                        sends.append(self.shares.put_shares(node, tree.root, part[0], shares))
+                        sends.append(self.shares.put_shares(node, tree.root, part[0], shares,
+                                                            signer.headers(tree.root, node)))
                 results = await asyncio.gather(*sends, return_exceptions=True)
                 for result in results:
                     if isinstance(result, TransportError):
@@ -185,22 +242,22 @@ class StorageClient:
         await asyncio.gather(*(run(batch) for batch in batches))
 
     # -- download -----------------------------------------------------------------------------------------
-    async def download(self, root: str, out: str | os.PathLike[str], progress: Progress | None = None) -> DownloadResult:
+    async def download(self, root: str, out: str | os.PathLike[str], progress: Progress | None = None,
+                       size: int | None = None) -> DownloadResult:
+        """Download file `root` to `out`. `size`: the file's size from the chain (its Submit event), if the
+        caller knows it; otherwise the size k nodes agree on."""
         started = time.perf_counter()
         root_bytes = _parse_root(root)
         infos = await self._file_infos(root)
-        known = [i for i in infos if isinstance(i, dict)]
-        if not known:
-            if all(isinstance(i, Exception) for i in infos):
-                raise StorageClientError("no storage node is reachable")
-            raise StorageClientError(f"file {root} is unknown to the storage nodes")
-        if not any(i["finalized"] for i in known):
-            raise StorageClientError(f"file {root} is not finalized yet (upload incomplete)")
-        size = int(known[0]["tx"]["size"])
+        if size is None:
+            size = self._agreed_size(root, infos)
         live = [n for n, i in enumerate(infos) if isinstance(i, dict)]
-        roots = await fetch_segment_roots(self.shares, root_bytes, live)
+        if not live:
+            raise StorageClientError(f"file {root} is unknown to the storage nodes")
+        roots = await fetch_segment_roots(self.shares, root_bytes, live, len(segment_lengths(size)))
         if roots is None:
-            raise StorageClientError(f"no node has the segment roots of {root}")
+            raise StorageClientError(f"file {root} is not available yet (no node has its segment roots: "
+                                     "upload incomplete)")
         fetcher = SegmentFetcher(self.shares, self.code, root_bytes, roots, size)
         fetcher.down.update(set(range(self.code.n)) - set(live))
         n_data = data_segments(size)

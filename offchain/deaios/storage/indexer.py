@@ -9,18 +9,24 @@ JSON-RPC on POST / (same shapes as 0G's indexer):
 - `indexer_getNodeLocations()` → `{url: {"city", "region", "country", "location", "timezone"}}` for the
   live nodes (all on this machine).
 - `indexer_getFileLocations(root)` → ShardedNode list of the live nodes whose `zgs_getFileInfo(root, true)`
-  says the file is finalized (every finalized node can serve the whole file: it rebuilds segments from
-  the erasure shares of its peers); `[]` when none.
+  says the file is finalized (every finalized node can serve the whole file: it rebuilds segments from the
+  erasure shares of its peers); `[]` when none. One call must not turn into a call to every node: `FANOUT`
+  nodes are asked first, the others only if one of those knows the file (a submitted root), a node that
+  reported the file finalized is not asked again, and a root none of the first `FANOUT` knew is answered
+  `[]` for `LOCATION_TTL` seconds without asking.
 
-Node liveness is probed concurrently with a short timeout and cached for `PROBE_TTL` seconds.
+Node liveness is probed concurrently with a short timeout and cached for `PROBE_TTL` seconds. Bodies are
+limited (16 KiB per call) and requests served at once are bounded (`deaios.service_limits`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import aiohttp
@@ -28,11 +34,16 @@ from aiohttp import web
 
 from deaios import metrics
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
+from deaios.service_limits import OWN_LIMIT, Limits, guard, read_capped
 
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 1.0  # seconds per zgs_* probe
 PROBE_TTL = 1.0  # seconds a liveness probe is reused
+FANOUT = 3  # nodes asked about one root
+LOCATION_TTL = 2.0  # seconds a file-location answer is reused
+LOCATION_CACHE = 4096  # roots remembered
+MAX_NODE_REPLY = 1 << 20
 LOCAL_LOCATION = {"city": "localhost", "region": "local", "country": "local", "location": "0.0000,0.0000",
                   "timezone": "UTC"}
 
@@ -58,13 +69,16 @@ class Indexer:
         self._live: list[_NodeState] = []
         self._probe_lock = asyncio.Lock()
         self._id = 0
+        self._finalized: OrderedDict[str, set[str]] = OrderedDict()  # root -> nodes that reported it finalized
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # root -> when FANOUT nodes did not know it
+        self._next = 0  # where the next fan-out starts (spreads the load over the nodes)
 
     async def _call(self, url: str, method: str, *params: object) -> object:
         """One JSON-RPC call to a node; raises on transport errors and JSON-RPC errors."""
         self._id += 1
         async with self.session.post(url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
                                                 "params": list(params)}, timeout=self.timeout) as resp:
-            body = await resp.json(content_type=None)
+            body = json.loads(await read_capped(resp, MAX_NODE_REPLY))
         if not isinstance(body, dict) or "error" in body:
             raise RuntimeError(f"{method}: {body.get('error') if isinstance(body, dict) else body!r}")
         return body.get("result")
@@ -114,17 +128,34 @@ class Indexer:
         except ValueError:
             raise RpcError(f"root must be a 0x-prefixed 32-byte hex string, got {root[:80]!r}", -32602) from None
         root = "0x" + root.removeprefix("0x").lower()
-
-        async def holds(node: _NodeState) -> bool:
-            try:
-                info = await self._call(node.url, "zgs_getFileInfo", root, True)
-            except Exception:
-                return False
-            return isinstance(info, dict) and bool(info.get("finalized"))
-
         nodes = await self.live_nodes()
-        found = await asyncio.gather(*(holds(node) for node in nodes))
-        return [self._sharded(node) for node, ok in zip(nodes, found) if ok]
+        unknown_at = self._unknown.get(root)
+        if unknown_at is not None and time.monotonic() - unknown_at < LOCATION_TTL:
+            return []
+        finalized = self._finalized.setdefault(root, set())
+        self._finalized.move_to_end(root)
+        while len(self._finalized) > LOCATION_CACHE:
+            self._finalized.popitem(last=False)
+        start, self._next = self._next % max(len(nodes), 1), self._next + 1
+        ask = [nodes[(start + i) % len(nodes)] for i in range(len(nodes))]
+        ask = [node for node in ask if node.url not in finalized]
+        first = await asyncio.gather(*(self._file_info(node, root) for node in ask[:FANOUT]))
+        answers = list(zip(ask[:FANOUT], first))
+        if any(isinstance(info, dict) for info in first):  # a real file: the other nodes may hold it too
+            rest = await asyncio.gather(*(self._file_info(node, root) for node in ask[FANOUT:]))
+            answers += list(zip(ask[FANOUT:], rest))
+        elif not finalized:
+            self._unknown[root] = time.monotonic()
+            while len(self._unknown) > LOCATION_CACHE:
+                self._unknown.popitem(last=False)
+        finalized.update(node.url for node, info in answers if isinstance(info, dict) and info.get("finalized"))
+        return [self._sharded(node) for node in nodes if node.url in finalized]
+
+    async def _file_info(self, node: _NodeState, root: str) -> object:
+        try:
+            return await self._call(node.url, "zgs_getFileInfo", root, True)
+        except Exception:
+            return None
 
     def methods(self) -> dict:
         return {
@@ -136,9 +167,10 @@ class Indexer:
 
 def build_app(indexer: Indexer) -> web.Application:
     app = web.Application()
-    app.router.add_post("/", JsonRpcEndpoint(indexer.methods(), max_body=1 << 20))
-    return metrics.instrument(app, "indexer", gauges={
+    app.router.add_post("/", JsonRpcEndpoint(indexer.methods(), max_body=16 << 10))
+    metrics.instrument(app, "indexer", gauges={
         "live_nodes": ("Storage nodes that answered the last liveness probe.", lambda: len(indexer._live))})
+    return guard(app, Limits(bodies={("POST", "/"): OWN_LIMIT}))
 
 
 async def serve(host: str, port: int, node_urls: list[str]) -> None:

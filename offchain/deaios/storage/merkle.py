@@ -29,6 +29,7 @@ __all__ = [
     "CHUNK_SIZE", "SEGMENT_CHUNKS", "SEGMENT_SIZE", "MAX_SUBMISSION_NODES", "EMPTY_CHUNK_HASH",
     "EmptyFileError", "Proof", "ProofError", "Submission", "SubmissionNode", "FileMerkleTree",
     "keccak256", "num_chunks", "num_segments", "padded_chunks", "node_heights", "tree_root", "tree_proof",
+    "tree_levels", "range_siblings", "range_root",
 ]
 
 CHUNK_SIZE = 256
@@ -102,6 +103,59 @@ def tree_root(level: bytes) -> bytes:
         odd = (len(level) // HASH_SIZE) % 2
         paired = hash_pairs(level[: len(level) - HASH_SIZE * odd])
         level = paired + level[len(level) - HASH_SIZE:] if odd else paired
+    return level
+
+
+def tree_levels(leaves: bytes) -> list[bytes]:
+    """Every level of 0G's tree over `leaves`, leaves first, root last."""
+    return _tree_levels(leaves)
+
+
+def range_siblings(levels: list[bytes], lo: int, hi: int) -> list[bytes]:
+    """The hashes that, with leaves lo..hi (inclusive) of the tree `levels`, rebuild its root: per level,
+    the left neighbour of the range if it starts on a right child, then the right neighbour if it ends on a
+    left child that has one (an odd last node is promoted, so it needs none). See `range_root`."""
+    out = []
+    for level in levels[:-1]:
+        n = len(level) // HASH_SIZE
+        if lo % 2:
+            out.append(level[(lo - 1) * HASH_SIZE:lo * HASH_SIZE])
+        if hi % 2 == 0 and hi + 1 < n:
+            out.append(level[(hi + 1) * HASH_SIZE:(hi + 2) * HASH_SIZE])
+        lo, hi = lo // 2, hi // 2
+    return out
+
+
+def range_sibling_count(leaves: int, lo: int, hi: int) -> int:
+    """How many hashes `range_siblings` returns for leaves lo..hi of a tree of `leaves` leaves."""
+    count, n = 0, leaves
+    while n > 1:
+        count += (lo % 2) + (hi % 2 == 0 and hi + 1 < n)
+        lo, hi, n = lo // 2, hi // 2, (n + 1) // 2
+    return count
+
+
+def range_root(leaves: bytes, lo: int, total: int, siblings: list[bytes]) -> bytes:
+    """The root of a tree of `total` leaves rebuilt from its consecutive leaves starting at `lo` and the
+    `range_siblings` of that range; ProofError if the siblings do not fit the range."""
+    level, hi, n = leaves, lo + len(leaves) // HASH_SIZE - 1, total
+    if not leaves or len(leaves) % HASH_SIZE or not 0 <= lo <= hi < total:
+        raise ProofError("leaf range outside the tree")
+    rest = iter(siblings)
+    try:
+        while n > 1:
+            if lo % 2:
+                level, lo = next(rest) + level, lo - 1
+            if hi % 2 == 0 and hi + 1 < n:
+                level, hi = level + next(rest), hi + 1
+            odd = (len(level) // HASH_SIZE) % 2  # then hi is the promoted last node of the level
+            paired = hash_pairs(level[:len(level) - HASH_SIZE * odd])
+            level = paired + level[len(level) - HASH_SIZE:] if odd else paired
+            lo, hi, n = lo // 2, hi // 2, (n + 1) // 2
+    except StopIteration:
+        raise ProofError("too few sibling hashes") from None
+    if next(rest, None) is not None:
+        raise ProofError("too many sibling hashes")
     return level
 
 

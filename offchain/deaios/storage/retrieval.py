@@ -118,11 +118,13 @@ class SegmentFetcher:
         return None
 
 
-async def fetch_segment_roots(client: ShareClient, root: bytes, nodes: list[int]) -> bytes | None:
-    """The segment roots of `root` from the first node that has valid ones."""
+async def fetch_segment_roots(client: ShareClient, root: bytes, nodes: list[int],
+                              segments: int | None = None) -> bytes | None:
+    """The segment roots of `root` from the first node that has valid ones (`segments`: how many there
+    are, if known, so that no node can make us read more)."""
     for node in nodes:
         try:
-            roots = await client.get_roots(node, root)
+            roots = await client.get_roots(node, root, segments)
         except TransportError:
             continue
         if roots and len(roots) % HASH_SIZE == 0 and tree_root(roots) == root:

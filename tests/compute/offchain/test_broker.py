@@ -15,7 +15,14 @@ from deaios.compute.backend import count_tokens
 from deaios.compute.broker import Broker, BrokerConfig
 from deaios.compute.chain import ComputeAddresses, ComputeChain, load_abis
 from deaios.compute.client import BillingError, ComputeClient
-from deaios.compute.receipts import request_digest, sign_digest
+from deaios.compute.receipts import (
+    ZERO32,
+    SignerKind,
+    next_requests_hash,
+    request_digest,
+    sign_digest,
+    sign_receipt,
+)
 from eth_utils import keccak
 
 IN_PRICE, OUT_PRICE = 1_000, 3_000
@@ -193,31 +200,53 @@ def _headers(client, provider, body, nonce, key=None):
     }
 
 
+def max_receipt_headers(client, provider: str, body: bytes, nonce: int, max_total: int,
+                        previous_hash: bytes = bytes(32)) -> dict:
+    """The receipt at a request's maximum cost, pre-signed as `ComputeClient` sends it (user-signed mode)."""
+    requests_hash = next_requests_hash(previous_hash, keccak(body), ZERO32)
+    receipt = sign_receipt(client.key, client.chain.chain_id, client.chain.addresses.ledger, client.user, provider,
+                           nonce, max_total, requests_hash, SignerKind.USER)
+    return {"X-Deaios-Max-Total": str(max_total), "X-Deaios-Receipt-Signature": "0x" + receipt.signature.hex()}
+
+
 def test_broker_rejections(broker, rpc, addresses, alice, bob, prov, tmp_path):
     client = user_client(rpc, addresses, alice, tmp_path)
     url = broker.broker.url
-    body = json.dumps({"model": "echo-1", "messages": [{"role": "user", "content": "x y z"}]}).encode()
+    body = json.dumps({"model": "echo-1", "messages": [{"role": "user", "content": "x y z"}],
+                       "max_tokens": 8}).encode()
+    max_total = 3 * IN_PRICE + 8 * OUT_PRICE
+    presigned = max_receipt_headers(client, prov.address, body, 1, max_total)
     status, out = _post(url, body, {"Content-Type": "application/json"})
     assert status == 401 and "headers" in out["error"]["message"]
     status, out = _post(url, body, _headers(client, prov.address, body, 1, key=bob.private_key))
     assert status == 401 and "signature" in out["error"]["message"]
     status, out = _post(url, body, _headers(client, prov.address, body, 5))
     assert status == 401 and out["error"]["expected_nonce"] == 1
-    status, out = _post(url, body, _headers(client, prov.address, body, 1))
+    status, out = _post(url, body, {**_headers(client, prov.address, body, 1), **presigned})
     assert status == 402 and "insufficient balance" in out["error"]["message"]  # no sub-account yet
     client.chain.deposit(10**9)
     client.chain.transfer(prov.address, 10**6)
     status, out = _post(url, body, _headers(client, prov.address, body, 1))
+    assert status == 402 and "maximum cost" in out["error"]["message"]  # no pre-signed maximum
+    status, out = _post(url, body, {**_headers(client, prov.address, body, 1),
+                                    **max_receipt_headers(client, prov.address, body, 1, max_total - 1)})
+    assert status == 409 and "does not cover" in out["error"]["message"]
+    status, out = _post(url, body, {**_headers(client, prov.address, body, 1),
+                                    **max_receipt_headers(client, prov.address, body, 1, max_total, b"\1" * 32)})
+    assert status == 401 and "pre-signed" in out["error"]["message"]  # signed over another history
+    status, out = _post(url, body, {**_headers(client, prov.address, body, 1), **presigned})
     assert status == 200 and out["x_deaios"]["nonce"] == 1
     # the bill of request 1 was never signed: request 2 is refused until it is
     status, out = _post(url, body, _headers(client, prov.address, body, 2))
     assert status == 402 and out["error"]["unsigned"]["nonce"] == 1
     # the broker will not serve beyond the balance: 10**6 covers few requests at these prices
-    big = json.dumps({"model": "echo-1", "messages": [{"role": "user", "content": "w " * 2000}]}).encode()
+    big = json.dumps({"model": "echo-1", "messages": [{"role": "user", "content": "w " * 2000}],
+                      "max_tokens": 8}).encode()
     other = user_client(rpc, addresses, bob, tmp_path)
     other.chain.deposit(10**9)
     other.chain.transfer(prov.address, 10**6)
-    status, out = _post(url, big, _headers(other, prov.address, big, 1))
+    status, out = _post(url, big, {**_headers(other, prov.address, big, 1),
+                                   **max_receipt_headers(other, prov.address, big, 1, 2000 * IN_PRICE + 8 * OUT_PRICE)})
     assert status == 402
     wrong_model = json.dumps({"model": "gpt-9", "messages": []}).encode()
     status, _ = _post(url, wrong_model, _headers(other, prov.address, wrong_model, 1))
@@ -230,7 +259,7 @@ def test_client_refuses_a_wrong_bill(broker, rpc, addresses, alice, prov, tmp_pa
     client.chain.deposit(10**9)
     client.chain.transfer(prov.address, 10**8)
     broker.broker.config.output_price = OUT_PRICE + 1  # overcharging, prices on chain unchanged
-    with pytest.raises(BillingError, match="does not match"):
+    with pytest.raises(BillingError, match="does not match|does not cover"):  # its bill, or its own maximum
         client.chat(prov.address, [{"role": "user", "content": "hello"}])
     assert client.spent(prov.address)["totalFee"] == 0
     assert broker.tick()["settled"] == []

@@ -62,5 +62,17 @@ def start_nodes(rpc: str, entrance: str, keys: list[str], base: Path, faults: li
     return nodes
 
 
+def put_blob(net: dict, client, size: int, node_index: int = 0) -> tuple:
+    """Disperse `size` random bytes; (their blob reference, node `node_index`, the first column it holds)."""
+    import asyncio
+
+    from deaios.da.encoding import columns_of_rows
+
+    ref = asyncio.run(client.put(os.urandom(size))).ref
+    node = net["nodes"][node_index]
+    quorum = net["chain"].quorum(ref.epoch, ref.quorum_id)
+    return ref, node, columns_of_rows(quorum.rows_of(node.address), quorum.rows)[0]
+
+
 def deaios_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(DEAIOS + list(args), capture_output=True, text=True, timeout=timeout)

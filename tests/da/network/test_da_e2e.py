@@ -13,46 +13,19 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
-import ape
 import pytest
 from click.testing import CliRunner
-from da_network_helpers import deaios_cli, start_nodes
+from da_network_helpers import deaios_cli, put_blob
 from deaios.cli import main as deaios_main
 from deaios.da import altda, bls
 from deaios.da.chain import DAChain
-from deaios.da.client import BlobRef, DAClient, DAClientError
+from deaios.da.client import BlobRef, DAClientError
 from deaios.da.dispersal import in_process
-from deaios.da.encoding import MAX_DATA, Encoder, columns_of_rows, encode
+from deaios.da.encoding import MAX_DATA, columns_of_rows, encode
 from deaios.da.serving import serve_app
-from deaios.deployment import load_script
 from deaios.jsonrpc import RpcCallError, rpc_call
 
 ROOT = Path(__file__).resolve().parents[3]
-FAULTS = ["none", "none", "none", "none", "withhold", "garbage"]
-
-
-@pytest.fixture(scope="module")
-def net(accounts, project, tmp_path_factory):
-    owner = accounts[0]
-    d = load_script("deploy_da").deploy_da(owner, project, epoch_blocks=10**6, blob_price=10**12)
-    rpc = ape.chain.provider.http_uri
-    keys = [accounts[i].private_key for i in range(4, 4 + len(FAULTS))]
-    nodes = start_nodes(rpc, d["da_entrance"], keys, tmp_path_factory.mktemp("da"), FAULTS)
-    registry = project.DASigners.at(d["da_signers"])
-    registry.forceMakeEpoch(sender=owner)
-    assert registry.quorumCount(1) == 1
-    client_key = accounts[3].private_key
-    yield {"deployment": d, "rpc": rpc, "nodes": nodes, "registry": registry, "owner": owner,
-           "entrance": project.DAEntrance.at(d["da_entrance"]), "chain": DAChain(rpc, d["da_entrance"], client_key),
-           "key": client_key}
-    for n in nodes:
-        n.stop()
-
-
-@pytest.fixture(scope="module")
-def client(net):
-    with Encoder(1) as encoder:
-        yield DAClient(net["chain"], encoder)
 
 
 def test_nodes_registered_with_pop_and_joined_epoch(net):
@@ -220,11 +193,7 @@ def test_op_altda_server_errors(altda_url):
 
 
 def test_expired_blobs_are_pruned(net, client):
-    data = os.urandom(5_000)
-    ref = asyncio.run(client.put(data)).ref
-    node = net["nodes"][0]
-    quorum = net["chain"].quorum(ref.epoch, ref.quorum_id)
-    col = columns_of_rows(quorum.rows_of(node.address), quorum.rows)[0]
+    ref, node, col = put_blob(net, client, 5_000)
 
     async def retrieve():
         async with aiohttp.ClientSession() as s:

@@ -13,15 +13,37 @@ stack.json so that `deaios down` stops it too).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from deaios.stack import process
 from deaios.stack.config import Stack
 from deaios.stack.process import START_TIMEOUT, RunningStack, deaios, running_stack, stack_env
+from deaios.storage.client import StorageClient
 
-__all__ = ["START_TIMEOUT", "RunningStack", "deaios", "running_stack", "sdk_transfer", "stack_env"]
+__all__ = ["START_TIMEOUT", "RunningStack", "deaios", "running_stack", "sdk_transfer", "stack_env", "upload",
+           "download"]
+
+
+def upload(stack: Stack, path: Path) -> str:
+    """Upload `path` with the deaios client (in-process) as the stack's account; its root."""
+    async def go() -> str:
+        async with aiohttp.ClientSession() as session:
+            client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key)
+            return (await client.upload(path)).root
+    return asyncio.run(go())
+
+
+def download(stack: Stack, root: str, out: Path) -> bytes:
+    """Download file `root` with the deaios client to `out`; its bytes."""
+    async def go() -> None:
+        async with aiohttp.ClientSession() as session:
+            await StorageClient(session, stack.node_urls).download(root, out)
+    asyncio.run(go())
+    return out.read_bytes()
 
 
 def sdk_transfer(stack: Stack, src: Path, out: Path, *extra: str) -> dict:

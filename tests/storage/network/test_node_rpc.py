@@ -15,6 +15,7 @@ import pytest
 from deaios.stack.config import Stack
 from deaios.storage.flow_client import FlowClient
 from deaios.storage.merkle import SEGMENT_SIZE, FileMerkleTree
+from deaios.storage.placement import PlacementSigner
 
 DATA = random.Random(5).randbytes(3 * SEGMENT_SIZE + 1000)  # 4 segments
 
@@ -132,14 +133,23 @@ def test_tampered_segment_data_fails_its_proof(node: str, pending: FileMerkleTre
     assert uploaded(node, pending) == 1
 
 
-def test_share_api_rejects_bad_requests(node: str, pending: FileMerkleTree) -> None:
+def test_share_api_rejects_bad_requests(stack: Stack, node: str, pending: FileMerkleTree) -> None:
     root = root_hex(pending)
     unknown = "0x" + "44" * 32
     assert requests.get(f"{node}/deaios/v1/missing/{unknown}").status_code == 404
     assert requests.get(f"{node}/deaios/v1/missing/0x12").status_code == 400
-    assert requests.put(f"{node}/deaios/v1/roots/{root}", data=b"\x00" * 64).status_code == 400
-    reply = requests.put(f"{node}/deaios/v1/shares/{root}", params={"first": 0, "count": 1}, data=b"x")
+    placement = PlacementSigner(stack.private_key, stack.chain_id, stack.flow).headers(pending.root, 0)
+    assert requests.put(f"{node}/deaios/v1/roots/{root}", data=b"\x00" * 64).status_code == 401  # no signature
+    assert requests.put(f"{node}/deaios/v1/roots/{root}", data=b"\x00" * 64, headers=placement).status_code == 400
+    reply = requests.put(f"{node}/deaios/v1/shares/{root}", params={"first": 0, "count": 1}, data=b"x",
+                         headers=placement)
     assert reply.status_code == 409 and "segment roots" in reply.json()["error"]
+    stranger = PlacementSigner("0x" + "42" * 32, stack.chain_id, stack.flow).headers(pending.root, 0)
+    reply = requests.put(f"{node}/deaios/v1/roots/{root}", data=pending.segment_roots, headers=stranger)
+    assert reply.status_code == 403 and "neither a submitter" in reply.json()["error"]
+    wrong_node = PlacementSigner(stack.private_key, stack.chain_id, stack.flow).headers(pending.root, 1)
+    assert requests.put(f"{node}/deaios/v1/roots/{root}", data=pending.segment_roots,
+                        headers=wrong_node).status_code in (401, 403)  # a token for node 1 fails on node 0
     assert requests.get(f"{node}/deaios/v1/shares/{root}", params={"first": "a", "count": 1}).status_code == 400
     assert requests.get(f"{node}/deaios/v1/shares/{root}", params={"first": 0, "count": 99}).status_code == 400
 

@@ -25,6 +25,7 @@ SUBMIT_TOPIC = "0x" + keccak256(
 SUBMIT_DATA_TYPES = ["uint256", "uint256", "uint256", "(uint256,bytes,(bytes32,uint256)[])"]
 REORG_DEPTH = 12
 MAX_RANGE = 2000  # blocks per eth_getLogs call
+MAX_CHAIN_REPLY = 256 << 20  # bytes of one chain reply (a range of Submit logs)
 
 
 class ChainError(RuntimeError):
@@ -54,7 +55,7 @@ class SubmitEvent:
         return FileRecord(
             root="0x" + self.data_root.hex(), size=self.length, seqs=[self.seq], start_entry=self.start_pos,
             merkle_nodes=[[height + 1, "0x" + root.hex()] for root, height in self.nodes],
-            tags="0x" + self.tags.hex())
+            tags="0x" + self.tags.hex(), senders=[self.sender.lower()] if self.sender else [])
 
 
 def decode_submit(log_entry: dict) -> SubmitEvent:
@@ -75,7 +76,7 @@ class ChainClient:
 
     async def call(self, method: str, *params: object) -> object:
         try:
-            return await rpc_call(self.session, self.url, method, *params, timeout=60)
+            return await rpc_call(self.session, self.url, method, *params, timeout=60, max_reply=MAX_CHAIN_REPLY)
         except RpcCallError as exc:
             raise ChainError(str(exc)) from exc
 

@@ -16,16 +16,35 @@ from aiohttp import web
 
 from deaios import metrics
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
+from deaios.service_limits import OWN_LIMIT, Limits, guard
 from deaios.storage.erasure import ErasureCode
+from deaios.storage.merkle import HASH_SIZE, SEGMENT_SIZE, keccak256
 from deaios.storage.node.logsync import ChainClient, ChainError, LogSync
 from deaios.storage.node.service import ALREADY_FINALIZED, NodeError, StorageService, parse_root, parse_uint
 from deaios.storage.node.store import NodeStore
-from deaios.storage.share_transport import PREFIX, pack_optional
+from deaios.storage.placement import PLACEMENT_HEADER, node_key
+from deaios.storage.share_transport import MAX_GET_SEGMENTS, MAX_PUT_SEGMENTS, PREFIX, pack_optional
 
 log = logging.getLogger(__name__)
 
-MAX_RPC_BODY = 64 << 20  # a batch of ~150 base64 segments
-MAX_SHARE_BODY = 64 << 20
+# Body limits (docs/limits.md). A segment travels as ≈ 350 KB of base64 JSON with its proof.
+SEGMENT_JSON = 360 << 10
+UPLOAD_SEGMENTS = 32  # segments per zgs_uploadSegments call (the SDK sends fewer)
+RPC_BODY_LIMITS = {
+    "zgs_uploadSegment": 2 * SEGMENT_JSON,
+    "zgs_uploadSegmentByTxSeq": 2 * SEGMENT_JSON,
+    "zgs_uploadSegments": UPLOAD_SEGMENTS * SEGMENT_JSON,
+    "zgs_uploadSegmentsByTxSeq": UPLOAD_SEGMENTS * SEGMENT_JSON,
+}
+MAX_RPC_BODY = 16 << 10  # every other zgs_* call
+MAX_ROOTS_BODY = 16 << 20  # segment roots of files up to 128 GiB
+MAX_SHARE_BODY = MAX_PUT_SEGMENTS * (SEGMENT_SIZE + 2048)  # shares + proofs (k = 1 is the worst case)
+# The official SDK sends every segment of a file (up to a 4 GiB fragment: 16,384 segments) at once, each in
+# its own request: that many may wait for one of the 32 slots before the node answers 429.
+SDK_FRAGMENT_SEGMENTS = (4 << 30) // SEGMENT_SIZE
+SHARE_LIMITS = Limits(bodies={("PUT", PREFIX + "/roots/{root}"): MAX_ROOTS_BODY,
+                              ("PUT", PREFIX + "/shares/{root}"): MAX_SHARE_BODY,
+                              ("POST", "/"): OWN_LIMIT}, waiting=SDK_FRAGMENT_SEGMENTS)
 P2P_PROTOCOL_VERSION = {"major": 0, "minor": 4, "build": 0}
 
 
@@ -115,34 +134,43 @@ def share_routes(service: StorageService) -> list[web.RouteDef]:
         return wrapper
 
     def int_query(request: web.Request, name: str) -> int:
-        try:
-            value = int(request.query[name])
-        except (KeyError, ValueError):
-            raise NodeError(f"query parameter {name} must be an integer") from None
-        if value < 0:
-            raise NodeError(f"query parameter {name} must be non-negative")
-        return value
+        text = request.query.get(name, "")
+        if not text.isdigit() or len(text) > 19:
+            raise NodeError(f"query parameter {name} must be a non-negative integer below 10^19")
+        return int(text)
 
     async def get_roots(request: web.Request, root: bytes) -> web.Response:
         return web.Response(body=service.get_roots(root), content_type="application/octet-stream")
 
     async def put_roots(request: web.Request, root: bytes) -> web.Response:
-        service.put_roots(root, await request.read())
+        token = request.headers.get(PLACEMENT_HEADER)
+        await service.authorize(root, token)  # before reading the body
+        roots = await request.read()
+        if len(roots) % HASH_SIZE:
+            raise NodeError("segment roots must be 32 bytes each")
+        await service.put_roots(root, roots, token)
         return web.Response(status=204)
 
     async def get_shares(request: web.Request, root: bytes) -> web.Response:
-        shares = service.get_shares(root, int_query(request, "first"), int_query(request, "count"),
-                                    request.query.get("kind") == "data")
+        count = int_query(request, "count")
+        if count > MAX_GET_SEGMENTS:
+            raise NodeError(f"at most {MAX_GET_SEGMENTS} segments per request")
+        shares = await asyncio.to_thread(service.get_shares, root, int_query(request, "first"), count,
+                                         request.query.get("kind") == "data")
         return web.Response(body=pack_optional(shares), content_type="application/octet-stream")
 
     async def put_shares(request: web.Request, root: bytes) -> web.Response:
-        body = await request.read()
-        await asyncio.to_thread(service.put_shares, root, int_query(request, "first"), int_query(request, "count"),
-                                body)
+        token = request.headers.get(PLACEMENT_HEADER)
+        first, count = int_query(request, "first"), int_query(request, "count")
+        await service.authorize(root, token)  # before reading the body
+        await service.put_shares(root, first, count, await request.read(), token)
         return web.Response(status=204)
 
     async def missing(request: web.Request, root: bytes) -> web.Response:
         return web.json_response(service.missing(root))
+
+    async def identity(request: web.Request) -> web.Response:
+        return web.json_response(service.identity())
 
     return [
         web.get(PREFIX + "/roots/{root}", guarded(get_roots)),
@@ -150,16 +178,18 @@ def share_routes(service: StorageService) -> list[web.RouteDef]:
         web.get(PREFIX + "/shares/{root}", guarded(get_shares)),
         web.put(PREFIX + "/shares/{root}", guarded(put_shares)),
         web.get(PREFIX + "/missing/{root}", guarded(missing)),
+        web.get(PREFIX + "/identity", identity),
     ]
 
 
 def build_app(service: StorageService, sync: LogSync) -> web.Application:
     app = web.Application(client_max_size=MAX_SHARE_BODY)
-    app.router.add_post("/", JsonRpcEndpoint(rpc_methods(service, sync), _translate, MAX_RPC_BODY))
+    app.router.add_post("/", JsonRpcEndpoint(rpc_methods(service, sync), _translate, MAX_RPC_BODY, RPC_BODY_LIMITS))
     app.router.add_routes(share_routes(service))
-    return metrics.instrument(app, "storage", gauges={
+    metrics.instrument(app, "storage", gauges={
         "log_sync_height": ("Last block whose Submit events this node has recorded.", lambda: sync.height),
         "next_tx_seq": ("Submissions this node knows (the next tx seq).", service.store.next_tx_seq)})
+    return guard(app, SHARE_LIMITS)
 
 
 async def _chain_id(chain: ChainClient) -> int:
@@ -183,18 +213,19 @@ async def _repair_loop(service: StorageService, interval: float) -> None:
 
 async def serve(config: NodeConfig) -> None:
     """Run one storage node until SIGINT/SIGTERM."""
-    store = NodeStore(config.data_dir)
+    key = node_key(config.data_dir)
+    store = NodeStore(config.data_dir, mac_key=keccak256(b"deaios/storage/share-mac" + key))
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         chain = ChainClient(config.chain_rpc, session)
         chain_id = await _chain_id(chain)
         code = ErasureCode.for_nodes(len(config.peers))
-        service = StorageService(store, code, config.index, config.peers, session, chain_id, config.flow)
+        service = StorageService(store, code, config.index, config.peers, session, chain_id, config.flow, key)
         sync = LogSync(store, chain, config.flow, config.start_block)
         runner = web.AppRunner(build_app(service, sync), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, config.host, config.port).start()
-        log.info("storage node %d listening on http://%s:%d (k=%d, n=%d)", config.index, config.host, config.port,
-                 code.k, code.n)
+        log.info("storage node %d listening on http://%s:%d (k=%d, n=%d, placement key %s)", config.index,
+                 config.host, config.port, code.k, code.n, service.signer.address)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

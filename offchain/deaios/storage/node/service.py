@@ -2,12 +2,15 @@
 shares, rebuilding segments for downloads, and repairing its own shares.
 
 Life of a file on the network (see docs/storage.md):
-1. log sync records the file (PENDING) when its Submit event appears on chain;
+1. log sync records the file (PENDING) when its Submit event appears on chain, with its submitter;
 2. an uploader sends plain segments with merkle proofs to any node (the official SDK does this), or a
-   deaios client sends erasure shares straight to every node;
+   deaios client — signing as the submitter — sends erasure shares straight to every node;
 3. a node that holds every data segment in full (COMPLETE) encodes them and places share s of segment i
-   on node (i + s) mod n, then keeps only its own shares (FINALIZED);
-4. a node that lacks shares of a file someone finalized (restarted with a lost or corrupt data dir, or
+   on node (i + s) mod n (signing as a peer), then keeps only its own shares (FINALIZED);
+4. a node receiving shares checks each data share's merkle proof at once and each parity share by
+   decoding its segment from k other shares (`verify`); only when every share it holds is verified does
+   the file turn FINALIZED there (deaios.storage.placement explains the rules);
+5. a node that lacks shares of a file someone finalized (restarted with a lost or corrupt data dir, or
    down during the upload) rebuilds them from any k other nodes (repair loop).
 """
 
@@ -28,10 +31,12 @@ from deaios.storage.merkle import (
     CHUNK_SIZE, HASH_SIZE, SEGMENT_CHUNKS, Proof, ProofError, num_chunks, segment_root, tree_proof, tree_root,
 )
 from deaios.storage.node.store import COMPLETE, FINALIZED, PENDING, SEGMENT, SHARE, FileRecord, NodeStore
-from deaios.storage.retrieval import RetrievalError, SegmentFetcher, fetch_segment_roots
-from deaios.storage.share_transport import (
-    ShareClient, TransportError, consecutive_runs, share_sizes, split_concatenated,
+from deaios.storage.placement import (
+    PlacementError, PlacementSigner, ShareSpan, check_data_share, encode_for_placement, placement_sizes,
+    split_placement, token_signer,
 )
+from deaios.storage.retrieval import RetrievalError, SegmentFetcher, fetch_segment_roots
+from deaios.storage.share_transport import MAX_PUT_SEGMENTS, ShareClient, TransportError, consecutive_runs
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,11 @@ REPAIRED = metrics.counter("storage", "shares_repaired_total", "Shares this node
 BATCH = 16  # segments per share transfer
 CACHE_SEGMENTS = 64
 UPLOAD_GRACE = 5.0  # seconds after shares of a file last arrived before repair may rebuild its missing ones
+VERIFY_DELAY = 0.3  # seconds after a file's last share arrived before it is verified (its peers get theirs)
+VERIFY_IN_FLIGHT = 3  # runs of segments fetched and checked at once while verifying
+PEER_REFRESH = 5.0  # seconds between re-reading the peers' placement addresses
+COMPACT_WASTE = 0.25  # compact a pack once this fraction of it is dead bytes (and at least 1 MiB)
+MAX_U64 = (1 << 64) - 1
 
 
 class NodeError(Exception):
@@ -68,7 +78,7 @@ class StorageService:
     """One storage node: index `index` among `len(urls)` nodes sharing an erasure code."""
 
     def __init__(self, store: NodeStore, code: ErasureCode, index: int, urls: list[str],
-                 session: aiohttp.ClientSession, chain_id: int, flow: str) -> None:
+                 session: aiohttp.ClientSession, chain_id: int, flow: str, key: bytes | None = None) -> None:
         self.store = store
         self.code = code
         self.index = index
@@ -76,6 +86,10 @@ class StorageService:
         self.peers = [n for n in range(len(urls)) if n != index]
         self.chain_id = chain_id
         self.flow = flow
+        self.signer = PlacementSigner(key or bytes(31) + b"\x01", chain_id, flow)  # tests without a key dir
+        self._peer_addresses: dict[int, str] = {}
+        self._peers_read_at = float("-inf")
+        self._verifying: set[bytes] = set()
         self._locks: dict[bytes, asyncio.Lock] = {}
         self._cache: OrderedDict[tuple[bytes, int], bytes] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
@@ -92,6 +106,41 @@ class StorageService:
             raise NodeError(f"file 0x{root.hex()} not found: not submitted to the Flow contract (or not synced yet)",
                             status=404)
         return record
+
+    # -- placement authorization ------------------------------------------------------------------------
+    def identity(self) -> dict:
+        return {"address": self.signer.address, "index": self.index}
+
+    async def _refresh_peers(self) -> None:
+        if time.monotonic() - self._peers_read_at < PEER_REFRESH:
+            return
+        self._peers_read_at = time.monotonic()
+
+        async def one(peer: int) -> None:
+            try:
+                address = await self.shares.identity(peer)
+            except TransportError:
+                return
+            if address is not None:
+                self._peer_addresses[peer] = address.lower()
+
+        await asyncio.gather(*(one(peer) for peer in self.peers))
+
+    async def authorize(self, root: bytes, token: str | None) -> FileRecord:
+        """The file's record if `token` authorizes placing it here: signed by one of its submitters or by
+        a peer node; NodeError 401/403 otherwise."""
+        record = self.record(root)
+        try:
+            signer = token_signer(token, self.chain_id, self.flow, root, self.index).lower()
+        except PlacementError as exc:
+            raise NodeError(str(exc), status=401) from None
+        if signer in record.senders or signer in self._peer_addresses.values():
+            return record
+        await self._refresh_peers()  # a peer restarted with a new key, or not asked yet
+        if signer in self._peer_addresses.values():
+            return record
+        raise NodeError(f"{signer} may not place shares of 0x{root.hex()}: it is neither a submitter of the file "
+                        "nor a storage node of this network", status=403)
 
     # -- file info (zgs_getFileInfo) ---------------------------------------------------------------------
     def file_info(self, root: bytes, seq: int | None = None) -> dict | None:
@@ -189,8 +238,8 @@ class StorageService:
 
             async def wanted_by(peer: int) -> list[int] | None:
                 try:
-                    await self.shares.put_roots(peer, root, roots)
-                    return await self.shares.missing(peer, root)
+                    await self.shares.put_roots(peer, root, roots, self.signer.headers(root, peer))
+                    return await self.shares.missing(peer, root, n_data)
                 except TransportError as exc:
                     log.info("placing 0x%s: %s (will retry)", root.hex()[:12], exc)
                     return None
@@ -210,12 +259,13 @@ class StorageService:
 
                 async def place(node: int, run: list[int]) -> None:
                     shares = [encoded[i][self.code.share_of(i, node)] for i in run]
-                    if node == self.index:
-                        await asyncio.to_thread(self.store.write_many, root, SHARE, list(zip(run, shares)))
-                        STORED.labels("share").inc(sum(map(len, shares)))
+                    if node == self.index:  # cut from segments whose proofs were checked: verified
+                        own = [(i, share[:self.code.share_size(lengths[i])]) for i, share in zip(run, shares)]
+                        await asyncio.to_thread(self.store.write_many, root, SHARE, own, True)
+                        STORED.labels("share").inc(sum(len(share) for _, share in own))
                         return
                     try:
-                        await self.shares.put_shares(node, root, run[0], shares)
+                        await self.shares.put_shares(node, root, run[0], shares, self.signer.headers(root, node))
                     except TransportError as exc:
                         log.info("placing 0x%s on node %d: %s (will retry)", root.hex()[:12], node, exc)
                         failed.add(node)
@@ -241,12 +291,13 @@ class StorageService:
         return out
 
     def _encode(self, root: bytes, batch: list[int]) -> dict[int, list[bytes]] | None:
+        """Every share of the batch's segments as placed: data shares with their merkle proofs."""
         encoded = {}
         for i in batch:
             data = self.store.read(root, i, SEGMENT)
             if data is None:  # lost or corrupt since it was received
                 return None
-            encoded[i] = self.code.encode(data)
+            encoded[i] = encode_for_placement(self.code, data)
         return encoded
 
     def _missing_local(self, record: FileRecord) -> list[int]:
@@ -259,13 +310,6 @@ class StorageService:
         if roots is None:
             raise NodeError(f"segment roots of 0x{root.hex()} unknown here", status=404)
         return roots
-
-    def put_roots(self, root: bytes, roots: bytes) -> None:
-        record = self.record(root)
-        if len(roots) != len(segment_lengths(record.size)) * HASH_SIZE or tree_root(roots) != root:
-            raise NodeError("segment roots do not match the file root and size")
-        if self.store.segment_roots(root) is None:
-            self.store.write_segment_roots(root, roots)
 
     def get_shares(self, root: bytes, first: int, count: int, data_only: bool) -> list[bytes | None]:
         record = self.record(root)
@@ -286,25 +330,56 @@ class StorageService:
         SERVED.labels("share").inc(sum(len(share) for share in out if share is not None))
         return out
 
-    def put_shares(self, root: bytes, first: int, count: int, body: bytes) -> None:
-        record = self.record(root)
+    async def put_roots(self, root: bytes, roots: bytes, token: str | None) -> None:
+        record = await self.authorize(root, token)
+        if len(roots) != len(segment_lengths(record.size)) * HASH_SIZE or tree_root(roots) != root:
+            raise NodeError("segment roots do not match the file root and size")
         if self.store.segment_roots(root) is None:
+            self.store.write_segment_roots(root, roots)
+
+    async def put_shares(self, root: bytes, first: int, count: int, body: bytes, token: str | None) -> int:
+        """Store this node's shares of segments first..first+count−1 (write-once; data shares only with a
+        valid proof); returns how many were new. Once every share is here, verification is scheduled."""
+        record = await self.authorize(root, token)
+        roots = self.store.segment_roots(root)
+        if roots is None:
             raise NodeError("send the segment roots before the shares", status=409)
         n_data = data_segments(record.size)
-        if count < 1 or first + count > n_data:
-            raise NodeError(f"segments {first}..{first + count - 1} out of range (file has {n_data})")
+        if not 1 <= count <= MAX_PUT_SEGMENTS or first + count > n_data:
+            raise NodeError(f"segments {first}..{first + count - 1} out of range (file has {n_data}; at most "
+                            f"{MAX_PUT_SEGMENTS} per request)")
         try:
-            shares = split_concatenated(body, share_sizes(self.code, record.size, first, count))
+            pieces = split_placement(body, placement_sizes(self.code, record.size, first, count, self.index))
         except ValueError as exc:
             raise NodeError(str(exc)) from None
-        self._receiving[root] = time.monotonic()
-        self.store.write_many(root, SHARE, list(enumerate(shares, start=first)))
-        STORED.labels("share").inc(sum(map(len, shares)))
+        new = await asyncio.to_thread(self._store_placed, root, record, roots, first, pieces)
+        if new:
+            self._receiving[root] = time.monotonic()
         if record.state == PENDING and not self._missing_local(record):
-            self._receiving.pop(root, None)
-            self.store.update(root, state=FINALIZED)
-            self.store.drop_segments(root, range(n_data))
-            self._cache_drop(root)
+            self._spawn(self._verify_soon(root))
+        return new
+
+    def _store_placed(self, root: bytes, record: FileRecord, roots: bytes, first: int,
+                      pieces: list[tuple[bytes, bytes]]) -> int:
+        lengths = segment_lengths(record.size)
+        wanted = set(self.store.missing(root, SHARE, range(first, first + len(pieces))))
+        data, parity = [], []
+        for i, (share, proof) in enumerate(pieces, start=first):
+            if i not in wanted:
+                continue  # write-once: a stored share is never replaced by a PUT
+            number = self.code.share_of(i, self.index)
+            if number < self.code.k:
+                span = ShareSpan.of(self.code, lengths[i], number)
+                if not check_data_share(share, proof, roots[i * HASH_SIZE:(i + 1) * HASH_SIZE], span):
+                    raise NodeError(f"data share of segment {i} does not match its merkle proof: refused "
+                                    "(nothing of this request was stored)")
+                data.append((i, bytes(share)))
+            else:
+                parity.append((i, bytes(share)))
+        written = self.store.write_many(root, SHARE, data, verified=True) \
+            + self.store.write_many(root, SHARE, parity, verified=False)
+        STORED.labels("share").inc(sum(len(share) for _, share in data + parity))
+        return written
 
     def missing(self, root: bytes) -> list[int]:
         record = self.record(root)
@@ -401,6 +476,66 @@ class StorageService:
                 "chunk": "0x" + bytes(share[start:start + CHUNK_SIZE]).hex(),
                 "segmentProof": tree_proof(roots, segment).to_json()}
 
+    # -- verification ------------------------------------------------------------------------------------
+    async def _verify_soon(self, root: bytes) -> None:
+        await asyncio.sleep(VERIFY_DELAY)
+        try:
+            await self.verify(root)
+        except (TransportError, RetrievalError, NodeError) as exc:
+            log.info("verification of 0x%s postponed: %s", root.hex()[:12], exc)
+
+    async def verify(self, root: bytes) -> int:
+        """Check every unverified share this node holds of `root` by decoding: rebuild its segment from k
+        other shares (checked against the segment root), re-encode this node's share and compare; a wrong
+        one is replaced by the right one. Once every share is here and verified, a PENDING file turns
+        FINALIZED. Returns how many shares were wrong. RetrievalError if some segment cannot be rebuilt
+        yet (its other shares have not arrived): the repair loop tries again."""
+        if root in self._verifying:
+            return 0
+        self._verifying.add(root)
+        try:
+            async with self._lock(root):
+                record = self.record(root)
+                roots = self.store.segment_roots(root)
+                if roots is None or record.state == COMPLETE:
+                    return 0
+                n_data = data_segments(record.size)
+                todo = await asyncio.to_thread(self.store.unverified, root, SHARE, range(n_data))
+                fetcher = SegmentFetcher(self.shares, self.code, root, roots, record.size, self.index,
+                                         lambda i: self.store.read(root, i, SHARE))
+                slots = asyncio.Semaphore(VERIFY_IN_FLIGHT)
+
+                async def check(run: list[int]) -> int:
+                    async with slots:
+                        segments = await fetcher.fetch(run[0], len(run))
+                        return await asyncio.to_thread(self._settle_shares, root, run, segments)
+
+                wrong = sum(await asyncio.gather(*(check(run) for run in consecutive_runs(todo, BATCH))))
+                if record.state == PENDING and not self._missing_local(record) \
+                        and not self.store.unverified(root, SHARE, range(n_data)):
+                    self.store.update(root, state=FINALIZED)
+                    self.store.drop_segments(root, range(n_data))
+                    self._cache_drop(root)
+                    self._receiving.pop(root, None)
+                    log.info("verified and finalized 0x%s (%d wrong shares replaced)", root.hex(), wrong)
+                return wrong
+        finally:
+            self._verifying.discard(root)
+
+    def _settle_shares(self, root: bytes, run: list[int], segments: list[bytes]) -> int:
+        wrong = 0
+        for i, segment in zip(run, segments):
+            expected = bytes(self.code.encode(segment, [self.code.share_of(i, self.index)])[0])
+            stored = self.store.read(root, i, SHARE)
+            if stored == expected:
+                self.store.mark_verified(root, i, SHARE, expected)
+            else:
+                log.warning("share of segment %d of 0x%s was %s: replaced by the one decoded from its peers",
+                            i, root.hex()[:12], "unreadable" if stored is None else "wrong")
+                self.store.replace(root, i, SHARE, expected)
+                wrong += 1
+        return wrong
+
     # -- repair ------------------------------------------------------------------------------------------
     async def repair_once(self) -> int:
         """One pass over every known file; returns how many shares were rebuilt."""
@@ -410,17 +545,43 @@ class StorageService:
             if root in self._healthy:
                 continue
             if time.monotonic() - self._receiving.get(root, -UPLOAD_GRACE) < UPLOAD_GRACE:
+                if record.state == PENDING and not self._missing_local(record):
+                    await self._verify_quietly(root)
                 continue  # an uploader (or a peer placing shares) is still sending them: no need to rebuild
             try:
                 if record.state == COMPLETE or record.extra.get("unplaced"):
                     await self.finalize(root)
-                elif record.state == PENDING or self._missing_local(record):
+                elif self._missing_local(record):
                     rebuilt += await self.repair(root)
+                elif self.store.unverified(root, SHARE, range(data_segments(record.size))) \
+                        or record.state == PENDING:
+                    await self.verify(root)
                 else:
                     self._healthy.add(root)
             except (TransportError, RetrievalError, NodeError) as exc:
                 log.info("repair of 0x%s postponed: %s", root.hex()[:12], exc)
+        await asyncio.to_thread(self.compact_packs)
         return rebuilt
+
+    async def _verify_quietly(self, root: bytes) -> None:
+        try:
+            await self.verify(root)
+        except (TransportError, RetrievalError, NodeError) as exc:
+            log.debug("verification of 0x%s postponed: %s", root.hex()[:12], exc)
+
+    def compact_packs(self) -> int:
+        """Compact the share packs whose dead bytes (replaced or forgotten shares) passed COMPACT_WASTE."""
+        reclaimed = 0
+        for (root, kind), dead in list(self.store.dead_bytes.items()):
+            if kind != SHARE or dead < 1 << 20:
+                continue
+            size, live = self.store.wasted(root, kind)
+            if size - live >= max(1 << 20, COMPACT_WASTE * size):
+                reclaimed += self.store.compact(root, kind)
+                log.info("compacted the share pack of 0x%s: %d bytes reclaimed", root.hex()[:12], size - live)
+            else:
+                self.store.dead_bytes[(root, kind)] = size - live
+        return reclaimed
 
     async def repair(self, root: bytes) -> int:
         """Rebuild this node's missing shares of a file that the network finalized."""
@@ -430,7 +591,7 @@ class StorageService:
                 return 0
             roots = self.store.segment_roots(root)
             if roots is None:
-                roots = await fetch_segment_roots(self.shares, root, self.peers)
+                roots = await fetch_segment_roots(self.shares, root, self.peers, len(segment_lengths(record.size)))
                 if roots is None:
                     return 0  # nobody has finalized it (yet)
                 self.store.write_segment_roots(root, roots)
@@ -438,25 +599,29 @@ class StorageService:
             fetcher = SegmentFetcher(self.shares, self.code, root, roots, record.size)
             fetcher.down.add(self.index)
             for run in consecutive_runs(missing, BATCH):
-                segments = await fetcher.fetch(run[0], len(run))
-                shares = [(i, self.code.encode(data, [self.code.share_of(i, self.index)])[0])
+                segments = await fetcher.fetch(run[0], len(run))  # each checked against its segment root
+                shares = [(i, bytes(self.code.encode(data, [self.code.share_of(i, self.index)])[0]))
                           for i, data in zip(run, segments)]
-                await asyncio.to_thread(self.store.write_many, root, SHARE, shares)
+                await asyncio.to_thread(self.store.write_many, root, SHARE, shares, True)
                 STORED.labels("share").inc(sum(len(share) for _, share in shares))
                 REPAIRED.inc(len(shares))
             if missing:
                 log.info("repaired %d shares of 0x%s", len(missing), root.hex())
+            if self.store.unverified(root, SHARE, range(data_segments(record.size))):
+                return len(missing)  # shares received earlier still wait for their verification
             self.store.update(root, state=FINALIZED)
             self.store.drop_segments(root, range(data_segments(record.size)))
             return len(missing)
 
     def scrub(self) -> int:
-        """Re-read every stored share; corrupt or vanished ones are dropped so repair rebuilds them."""
+        """Re-read every stored share and check it against the node's MAC of it (verified shares) or its
+        crc32 (shares still to verify, which the repair loop then checks by decoding); corrupt or vanished
+        ones are dropped so repair rebuilds them."""
         dropped = 0
         for record in self.store.records():
             root = bytes.fromhex(record.root[2:])
             for i in range(data_segments(record.size)):
-                if self.store.has(root, i, SHARE) and self.store.read(root, i, SHARE) is None:
+                if self.store.has(root, i, SHARE) and self.store.read(root, i, SHARE, check_mac=True) is None:
                     dropped += 1
         if dropped:
             log.warning("scrub: %d corrupt or missing shares will be repaired", dropped)
@@ -476,6 +641,6 @@ def parse_root(value: object) -> bytes:
 
 
 def parse_uint(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise NodeError(f"{name} must be a non-negative integer, got {value!r}", -32602)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_U64:
+        raise NodeError(f"{name} must be a non-negative integer below 2^64, got {str(value)[:80]}", -32602)
     return value

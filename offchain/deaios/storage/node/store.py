@@ -6,19 +6,34 @@ Layout of a node's data directory:
       files   root -> FileRecord (JSON)          what the log says about a file, and our progress
       seqs    tx seq (8 bytes BE) -> root         Submit events in log order
       marks   root || segment (8 BE) || kind -> crc32 || offset || length in the pack ("S"/"H")
+                                                    [|| MAC once the share is verified]
       meta    "cursor" -> {"block", "hash"}       log-sync position
+              "gen" || root || kind -> pack generation (after compactions)
     data/<root hex>/segments.pack   full segments received from an uploader (kept until shares are placed)
     data/<root hex>/shares.pack     this node's erasure shares of the file's segments
+                                    (shares.<gen>.pack after the pack was compacted <gen> times)
     data/<root hex>/roots           the file's segment roots (32 bytes each), once known
 
 Packs are append-only: a batch of segments or shares is appended and fsynced, and only then marked in
 lmdb (crc32, offset, length), so a crash never leaves a half-written share that the index believes
 in, and small shares do not each waste a filesystem block. Reads re-check the crc32; a mismatch (bit
 rot, tampering) is reported as missing and the mark is dropped, so the repair loop rebuilds it.
+
+Writes are write-once: a segment or share already marked is never replaced by a write, only by
+`replace()`, which the node calls when it has proven the stored one wrong (audit C1). A share the node
+has verified (a data share by its merkle proof, any share by decoding its segment) carries a MAC in its
+mark: BLAKE2b-128 keyed with the node's secret over (root, index, kind, bytes). Scrub checks it — a
+commitment only this node can make, over bytes it checked — so a share that changed on disk after its
+verification is detected even where a crc32 would still match.
+
+Replaced and forgotten bytes stay in the pack until `compact()` copies the live ones into the pack of
+the next generation and switches every mark to it in one lmdb transaction; a reader that raced the switch
+finds its mark moved and reads again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +69,7 @@ class FileRecord:
     state: str = PENDING
     received: int = 0  # full segments received from uploaders
     extra: dict = field(default_factory=dict)
+    senders: list[str] = field(default_factory=list)  # lowercase 0x-addresses of every Submit of this root
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -72,10 +88,18 @@ def _seg_key(root: bytes, index: int, kind: bytes) -> bytes:
     return root + index.to_bytes(8, "big") + kind
 
 
+def _gen_key(root: bytes, kind: bytes) -> bytes:
+    return b"gen" + root + kind
+
+
+MARK_SIZE = 20  # crc32 (4) || offset (8) || length (8)
+MAC_SIZE = 16
+
+
 class NodeStore:
     """Durable index and segment/share files of one storage node (thread-safe)."""
 
-    def __init__(self, directory: str | os.PathLike[str], map_size: int = 1 << 36) -> None:
+    def __init__(self, directory: str | os.PathLike[str], map_size: int = 1 << 36, mac_key: bytes | None = None) -> None:
         self.dir = Path(directory)
         self.data_dir = self.dir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +110,8 @@ class NodeStore:
         self.meta = self.env.open_db(b"meta")
         self._lock = threading.RLock()
         self.on_forget: Callable[[bytes], None] | None = None  # told when a stored share goes missing
+        self.mac_key = mac_key or b"deaios-unkeyed-store"  # the node's secret (deaios.storage.placement)
+        self.dead_bytes: dict[tuple[bytes, bytes], int] = {}  # replaced/forgotten bytes per pack since start
 
     def close(self) -> None:
         self.env.close()
@@ -103,8 +129,10 @@ class NodeStore:
             existing_raw = txn.get(root, db=self.files)
             if existing_raw:
                 existing = FileRecord.from_bytes(existing_raw)
-                if seq not in existing.seqs:
-                    existing.seqs.append(seq)
+                if seq not in existing.seqs or not set(record.senders) <= set(existing.senders):
+                    if seq not in existing.seqs:
+                        existing.seqs.append(seq)
+                    existing.senders += [a for a in record.senders if a not in existing.senders]
                     txn.put(root, existing.to_bytes(), db=self.files)
                 record = existing
             else:
@@ -151,38 +179,65 @@ class NodeStore:
         yield from records
 
     # -- segment and share packs -------------------------------------------------------------------------
-    def _pack(self, root: bytes, kind: bytes) -> Path:
-        return self.data_dir / root.hex() / ("segments.pack" if kind == SEGMENT else "shares.pack")
+    def _pack(self, root: bytes, kind: bytes, gen: int = 0) -> Path:
+        name = "segments" if kind == SEGMENT else "shares"
+        return self.data_dir / root.hex() / (f"{name}.pack" if gen == 0 else f"{name}.{gen}.pack")
 
-    def write(self, root: bytes, index: int, kind: bytes, data: bytes) -> bool:
-        """Store one segment or share durably; returns False if an identical one was already there."""
-        return self.write_many(root, kind, [(index, data)]) > 0
+    def _gen(self, txn: lmdb.Transaction, root: bytes, kind: bytes) -> int:
+        raw = txn.get(_gen_key(root, kind), db=self.meta)
+        return int(raw) if raw else 0
 
-    def write_many(self, root: bytes, kind: bytes, items: list[tuple[int, bytes]]) -> int:
-        """Append segments or shares to the file's pack (one fsync, one index transaction); returns how
-        many were new. Identical ones already stored are skipped."""
-        with self.env.begin(db=self.marks) as txn:
-            fresh = [(i, d, c) for i, d in items
-                     if (txn.get(_seg_key(root, i, kind)) or b"")[:4] != (c := _checksum(d))]
-        if not fresh:
-            return 0
-        path = self._pack(root, kind)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def mac(self, root: bytes, index: int, kind: bytes, data: bytes) -> bytes:
+        """The node's keyed commitment to a verified segment or share."""
+        h = hashlib.blake2b(key=self.mac_key[:64], digest_size=MAC_SIZE)
+        h.update(_seg_key(root, index, kind))
+        h.update(data)
+        return h.digest()
+
+    def write(self, root: bytes, index: int, kind: bytes, data: bytes, verified: bool = False) -> bool:
+        """Store one segment or share durably unless one is stored already; returns whether it was new."""
+        return self.write_many(root, kind, [(index, data)], verified) > 0
+
+    def write_many(self, root: bytes, kind: bytes, items: list[tuple[int, bytes]], verified: bool = False) -> int:
+        """Append the segments or shares not stored yet to the file's pack (one fsync, one index
+        transaction); returns how many were new. Stored ones are never overwritten (write-once);
+        `verified` marks the new ones as checked by the caller (they get the node's MAC)."""
         with self._lock:
-            with open(path, "ab") as f:
-                offset = f.tell()
-                marks = []
-                for index, data, digest in fresh:
-                    f.write(data)
-                    marks.append((_seg_key(root, index, kind),
-                                  digest + offset.to_bytes(8, "big") + len(data).to_bytes(8, "big")))
-                    offset += len(data)
-                f.flush()
-                os.fsync(f.fileno())
-            with self.env.begin(write=True, db=self.marks) as txn:
-                for key, value in marks:
-                    txn.put(key, value)
-        return len(fresh)
+            with self.env.begin(db=self.marks) as txn:
+                fresh = [(i, d) for i, d in items if txn.get(_seg_key(root, i, kind)) is None]
+            return self._append(root, kind, fresh, verified)
+
+    def replace(self, root: bytes, index: int, kind: bytes, data: bytes) -> None:
+        """Replace a stored segment or share the node proved wrong by one it verified itself."""
+        with self._lock:
+            with self.env.begin(db=self.marks) as txn:
+                old = txn.get(_seg_key(root, index, kind))
+            if old is not None:
+                self.dead_bytes[(root, kind)] = self.dead_bytes.get((root, kind), 0) + _length(old)
+            self._append(root, kind, [(index, data)], True)
+
+    def _append(self, root: bytes, kind: bytes, items: list[tuple[int, bytes]], verified: bool) -> int:
+        if not items:
+            return 0
+        with self.env.begin(db=self.meta) as txn:
+            path = self._pack(root, kind, self._gen(txn, root, kind))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as f:
+            offset = f.tell()
+            marks = []
+            for index, data in items:
+                f.write(data)
+                value = _checksum(data) + offset.to_bytes(8, "big") + len(data).to_bytes(8, "big")
+                if verified:
+                    value += self.mac(root, index, kind, bytes(data))
+                marks.append((_seg_key(root, index, kind), value))
+                offset += len(data)
+            f.flush()
+            os.fsync(f.fileno())
+        with self.env.begin(write=True, db=self.marks) as txn:
+            for key, value in marks:
+                txn.put(key, value)
+        return len(items)
 
     def has(self, root: bytes, index: int, kind: bytes) -> bool:
         with self.env.begin(db=self.marks) as txn:
@@ -193,28 +248,65 @@ class NodeStore:
         with self.env.begin(db=self.marks) as txn:
             return [i for i in indices if txn.get(_seg_key(root, i, kind)) is None]
 
-    def read(self, root: bytes, index: int, kind: bytes) -> bytes | None:
-        """The stored bytes, or None when missing or corrupt (a corrupt one is forgotten for repair)."""
-        key = _seg_key(root, index, kind)
+    def unverified(self, root: bytes, kind: bytes, indices: range | list[int]) -> list[int]:
+        """The indices among `indices` stored without the node's MAC (received, not verified yet)."""
         with self.env.begin(db=self.marks) as txn:
-            mark = txn.get(key)
-        if mark is None:
-            return None
-        digest, offset, length = mark[:4], int.from_bytes(mark[4:12], "big"), int.from_bytes(mark[12:20], "big")
+            return [i for i in indices if (m := txn.get(_seg_key(root, i, kind))) is not None and len(m) == MARK_SIZE]
+
+    def _locate(self, root: bytes, index: int, kind: bytes) -> tuple[bytes, Path] | None:
+        with self.env.begin() as txn:
+            mark = txn.get(_seg_key(root, index, kind), db=self.marks)
+            return (mark, self._pack(root, kind, self._gen(txn, root, kind))) if mark is not None else None
+
+    def _read_at(self, mark: bytes, path: Path) -> bytes | None:
+        offset, length = int.from_bytes(mark[4:12], "big"), _length(mark)
         try:
-            with open(self._pack(root, kind), "rb") as f:
+            with open(path, "rb") as f:
                 data = os.pread(f.fileno(), length, offset)
         except OSError:
-            data = b""
-        if len(data) != length or _checksum(data) != digest:
-            self.forget(root, index, kind)
             return None
-        return data
+        return data if len(data) == length and _checksum(data) == mark[:4] else None
 
-    def forget(self, root: bytes, index: int, kind: bytes) -> None:
-        """Drop one segment or share from the index (its bytes stay in the pack until the pack is dropped)."""
+    def read(self, root: bytes, index: int, kind: bytes, check_mac: bool = False) -> bytes | None:
+        """The stored bytes, or None when missing or corrupt (a corrupt one is forgotten for repair). With
+        `check_mac`, a verified one must also still match its MAC (scrub)."""
+        located = self._locate(root, index, kind)
+        while located is not None:
+            mark, path = located
+            data = self._read_at(mark, path)
+            if data is not None and check_mac and len(mark) > MARK_SIZE \
+                    and mark[MARK_SIZE:] != self.mac(root, index, kind, data):
+                data = None
+            if data is not None:
+                return data
+            again = self._locate(root, index, kind)
+            if again == located:  # the same mark still fails: the bytes are bad
+                self.forget(root, index, kind, mark)
+                return None
+            located = again  # a compaction (or a repair) moved it meanwhile: read it where it is now
+        return None
+
+    def mark_verified(self, root: bytes, index: int, kind: bytes, data: bytes) -> bool:
+        """Add the node's MAC to a stored segment or share the caller verified (`data` is what it checked);
+        False if the stored bytes are not `data` any more."""
         with self._lock, self.env.begin(write=True, db=self.marks) as txn:
-            txn.delete(_seg_key(root, index, kind))
+            key = _seg_key(root, index, kind)
+            mark = txn.get(key)
+            if mark is None or mark[:4] != _checksum(data) or _length(mark) != len(data):
+                return False
+            txn.put(key, mark[:MARK_SIZE] + self.mac(root, index, kind, bytes(data)))
+            return True
+
+    def forget(self, root: bytes, index: int, kind: bytes, only: bytes | None = None) -> None:
+        """Drop one segment or share from the index (its bytes stay in the pack until compaction); with
+        `only`, just if its mark is still that one."""
+        with self._lock, self.env.begin(write=True, db=self.marks) as txn:
+            key = _seg_key(root, index, kind)
+            mark = txn.get(key)
+            if mark is None or (only is not None and mark != only):
+                return
+            txn.delete(key)
+            self.dead_bytes[(root, kind)] = self.dead_bytes.get((root, kind), 0) + _length(mark)
         if self.on_forget is not None and kind == SHARE:
             self.on_forget(root)
 
@@ -234,7 +326,66 @@ class NodeStore:
         """Delete the full segments of a file (after its shares are placed), pack included."""
         for index in indices:
             self.forget(root, index, SEGMENT)
-        self._pack(root, SEGMENT).unlink(missing_ok=True)
+        with self.env.begin(db=self.meta) as txn:
+            gen = self._gen(txn, root, SEGMENT)
+        self._pack(root, SEGMENT, gen).unlink(missing_ok=True)
+        self.dead_bytes.pop((root, SEGMENT), None)
+
+    # -- compaction ---------------------------------------------------------------------------------------
+    def wasted(self, root: bytes, kind: bytes) -> tuple[int, int]:
+        """(bytes in the pack, bytes its marks use)."""
+        live = 0
+        with self.env.begin() as txn:
+            cur = txn.cursor(db=self.marks)
+            if cur.set_range(root):
+                for key, mark in cur:
+                    if not key.startswith(root):
+                        break
+                    if key.endswith(kind):
+                        live += _length(mark)
+            path = self._pack(root, kind, self._gen(txn, root, kind))
+        try:
+            return path.stat().st_size, live
+        except OSError:
+            return 0, live
+
+    def compact(self, root: bytes, kind: bytes = SHARE) -> int:
+        """Copy the live bytes of a pack into a new generation's pack and switch the marks to it at once;
+        returns the bytes reclaimed."""
+        with self._lock:
+            with self.env.begin() as txn:
+                gen = self._gen(txn, root, kind)
+                cur = txn.cursor(db=self.marks)
+                marks = []
+                if cur.set_range(root):
+                    for key, mark in cur:
+                        if not key.startswith(root):
+                            break
+                        if key.endswith(kind):
+                            marks.append((key, mark))
+            old, new = self._pack(root, kind, gen), self._pack(root, kind, gen + 1)
+            try:
+                before = old.stat().st_size
+            except OSError:
+                return 0
+            moved = []
+            with open(old, "rb") as src, open(new, "wb") as dst:
+                offset = 0
+                for key, mark in marks:
+                    length = _length(mark)
+                    data = os.pread(src.fileno(), length, int.from_bytes(mark[4:12], "big"))
+                    dst.write(data)
+                    moved.append((key, mark[:4] + offset.to_bytes(8, "big") + mark[12:]))
+                    offset += len(data)
+                dst.flush()
+                os.fsync(dst.fileno())
+            with self.env.begin(write=True) as txn:
+                for key, mark in moved:
+                    txn.put(key, mark, db=self.marks)
+                txn.put(_gen_key(root, kind), str(gen + 1).encode(), db=self.meta)
+            old.unlink(missing_ok=True)
+            self.dead_bytes.pop((root, kind), None)
+            return before - offset
 
     # -- segment roots ----------------------------------------------------------------------------------
     def segment_roots(self, root: bytes) -> bytes | None:
@@ -253,6 +404,10 @@ class NodeStore:
         """Remove everything (used by tests that simulate a lost data directory)."""
         self.close()
         shutil.rmtree(self.dir)
+
+
+def _length(mark: bytes) -> int:
+    return int.from_bytes(mark[12:20], "big")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
