@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from deaios.training import stages
-from deaios.training.compression import Compressor, StageStats, decompress
+from deaios.training.compression import Compressor, decompress
 from deaios.training.config import JobConfig
 from deaios.training.corpus import Corpus, batch_at
 from deaios.training.inner import InnerTrainer
