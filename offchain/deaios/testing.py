@@ -58,3 +58,33 @@ def assert_reverts(contract: Any, method: str, *args: Any, error: str, sender: A
         if isinstance(got, str) and is_address(got):
             got, want = to_checksum_address(got), to_checksum_address(want)
         assert got == want, f"{error}.{name}: {got!r} != {want!r}"
+
+
+def compile_solidity(source: str, name: str) -> tuple[list, str]:
+    """(abi, 0x-bytecode) of contract `name` in a Solidity `source` string, compiled with the project's solc
+    (the solc-js shim registered for py-solc-x): test-only contracts (attackers, receivers) that do not belong
+    in contracts/. About a second per call."""
+    import solcx
+
+    out = solcx.compile_standard(
+        {
+            "language": "Solidity",
+            "sources": {"Inline.sol": {"content": source}},
+            "settings": {"outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}}},
+        },
+        solc_version="0.8.30",
+    )
+    contract = out["contracts"]["Inline.sol"][name]
+    return contract["abi"], "0x" + contract["evm"]["bytecode"]["object"]
+
+
+def deploy_inline(source: str, name: str, sender: str, *args: Any) -> Any:
+    """Compile `name` from `source` (see compile_solidity) and deploy it from Anvil's unlocked account
+    `sender`; a web3 contract object."""
+    from ape import chain
+
+    w3 = chain.provider.web3
+    abi, bytecode = compile_solidity(source, name)
+    tx_hash = w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args).transact({"from": sender})
+    address = w3.eth.wait_for_transaction_receipt(tx_hash).contractAddress
+    return w3.eth.contract(address=address, abi=abi)
