@@ -29,15 +29,16 @@ def revert_data(contract: Any, method: str, *args: Any, sender: Any = None, valu
     return None
 
 
-def revert_name(contract: Any, method: str, *args: Any, sender: Any = None, value: int = 0) -> str | None:
-    """None when `contract.method(*args)` would succeed, else the name of `contract`'s custom error it reverts
-    with (the raw data as 0x-hex when it is none of them)."""
+def revert_name(contract: Any, method: str, *args: Any, sender: Any = None, value: int = 0,
+                source: Any = None) -> str | None:
+    """None when `contract.method(*args)` would succeed, else the name of the custom error (declared by `source`,
+    default `contract`) it reverts with (the raw data as 0x-hex when it is none of them)."""
     from eth_utils import keccak
 
     data = revert_data(contract, method, *args, sender=sender, value=value)
     if data is None:
         return None
-    names = {keccak(text=e.selector)[:4]: e.name for e in contract.contract_type.errors}
+    names = {keccak(text=e.selector)[:4]: e.name for e in (source or contract).contract_type.errors}
     return names.get(data[:4], "0x" + data.hex())
 
 

@@ -10,6 +10,12 @@ the model root nor the secret, so:
 * low (late acknowledgement): once the window passed, a provider that sees the user's acknowledgement in the
   mempool front-runs it with the penalty settlement; the acknowledgement then reverts and the user never gets
   the secret of a model it wanted.
+
+Fixed: the provider commits to keccak256 of the secret when posting (`addDeliverable(user, task, root,
+secretHash)`), so the user's acknowledgement names both root and secret and a settlement must release exactly
+that secret; within the window the user may `disputeDeliverable` (no penalty is due then); a penalty settlement
+no longer closes the deliverable: a late acknowledgement is accepted and the provider settles the rest with the
+secret.
 """
 
 from __future__ import annotations
@@ -47,33 +53,38 @@ def settlement(ft, user, provider, secret: bytes) -> tuple:
 
 
 def post(ft, user, provider, root=ROOT, secret=SECRET) -> None:
-    """The provider posts the deliverable (committing to its secret where the contract takes a commitment)."""
-    ft.addDeliverable(user.address, TASK, root, sender=provider)
+    """The provider posts the deliverable, committing to its secret."""
+    ft.addDeliverable(user.address, TASK, root, keccak(secret), sender=provider)
 
 
-@pytest.mark.xfail(strict=True, reason="exploit M4: a junk secret collects the full fee after the acknowledgement")
 def test_m4_junk_secret_cannot_collect_the_fee(fine_tuning, ledger, provider, user):
     post(fine_tuning, user, provider)
     fine_tuning.acknowledgeDeliverable(provider.address, TASK, sender=user)
     assert testing.revert_name(fine_tuning, "settleDeliverable", settlement(fine_tuning, user, provider, JUNK),
                                sender=provider) is not None, "the full fee was paid for a junk secret"
+    testing.assert_reverts(fine_tuning, "settleDeliverable", settlement(fine_tuning, user, provider, JUNK),
+                           sender=provider, error="SecretMismatch", committed=keccak(SECRET), given=keccak(JUNK))
+    fine_tuning.settleDeliverable(settlement(fine_tuning, user, provider, SECRET), sender=provider)
+    assert ledger.earnings(provider) == FEE
 
 
-@pytest.mark.xfail(strict=True, reason="exploit M4: a random root collects the penalty share")
 def test_m4_disputed_junk_root_pays_no_penalty(fine_tuning, ledger, provider, user):
     post(fine_tuning, user, provider, root=keccak(text="random, nothing stored here"))
-    # the user finds nothing at the root and disputes it within the window (when the contract lets it)
-    if hasattr(fine_tuning, "disputeDeliverable"):
-        fine_tuning.disputeDeliverable(provider.address, TASK, sender=user)
+    # the user finds nothing at the root and disputes it within the window
+    fine_tuning.disputeDeliverable(provider.address, TASK, sender=user)
     time_travel(ACK_WINDOW + 1)
     assert testing.revert_name(fine_tuning, "settleDeliverable", settlement(fine_tuning, user, provider, b""),
-                               sender=provider) is not None, "the penalty was paid for a junk root"
+                               sender=provider) == "DisputedDeliverable", "the penalty was paid for a junk root"
+    assert ledger.earnings(provider) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="exploit low: the penalty settlement front-runs a late acknowledgement")
 def test_late_acknowledgement_still_gets_the_model(fine_tuning, ledger, provider, user):
     post(fine_tuning, user, provider)
     time_travel(ACK_WINDOW + 1)
     fine_tuning.settleDeliverable(settlement(fine_tuning, user, provider, b""), sender=provider)  # front-run
     assert testing.revert_name(fine_tuning, "acknowledgeDeliverable", provider.address, TASK, sender=user) \
         is None, "the late acknowledgement is refused: the user never gets the model"
+    fine_tuning.acknowledgeDeliverable(provider.address, TASK, sender=user)
+    fine_tuning.settleDeliverable(settlement(fine_tuning, user, provider, SECRET), sender=provider)
+    d = fine_tuning.getDeliverable(user, provider, TASK)
+    assert (d.settled, d.feePaid, d.encryptedSecret) == (True, FEE, SECRET)  # the penalty counts towards the fee

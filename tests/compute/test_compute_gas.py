@@ -133,7 +133,8 @@ def test_other_operation_gas(ledger, registry, matcher, fine_tuning, owner, alic
     ledger.transferFund(prov2.address, 10**12, sender=alice)
     ledger.acknowledgeSigner(prov2.address, TEE_SIGNER, sender=alice)
     task, root, secret = keccak(text="t"), keccak(text="r"), b"s" * 64
-    figures["addDeliverable"] = fine_tuning.addDeliverable(alice.address, task, root, sender=prov2).gas_used
+    figures["addDeliverable"] = fine_tuning.addDeliverable(alice.address, task, root, keccak(secret),
+                                                           sender=prov2).gas_used
     figures["acknowledgeDeliverable"] = fine_tuning.acknowledgeDeliverable(
         prov2.address, task, sender=alice
     ).gas_used

@@ -9,132 +9,86 @@
 * call it as often as they like.
 
 The oracle runs against the real AgentNFT/DataVerifier on ape's Anvil; an in-memory storage stands in for the
-storage nodes (so sizes and downloads can be observed).
+storage nodes (so sizes and downloads can be observed). The captured request is what the real client
+(`deaios.inft.flows.reencrypt_request`) sends.
 """
 
 from __future__ import annotations
 
-import asyncio
-
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from deaios.inft import crypto
-from deaios.inft.chain import InftAddresses, InftChain
-from deaios.inft.oracle import OracleService, make_app
+from deaios.inft import crypto, flows
+from deaios.inft.oracle import RateLimiter
 from deaios.inft.proofs import OwnershipProof
-from deaios.storage.client import StorageClientError
-from eth_utils import keccak
-from inft_helpers import ORACLE_KEY
+from inft_helpers import inft_chain, run_oracle, stored_token
 
 PLAINTEXT = b"agent weights: the secret sauce"
+GENEROUS = {"per_client": RateLimiter(rate=100, burst=100)}
 
 
-class MemoryStorage:
-    """Storage.put/get over a dict (root = keccak of the blob); records what was downloaded."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[bytes, bytes] = {}
-        self.downloads: list[bytes] = []
-
-    async def put(self, session: object, blob: bytes) -> bytes:
-        root = keccak(blob)
-        self.blobs[root] = blob
-        return root
-
-    async def size(self, session: object, root: bytes) -> int:
-        if root not in self.blobs:
-            raise StorageClientError("unknown root")
-        return len(self.blobs[root])
-
-    async def get(self, session: object, root: bytes) -> bytes:
-        if root not in self.blobs:
-            raise StorageClientError("unknown root")
-        self.downloads.append(root)
-        return self.blobs[root]
+async def captured(service, nft, owner, receiver, storage, owner_keys, receiver_keys, plaintext=PLAINTEXT):
+    """A token of `owner` and the request its client sends to move it to `receiver` (as an eavesdropper sees
+    it): (token id, data hash, request)."""
+    token, root = await stored_token(nft, owner, storage, owner_keys, plaintext)
+    as_owner, as_receiver = inft_chain(nft, owner), inft_chain(nft, receiver)
+    access = flows.access_proofs(as_receiver, token, receiver.private_key, receiver_keys.public)
+    key = flows.data_keys(as_owner, owner.address, token, owner_keys)[0]
+    items = [(root, crypto.seal(service.keys.public, key))]
+    return token, root, flows.reencrypt_request(as_owner, token, receiver.address, receiver_keys.public, items,
+                                                access)
 
 
-@pytest.fixture
-def inft_chain(chain, nft, verifier, alice):
-    return InftChain(chain.provider.http_uri, InftAddresses(nft.address, verifier.address), alice.private_key)
+def test_h6_unauthenticated_request_is_refused(nft, alice, bob):
+    alice_keys, bob_keys, attacker = (crypto.X25519Keys.generate() for _ in range(3))
 
-
-def run(inft_chain, job, **service_options):
-    async def go():
-        storage = MemoryStorage()
-        service = OracleService(ORACLE_KEY, storage, inft_chain.w3.eth.chain_id, inft_chain, **service_options)
-        async with TestClient(TestServer(make_app(service))) as client:
-            return await job(client, service, storage)
-
-    return asyncio.run(go())
-
-
-async def minted_token(nft, alice, storage, plaintext=PLAINTEXT) -> tuple[int, bytes, bytes]:
-    """Alice's token whose one entry is `plaintext` encrypted in `storage`: (token id, data hash, data key)."""
-    key = crypto.new_data_key()
-    root = await storage.put(None, crypto.encrypt_data(key, plaintext))
-    tx = nft.mint([("agent", root)], alice.address, sender=alice)
-    return int(tx.decode_logs(nft.Transfer)[0].tokenId), root, key
-
-
-def captured_request(service, token: int, root: bytes, key: bytes, receiver_public: bytes) -> dict:
-    """What the owner's client sends to move `token` to a receiver (as an eavesdropper sees it)."""
-    return {
-        "tokenId": token,
-        "receiverPubkey": "0x" + receiver_public.hex(),
-        "items": [{"dataHash": "0x" + root.hex(), "sealedKey": "0x" + crypto.seal(service.keys.public, key).hex()}],
-    }
-
-
-@pytest.mark.xfail(strict=True, reason="exploit H6: the oracle re-encrypts for anyone, without token or owner")
-def test_h6_unauthenticated_request_is_refused(inft_chain, nft, alice):
-    attacker = crypto.X25519Keys.generate()
-
-    async def job(client, service, storage):
-        _, root, key = await minted_token(nft, alice, storage)
-        body = captured_request(service, 0, root, key, attacker.public)
-        del body["tokenId"]
-        resp = await client.post("/reencrypt", json=body)
+    async def job(client, url, service, storage):
+        _, _, body = await captured(service, nft, alice, bob, storage, alice_keys, bob_keys)
+        bare = {"receiverPubkey": "0x" + attacker.public.hex(), "items": body["items"]}
+        resp = await client.post("/reencrypt", json=bare)
         assert resp.status != 200, "served without a token id or the owner's authorization"
+        assert resp.status == 400 and "tokenId" in (await resp.json())["error"]
+        assert storage.downloads == []
 
-    run(inft_chain, job)
+    run_oracle(nft, alice, job, **GENEROUS)
 
 
-@pytest.mark.xfail(strict=True, reason="exploit H6: a captured request replayed with another receiver key")
-def test_h6_replayed_sealed_key_gives_the_attacker_nothing(inft_chain, nft, alice):
-    receiver, attacker = crypto.X25519Keys.generate(), crypto.X25519Keys.generate()
+def test_h6_replayed_sealed_key_gives_the_attacker_nothing(nft, alice, bob):
+    alice_keys, bob_keys, attacker = (crypto.X25519Keys.generate() for _ in range(3))
 
-    async def job(client, service, storage):
-        token, root, key = await minted_token(nft, alice, storage)
-        captured = captured_request(service, token, root, key, receiver.public)
-        replay = {**captured, "receiverPubkey": "0x" + attacker.public.hex()}
+    async def job(client, url, service, storage):
+        _, _, request = await captured(service, nft, alice, bob, storage, alice_keys, bob_keys)
+        replay = {**request, "receiverPubkey": "0x" + attacker.public.hex()}
         resp = await client.post("/reencrypt", json=replay)
         if resp.status == 200:
             (proof,) = [OwnershipProof.from_json(p) for p in (await resp.json())["proofs"]]
             stolen = crypto.decrypt_data(crypto.unseal(attacker, proof.sealed_key), storage.blobs[proof.new_data_hash])
             assert stolen != PLAINTEXT, "the attacker read the plaintext"
+        assert resp.status == 403 and storage.downloads == []
+        # the genuine request is served once; played again it is refused
+        assert (await client.post("/reencrypt", json=request)).status == 200
+        assert (await client.post("/reencrypt", json=request)).status == 409
 
-    run(inft_chain, job)
+    run_oracle(nft, alice, job, **GENEROUS)
 
 
-@pytest.mark.xfail(strict=True, reason="exploit H6: the oracle downloads data of any size")
-def test_h6_oversized_data_is_not_downloaded(inft_chain, nft, alice, monkeypatch):
+def test_h6_oversized_data_is_not_downloaded(nft, alice, bob, monkeypatch):
     from deaios.inft import oracle
 
     monkeypatch.setattr(oracle, "MAX_DATA_BYTES", 1 << 16, raising=False)
+    alice_keys, bob_keys = crypto.X25519Keys.generate(), crypto.X25519Keys.generate()
 
-    async def job(client, service, storage):
-        token, root, key = await minted_token(nft, alice, storage, plaintext=b"x" * (1 << 17))
-        await client.post("/reencrypt", json=captured_request(service, token, root, key, alice_keys.public))
+    async def job(client, url, service, storage):
+        _, root, request = await captured(service, nft, alice, bob, storage, alice_keys, bob_keys,
+                                          plaintext=b"x" * (1 << 17))
+        resp = await client.post("/reencrypt", json=request)
         assert root not in storage.downloads, "downloaded a root larger than the oracle's limit"
+        assert resp.status == 413
 
-    alice_keys = crypto.X25519Keys.generate()
-    run(inft_chain, job)
+    run_oracle(nft, alice, job, **GENEROUS)
 
 
-@pytest.mark.xfail(strict=True, reason="exploit H6: no rate limit")
-def test_h6_requests_are_rate_limited(inft_chain):
-    async def job(client, service, storage):
+def test_h6_requests_are_rate_limited(nft, alice):
+    async def job(client, url, service, storage):
         statuses = [(await client.post("/reencrypt", json={"items": []})).status for _ in range(40)]
         assert 429 in statuses, "40 requests in a row, none limited"
+        assert statuses[:5] == [400] * 5  # the first ones are answered (and refused for their content)
 
-    run(inft_chain, job)
+    run_oracle(nft, alice, job)

@@ -9,13 +9,11 @@ from __future__ import annotations
 import os
 import stat
 
-import pytest
 from click.testing import CliRunner
 
 OWNER = "0x" + "11" * 20
 
 
-@pytest.mark.xfail(strict=True, reason="exploit low: decrypted plaintext written with mode 0644")
 def test_decrypted_files_are_private(tmp_path, monkeypatch):
     from deaios.cli import main
     from deaios.inft import cli, flows

@@ -11,6 +11,10 @@ what: the attack fails when the token reached the buyer and the seller was paid.
     longer accepted;
 (c) the buyer mints a copy token with the same data hashes and spends the proofs' nonces on it first (nonces
     were keyed by (kind, nonce, token contract), not by token id).
+
+Fixed: the token calls no receiver hook on iTransferFrom (a); a purchase freezes the buyer's access delegation
+until its deadline (b); proofs are EIP-712 typed data naming the token contract, the token id, `from` and `to`,
+and nonces are kept per token (c).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import pytest
 from deaios import testing
 from eth_account import Account
 from eth_utils import keccak
-from market_helpers import SETTLE_WINDOW, mint, now, proofs_for, time_travel, token_proofs
+from market_helpers import SETTLE_WINDOW, context, mint, now, proofs_for, time_travel, token_proofs
 
 PRICE = 10**18
 ASSISTANT_KEY = "0x" + keccak(text="deaios audit h1 assistant").hex()
@@ -73,7 +77,6 @@ def assert_sale_completed(market, nft, token, buyer_address, seller, settled):
     assert market.credits(seller) > 0 and market.credits(buyer_address) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="exploit H1a: a buyer contract whose onERC721Received reverts")
 def test_h1a_reverting_receiver_cannot_undo_the_sale(chain, market, nft, token, seller, buyer, other):
     contract = testing.deploy_inline(REVERTING_BUYER, "RevertingBuyer", buyer.address)
     # a contract cannot sign: it names an assistant that signs its access proofs
@@ -86,34 +89,36 @@ def test_h1a_reverting_receiver_cannot_undo_the_sale(chain, market, nft, token, 
     pid = market.purchaseCount()
     assert market.getPurchase(pid).buyer == contract.address
     hashes = [bytes(d.dataHash) for d in nft.intelligentDatasOf(token)]
-    proofs = proofs_for(hashes, ASSISTANT_KEY)
+    proofs = proofs_for(context(nft, token, seller.address, contract.address), hashes, ASSISTANT_KEY)
     settled = settle_or_refund(market, pid, proofs, seller, other)
     assert_sale_completed(market, nft, token, contract.address, seller, settled)
 
 
-@pytest.mark.xfail(strict=True, reason="exploit H1b: the buyer front-runs settle with delegateAccess(0)")
 def test_h1b_buyer_cannot_drop_its_assistant_before_settlement(market, nft, token, seller, buyer, other):
     nft.delegateAccess(ASSISTANT, sender=buyer)
     pid = int(market.buy(listing_of(market, token, seller), sender=buyer, value=PRICE)
               .decode_logs(market.PurchaseCreated)[0].purchaseId)
-    hashes = [bytes(d.dataHash) for d in nft.intelligentDatasOf(token)]
-    proofs = proofs_for(hashes, ASSISTANT_KEY)  # signed by the buyer's assistant, sealed for the buyer's key
+    proofs = token_proofs(nft, token, buyer, ASSISTANT_KEY)  # signed by the buyer's assistant
     # front-run: the buyer removes its assistant (if the token contract lets it)
-    if testing.revert_name(nft, "delegateAccess", "0x" + "00" * 20, sender=buyer) is None:
+    refused = testing.revert_name(nft, "delegateAccess", "0x" + "00" * 20, sender=buyer)
+    if refused is None:
         nft.delegateAccess("0x" + "00" * 20, sender=buyer)
+    assert refused == "ERC7857DelegationLocked"
     settled = settle_or_refund(market, pid, proofs, seller, other)
     assert_sale_completed(market, nft, token, buyer.address, seller, settled)
 
 
-@pytest.mark.xfail(strict=True, reason="exploit H1c: a copy token with the same data hashes spends the nonces")
-def test_h1c_copy_token_cannot_spend_the_proofs(market, nft, token, seller, buyer, other):
+def test_h1c_copy_token_cannot_spend_the_proofs(market, nft, verifier, token, seller, buyer, other):
     pid = int(market.buy(listing_of(market, token, seller), sender=buyer, value=PRICE)
               .decode_logs(market.PurchaseCreated)[0].purchaseId)
     datas = [(d.dataDescription, bytes(d.dataHash)) for d in nft.intelligentDatasOf(token)]
     proofs = token_proofs(nft, token, buyer)
     # front-run: a token of the buyer's own with the same data hashes, moved with the captured proofs
     copy = int(nft.mint(datas, buyer.address, sender=buyer).decode_logs(nft.Transfer)[0].tokenId)
-    if testing.revert_name(nft, "iTransferFrom", buyer.address, buyer.address, copy, proofs, sender=buyer) is None:
+    refused = testing.revert_name(nft, "iTransferFrom", buyer.address, buyer.address, copy, proofs, sender=buyer,
+                                  source=verifier)
+    if refused is None:
         nft.iTransferFrom(buyer.address, buyer.address, copy, proofs, sender=buyer)
+    assert refused == "ERC7857InvalidOwnershipProof"  # the oracle signed for the listed token only
     settled = settle_or_refund(market, pid, proofs, seller, other)
     assert_sale_completed(market, nft, token, buyer.address, seller, settled)

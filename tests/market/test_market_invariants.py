@@ -35,7 +35,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from market_helpers import ROYALTY_BPS, SETTLE_WINDOW, mint, proofs_for
+from market_helpers import ROYALTY_BPS, SETTLE_WINDOW, context, mint, proofs_for
 from web3.logs import DISCARD
 
 SETTINGS = settings(
@@ -111,6 +111,8 @@ class Driver:
         self.w3 = w3
         self.market = self._contract(market)
         self.nft = self._contract(nft)
+        self.chain_id = w3.eth.chain_id
+        self.verifier = nft.verifier()
         self.clock = w3.eth.get_block("latest").timestamp
 
     def _contract(self, ape_contract):
@@ -298,7 +300,8 @@ def test_market_invariants(stage):
             p = self.purchases[k]
             data_hash = bytes(d.nft.functions.intelligentDatasOf(p.token).call()[0][1])
             receiver = p.buyer if valid else (p.buyer + 1) % N_TRADERS
-            proofs = proofs_for([data_hash], keys[receiver])
+            ctx = context(d.nft, p.token, addrs[p.seller], addrs[p.buyer], d.chain_id, d.verifier)
+            proofs = proofs_for(ctx, [data_hash], keys[receiver])
             checks = {"closed": not p.pending, "late": self.now() > p.deadline, "bad proofs": not valid,
                       "no approval": not self.can_sell(p.token, p.seller)}
             why = [name for name, bad in checks.items() if bad]

@@ -11,13 +11,16 @@ Protocol (all amounts in wei, addresses checksummed, hashes 0x-hex):
    previous bill (else 402 with the bill to sign). In TEE mode the user must have acknowledged the broker's
    signer in the ledger.
 3. It runs the backend, meters tokens (`backend.count_tokens`), bills `fee = prompt × inputPrice +
-   completion × outputPrice` (402 if the balance does not cover it; nothing is returned), and answers the
+   completion × outputPrice` at the prices in effect on chain (`ServiceRegistry.pricesOf`: a price increase
+   is billed only from the date the registry set when it was announced) (402 if the balance does not cover
+   it; nothing is returned), and answers the
    OpenAI response plus `x_deaios`: the new cumulative receipt `{nonce, fee, totalFee, requestsHash,
    signerKind}` (TEE mode: with the broker's signature).
 4. User-signed mode: the client checks the bill (recounts the tokens, recomputes fee, total and hash) and
    posts its signature of the receipt to `POST /deaios/v1/receipts`.
 5. Every `settle_interval` seconds the broker settles the newest signed receipt of each user with unsettled
-   spend (`settleFees`, ≤ 50 per transaction) and accepts the matches the matcher assigned to it.
+   spend (`settleFees`, ≤ 50 per transaction) and accepts the matches the matcher assigned to it (within
+   the matcher's window: a match left unanswered counts as a decline and costs the provider stake).
 
 State (bills, signed receipts, settled nonces) is kept in `state.json` in the broker's directory, so a
 restart loses nothing.
@@ -278,15 +281,16 @@ class Broker:
                 unsigned={"nonce": state.nonce, "totalFee": state.total, "requestsHash": state.hash},
             )
         credit = await asyncio.to_thread(self._credit, user, state)
+        # bill at the prices in effect on chain (an announced increase applies only from its date: audit M3)
+        input_price, output_price = await asyncio.to_thread(self.chain.prices, self.provider)
         prompt = prompt_tokens(messages)
-        c = self.config
-        if credit < compute_fee(prompt, 0, c.input_price, c.output_price):
+        if credit < compute_fee(prompt, 0, input_price, output_price):
             raise BrokerError(
                 402, "insufficient balance in the sub-account for this prompt", available=credit
             )
         reply = await asyncio.to_thread(self.backend.complete, messages, max_tokens)
         completion = count_tokens(reply)
-        cost = compute_fee(prompt, completion, c.input_price, c.output_price)
+        cost = compute_fee(prompt, completion, input_price, output_price)
         if cost > credit:
             raise BrokerError(
                 402, f"insufficient balance: the request costs {cost}", available=credit, fee=cost
@@ -332,7 +336,7 @@ class Broker:
             "id": f"chatcmpl-{state.hash[2:18]}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": c.model,
+            "model": self.config.model,
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
             ],
