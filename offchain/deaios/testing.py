@@ -1,14 +1,22 @@
 """Support for the contract test suites (needs ape): simulate a transaction with one `eth_call` and check the
-custom error it reverts with.
+custom error it reverts with; compile and deploy small test-only contracts; size stateful audit campaigns.
 
 ape's own `ape.reverts` renders a call trace for every reverting transaction (about 0.5 s each, up to a minute
 for an error raised by a contract further down the call), which made the areas' suites too slow; one eth_call
 and the selector table of the contract types take milliseconds.
+
+`audit_settings` sizes the Hypothesis state machines of the audit (compute, market, …): short runs for
+`make test`, and with `DEAIOS_AUDIT_STEPS=N` a campaign of at least N steps in all (`make audit`).
 """
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
+
+#: Environment variable: the total number of state-machine steps of an audit campaign.
+AUDIT_STEPS_ENV = "DEAIOS_AUDIT_STEPS"
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -89,3 +97,29 @@ def deploy_inline(source: str, name: str, sender: str, *args: Any) -> Any:
     tx_hash = w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args).transact({"from": sender})
     address = w3.eth.wait_for_transaction_receipt(tx_hash).contractAddress
     return w3.eth.contract(address=address, abi=abi)
+
+
+def audit_settings(max_examples: int, stateful_step_count: int) -> Any:
+    """Hypothesis `settings` for a stateful audit machine: `max_examples` examples of at most
+    `stateful_step_count` steps (the short default run), no deadline, function-scoped fixtures allowed.
+
+    With `DEAIOS_AUDIT_STEPS=N` set (a positive int: the campaign's total of steps), the steps per example stay
+    and the examples grow so that max_examples × stateful_step_count >= N."""
+    from hypothesis import HealthCheck, settings
+
+    total = os.environ.get(AUDIT_STEPS_ENV, "").strip()
+    if total:
+        try:
+            steps = int(total)
+        except ValueError:
+            raise ValueError(f"{AUDIT_STEPS_ENV} must be an integer, got {total!r}") from None
+        if steps <= 0:
+            raise ValueError(f"{AUDIT_STEPS_ENV} must be positive, got {steps}")
+        max_examples = max(1, math.ceil(steps / stateful_step_count))
+    return settings(
+        max_examples=max_examples,
+        stateful_step_count=stateful_step_count,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                               HealthCheck.filter_too_much],
+    )
