@@ -44,6 +44,7 @@ from aiohttp import web
 from eth_account import Account
 from eth_utils import is_address, to_checksum_address
 
+from deaios import eip712
 from deaios.inft import crypto
 from deaios.inft.chain import InftChain, InftChainError
 from deaios.inft.flows import Storage
@@ -55,7 +56,6 @@ from deaios.inft.proofs import (
     request_digest,
     sign_attestation,
 )
-from deaios import eip712
 from deaios.storage.client import StorageClientError
 
 log = logging.getLogger(__name__)
