@@ -28,6 +28,7 @@ import {IServiceRegistry, ServiceType, ServiceParams, Service} from "./interface
 ///           MAX_INSERT_SCAN nodes; `findInsertHint` computes an exact hint off-chain. Removal is O(1).
 ///         - A request may start the scan at a service of its choice (`start`, e.g. `findFirstMatch`'s answer,
 ///           an unbounded view): services that never qualify for it cannot hide the ones that do (audit M2).
+///           When nothing qualifies from `start` on, the scan starts again at the head.
 ///
 ///         Prices (audit M3): a price increase takes effect `priceIncreaseDelay` seconds after it is announced
 ///         (set it >= the ledger's refund lock, so a funded user can leave at the old price); decreases apply at
@@ -78,6 +79,14 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         string gpuType;
         string verifiability;
         string additionalInfo;
+    }
+
+    /// @dev What a match must meet.
+    struct Query {
+        uint256 minGpuCount;
+        uint256 minMemoryMiB;
+        uint256 maxInputPrice;
+        uint256 maxOutputPrice;
     }
 
     /// @dev A list node: what matching reads besides the prices (one slot).
@@ -243,9 +252,10 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
 
     /*=== matching ===*/
 
-    /// @notice The cheapest active service of list `listKey` meeting the constraints, among the MAX_SCAN
-    ///         services from `start` on (zero, or a service not in this list: from the cheapest); zero when
-    ///         none. Prices are the listed ones (a pending increase counts).
+    /// @notice The first active service of list `listKey` meeting the constraints among the MAX_SCAN services
+    ///         from `start` on (a service of this list; zero or any other address: from the cheapest), else among
+    ///         the MAX_SCAN cheapest (services re-priced since the request may have moved before `start`); zero
+    ///         when none. Prices are the listed ones (a pending increase counts).
     /// @param exclude providers to skip (e.g. those that declined the request)
     /// @param start where the scan begins (see `findFirstMatch`)
     /// @return provider the match (zero: none)
@@ -260,20 +270,14 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         address[] calldata exclude,
         address start
     ) external view returns (address provider, uint256 inputPrice, uint256 outputPrice) {
-        uint256 maxKey = maxInputPrice > type(uint256).max - maxOutputPrice
-            ? type(uint256).max
-            : maxInputPrice + maxOutputPrice;
-        address cur = start != address(0) && _records[start].active && _keyOf[start] == listKey ? start : listHead[listKey];
-        for (uint256 i; i < MAX_SCAN && cur != address(0); ++i) {
-            Node memory node = _nodes[cur];
-            Price memory price = _prices[cur];
-            if (uint256(price.input) + price.output > maxKey) break;
-            if (
-                price.input <= maxInputPrice && price.output <= maxOutputPrice && node.gpuCount >= minGpuCount
-                    && node.memoryMiB >= minMemoryMiB && !_contains(exclude, cur)
-            ) return (cur, price.input, price.output);
-            cur = node.next;
+        Query memory q = Query(minGpuCount, minMemoryMiB, maxInputPrice, maxOutputPrice);
+        address head = listHead[listKey];
+        bool fromStart = start != address(0) && start != head && _records[start].active && _keyOf[start] == listKey;
+        if (fromStart) {
+            (provider, inputPrice, outputPrice) = _scan(q, exclude, start);
+            if (provider != address(0)) return (provider, inputPrice, outputPrice);
         }
+        return _scan(q, exclude, head);
     }
 
     /// @notice The cheapest active service of list `listKey` meeting the constraints, however far down the list
@@ -568,6 +572,29 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         _nodes[provider].next = address(0);
         delete _prev[provider];
         --listLength[key];
+    }
+
+    /// @dev The first service from `cur` on, within MAX_SCAN nodes, meeting `q` and not excluded; stops at the first
+    ///      price key above the maxima's sum (no later node can qualify).
+    function _scan(Query memory q, address[] calldata exclude, address cur)
+        private
+        view
+        returns (address, uint256, uint256)
+    {
+        uint256 maxKey = q.maxInputPrice > type(uint256).max - q.maxOutputPrice
+            ? type(uint256).max
+            : q.maxInputPrice + q.maxOutputPrice;
+        for (uint256 i; i < MAX_SCAN && cur != address(0); ++i) {
+            Node memory node = _nodes[cur];
+            Price memory price = _prices[cur];
+            if (uint256(price.input) + price.output > maxKey) break;
+            if (
+                price.input <= q.maxInputPrice && price.output <= q.maxOutputPrice && node.gpuCount >= q.minGpuCount
+                    && node.memoryMiB >= q.minMemoryMiB && !_contains(exclude, cur)
+            ) return (cur, price.input, price.output);
+            cur = node.next;
+        }
+        return (address(0), 0, 0);
     }
 
     function _contains(address[] calldata list, address a) private pure returns (bool) {

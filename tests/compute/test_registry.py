@@ -283,6 +283,8 @@ def test_find_match_view(registry, providers):
     assert registry.findMatch(k, 0, 0, 0, 0, [], ZERO_ADDRESS)[0] == ZERO_ADDRESS
     assert registry.findMatch(k, 0, 0, top, top, [], p0.address)[0] == p0.address  # starts at p0
     assert registry.findMatch(k, 0, 0, top, top, [], providers[2].address)[0] == p1.address  # not listed
+    # nothing qualifies from the start on (here: the start itself is excluded and last): again from the head
+    assert registry.findMatch(k, 0, 0, top, top, [p0.address], p0.address)[0] == p1.address
     assert registry.findFirstMatch(k, 2, 0, top, top) == p1.address
     assert registry.findFirstMatch(k, 0, 0, 4, 4) == p1.address
     assert registry.findFirstMatch(k, 8, 0, top, top) == ZERO_ADDRESS
