@@ -50,8 +50,6 @@ def _replay(index: KvIndex, events: list[dict]) -> list[str | None]:
     return results
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="exploit M5: anyone submits as a stream's admin")
 def test_nobody_writes_as_another_account(flow, market, accounts, tmp_path: Path):
     alice, mallory = accounts[1], accounts[7]
     first = _submit(flow, market, alice, alice, StreamData(writes=[Write(STREAM, KEY, b"alice's model")]))
