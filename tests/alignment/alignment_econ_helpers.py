@@ -29,6 +29,7 @@ FUNDING = 10**9
 VOTING_PERIOD = 600
 TIMELOCK = 300
 QUORUM_BPS = 2_500
+EPOCH = 3_600  # seconds: delegations and commissions apply from the next epoch
 
 deploy_alignment_module = load_script("deploy_alignment")
 
@@ -48,6 +49,7 @@ def deploy(owner: Any, project: Any, **overrides: Any) -> dict[str, Any]:
         voting_period=VOTING_PERIOD,
         timelock_delay=TIMELOCK,
         quorum_bps=QUORUM_BPS,
+        epoch_seconds=EPOCH,
     )
     params.update(overrides)
     return deploy_alignment_module.deploy_alignment(owner, project, **params)
@@ -88,6 +90,22 @@ def time_travel(seconds: int) -> None:
 
     chain.pending_timestamp += seconds
     chain.mine()
+
+
+def next_epoch(dlg: Any) -> int:
+    """Move the chain's clock to the start of the next alignment epoch; that epoch."""
+    from ape import chain
+
+    start = dlg.epochStart(dlg.currentEpoch() + 1)
+    if start > chain.pending_timestamp:
+        chain.pending_timestamp = start
+    chain.mine()
+    return dlg.currentEpoch()
+
+
+def record(rew: Any, dlg: Any, operator: Any, supervisor: Any) -> Any:
+    """recordOperated for the current epoch, as supervision does."""
+    return rew.recordOperated(dlg.currentEpoch(), operator, sender=supervisor)
 
 
 def split(reward: int, bps: int) -> tuple[int, int]:

@@ -14,19 +14,11 @@ from __future__ import annotations
 
 import pytest
 from supervision_helpers import (
-    DA, EMPTY_PROOF, ETHER, REWARD_PER_LICENSE, STORAGE, deploy_world, make_operator, operator_accounts,
-    random_file, revert_name, storage_proof, submit_file,
+    DA, EMPTY_PROOF, ETHER, REWARD_PER_LICENSE, STORAGE, challenge_proof, deploy_world, end_epoch, evidence,
+    make_operator, next_epoch, operator_accounts, random_file, revert_name, set_code, submit_file,
 )
 
 EPOCH = 600
-
-
-def travel_to(timestamp: int) -> None:
-    from ape import chain
-
-    if timestamp > chain.pending_timestamp:
-        chain.pending_timestamp = timestamp
-    chain.mine()
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +26,19 @@ def world(accounts, project):
     return deploy_world(accounts, project, epoch_seconds=EPOCH, slash_bps=1_000)
 
 
-def attest(world, op, epoch, node_id, passed, proof=EMPTY_PROOF) -> bool:
-    """Attest if the contract lets `op` do it now; whether it did."""
-    if revert_name(world.supervision, "attest", epoch, node_id, passed, proof, sender=op) is not None:
+def attest_fail(world, op, epoch, node_id) -> bool:
+    """Attest a fail (with valid evidence) if the contract lets `op` do it now; whether it did."""
+    ev = evidence(world)
+    if revert_name(world.supervision, "attestFail", epoch, node_id, ev, sender=op) is not None:
         return False
-    world.supervision.attest(epoch, node_id, passed, proof, sender=op)
+    world.supervision.attestFail(epoch, node_id, ev, sender=op)
     return True
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="exploit H2: a hopping license votes and earns once per operator")
 def test_one_license_votes_and_earns_once_per_epoch(world, accounts, project):
     sup, lic, dlg, rewards = world.supervision, world.license, world.delegation, world.rewards
     honest, *attackers = operator_accounts(accounts, 4)
-    make_operator(world, honest)
-    first = lic.totalMinted() + 1
-    lic.buy(1, sender=honest, value=lic.quote(1))
-    dlg.delegateNfts(honest.address, [first], sender=honest)  # the honest operator runs 2 licenses
+    make_operator(world, honest, licenses=2)  # the honest operator runs 2 licenses
 
     # one license, passed from wallet to wallet so that every attacker account may register as an operator
     hopper = lic.totalMinted() + 1
@@ -63,17 +52,17 @@ def test_one_license_votes_and_earns_once_per_epoch(world, accounts, project):
 
     data = random_file(5 * 256 * 1024 + 77, 7)
     event = submit_file(world, data)
-    sup.registerNode(STORAGE, "http://127.0.0.1:1", accounts[5].address, sender=world.owner)
-    sup.registerNode(DA, "http://127.0.0.1:2", accounts[6].address, sender=world.owner)
+    set_code(world, 4, 2)
+    sup.registerNode(STORAGE, "http://127.0.0.1:1", accounts[5].address, 0, sender=world.owner)
+    sup.registerNode(DA, "http://127.0.0.1:2", accounts[6].address, 0, sender=world.owner)
+    sup.registerChallengeFile(event.seq, sender=honest)
     sup.stake(0, sender=accounts[5], value=ETHER)
     sup.stake(1, sender=accounts[6], value=ETHER)
 
-    travel_to(sup.epochStart(sup.currentEpoch() + 1))
-    sup.openEpoch(sender=honest)
-    epoch = sup.currentEpoch()
+    epoch = next_epoch(world, honest, into=sup.params().minFailSpan)
     allocated = rewards.totalAllocated()
-    assert attest(world, honest, epoch, 0, True, storage_proof([event], event, data, 300))
-    assert attest(world, honest, epoch, 1, True)
+    sup.attestPass(epoch, 0, challenge_proof(world, [event], {event.seq: data}, epoch, 0), sender=honest)
+    sup.attestPass(epoch, 1, EMPTY_PROOF, sender=honest)
     honest_share = rewards.totalAllocated() - allocated
 
     votes = 0
@@ -81,10 +70,10 @@ def test_one_license_votes_and_earns_once_per_epoch(world, accounts, project):
         if i > 0:  # the hop: take L back from the previous operator, give it to this one
             dlg.undelegateNfts(attackers[i - 1].address, [hopper], False, sender=owner)
             dlg.delegateNfts(op.address, [hopper], sender=owner)
-        votes += attest(world, op, epoch, 0, False) & attest(world, op, epoch, 1, False)
+        votes += attest_fail(world, op, epoch, 0) & attest_fail(world, op, epoch, 1)
     hopper_rewards = rewards.totalAllocated() - allocated - honest_share
 
-    travel_to(sup.epochStart(epoch + 1))
+    end_epoch(world, epoch)
     sup.finalize(epoch, [0, 1], sender=honest)
     flagged = [sup.getNode(n).flagged for n in (0, 1)]
     stakes = [sup.getNode(n).stake for n in (0, 1)]

@@ -12,57 +12,38 @@ import pytest
 from alignment_econ_helpers import *  # noqa: F401,F403  (fixtures)
 from alignment_econ_helpers import REWARD, TIMELOCK, VOTING_PERIOD, buy, split, time_travel
 from supervision_helpers import (
-    EMPTY_PROOF, ETHER, STORAGE, deploy_world, make_operator, operator_accounts, revert_name,
+    ETHER, STORAGE, deploy_world, end_epoch, evidence, make_operator, next_epoch, operator_accounts,
 )
 from deaios.testing import revert_name as would_revert
 
 YEAR = 365 * 24 * 3600
 
 
-def current_epoch(dlg) -> int:
-    """The alignment epoch (contracts without an epoch clock take any epoch number: use 1)."""
-    return dlg.currentEpoch() if hasattr(dlg, "currentEpoch") else 1
-
-
-def epoch_seconds(dlg) -> int:
-    return dlg.epochSeconds() if hasattr(dlg, "epochSeconds") else 1
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="exploit L-commission: raised just before the record")
 def test_commission_raised_in_an_epoch_applies_from_the_next(lic, dlg, rew, alice, op, supervisor, admin):
     tokens = buy(lic, alice, 2)
     dlg.delegateNfts(op, tokens, sender=alice)  # op's commission: 1000 bps
-    time_travel(epoch_seconds(dlg))  # the delegation is in effect
+    time_travel(dlg.epochSeconds())  # the delegation is in effect
     dlg.setCommission(5_000, sender=op)  # the maximum, right before the record
-    rew.recordOperated(current_epoch(dlg), op, sender=supervisor)
+    rew.recordOperated(dlg.currentEpoch(), op, sender=supervisor)
     owner_share, _ = split(REWARD, 1000)
     got = rew.claimable(alice, tokens)
     print(f"\nL-commission: owner got {got} for 2 licenses, expected {2 * owner_share} at the announced 10 %")
     assert got == 2 * owner_share
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="exploit L-unstake: withdraw before finalize")
 def test_failed_node_cannot_withdraw_before_its_result(accounts, project):
     world = deploy_world(accounts, project, epoch_seconds=600, slash_bps=5_000, unbonding_epochs=0)
     sup = world.supervision
     (op,) = operator_accounts(accounts, 1)
     make_operator(world, op)
     node_op = accounts[5]
-    sup.registerNode(STORAGE, "http://127.0.0.1:1", node_op.address, sender=world.owner)
+    sup.registerNode(STORAGE, "http://127.0.0.1:1", node_op.address, 0, sender=world.owner)
     sup.stake(0, sender=node_op, value=ETHER)
 
-    def travel_to(timestamp):
-        from ape import chain
-
-        chain.pending_timestamp = max(chain.pending_timestamp, timestamp)
-        chain.mine()
-
-    travel_to(sup.epochStart(sup.currentEpoch() + 2))
-    sup.openEpoch(sender=op)
-    epoch = sup.currentEpoch()
+    epoch = next_epoch(world, op, into=sup.params().minFailSpan)
     sup.requestUnstake(0, sender=node_op)  # the node sees it cannot answer, and asks for its stake back
-    sup.attest(epoch, 0, False, EMPTY_PROOF, sender=op)
-    travel_to(sup.epochStart(epoch + 1))
+    sup.attestFail(epoch, 0, evidence(world), sender=op)
+    end_epoch(world, epoch)
     before = node_op.balance
     if would_revert(sup, "withdrawStake", 0, node_op.address, sender=node_op) is None:
         sup.withdrawStake(0, node_op.address, sender=node_op)  # before anyone finalizes `epoch`
@@ -72,7 +53,6 @@ def test_failed_node_cannot_withdraw_before_its_result(accounts, project):
     assert sup.getNode(0).flagged and recovered <= ETHER // 2
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="exploit L-governor: no expiry, timelock 0")
 def test_proposals_expire_and_the_timelock_is_not_zero(lic, gov, rew, alice, admin):
     tokens = buy(lic, alice, 4)
     call = bytes.fromhex(rew.setRewardPerLicense.as_transaction(1).data.hex().removeprefix("0x"))

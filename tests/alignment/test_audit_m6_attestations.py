@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import pytest
 from supervision_helpers import (
-    DA, EMPTY_PROOF, ETHER, STORAGE, deploy_world, make_operator, operator_accounts, random_file, revert_name,
-    storage_proof, submit_file,
+    DA, EMPTY_PROOF, ETHER, STORAGE, deploy_world, end_epoch, make_operator, next_epoch, operator_accounts,
+    random_file, revert_name, set_code, storage_proof, submit_file,
 )
 
 EPOCH = 600
-
-
-def travel_to(timestamp: int) -> None:
-    from ape import chain
-
-    if timestamp > chain.pending_timestamp:
-        chain.pending_timestamp = timestamp
-    chain.mine()
 
 
 @pytest.fixture(scope="module")
@@ -39,46 +31,48 @@ def setup(world, accounts):
     data = random_file(5 * 256 * 1024 + 77, 11)
     event = submit_file(world, data)
     sup = world.supervision
-    sup.registerNode(STORAGE, "http://127.0.0.1:1", accounts[5].address, sender=world.owner)
-    sup.registerNode(DA, "http://127.0.0.1:2", accounts[6].address, sender=world.owner)
+    set_code(world, 4, 2)
+    sup.registerNode(STORAGE, "http://127.0.0.1:1", accounts[5].address, 0, sender=world.owner)
+    sup.registerNode(DA, "http://127.0.0.1:2", accounts[6].address, 0, sender=world.owner)
+    sup.registerChallengeFile(event.seq, sender=accounts[5])
     sup.stake(0, sender=accounts[5], value=ETHER)
     return ops, data, event
 
 
 @pytest.fixture
 def epoch(world, setup):
-    sup = world.supervision
-    travel_to(sup.epochStart(sup.currentEpoch() + 1))
-    sup.openEpoch(sender=setup[0][0])
-    return sup.currentEpoch()
+    return next_epoch(world, setup[0][0], into=world.supervision.params().minFailSpan)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="exploit M6: a pass may prove any chunk, not the challenged one")
 def test_storage_pass_must_prove_the_challenged_chunk(world, setup, epoch):
     ops, data, event = setup
-    # a chunk the operator picked itself (the first one of the file), not derived from the epoch's seed
-    picked = storage_proof([event], event, data, 0)
-    assert revert_name(world.supervision, "attest", epoch, 0, True, picked, sender=ops[0]) is not None
+    sup = world.supervision
+    challenged = {sup.challengeOf(epoch, 0, a)[2] for a in range(sup.MAX_ATTEMPTS()) if sup.challengeOf(epoch, 0, a)[0]}
+    # a chunk the operator picked itself (not derived from the epoch's seed), correctly proven to the flow root
+    mine = next(c for c in range(5 * 1024) if c not in challenged)
+    _, _, chunk, siblings = storage_proof([event], event, data, mine)
+    for attempt in range(sup.MAX_ATTEMPTS()):
+        assert revert_name(sup, "attestPass", epoch, 0, (attempt, chunk, siblings), sender=ops[0]) is not None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="exploit M6: a fail needs no evidence and one operator flags a node")
 def test_fail_without_evidence_flags_nobody(world, setup, epoch):
     ops, _, _ = setup
     sup = world.supervision
-    if revert_name(sup, "attest", epoch, 0, False, EMPTY_PROOF, sender=ops[0]) is None:
-        sup.attest(epoch, 0, False, EMPTY_PROOF, sender=ops[0])
-    travel_to(sup.epochStart(epoch + 1))
+    no_evidence = ([], b"\0" * 32)
+    if revert_name(sup, "attestFail", epoch, 0, no_evidence, sender=ops[0]) is None:
+        sup.attestFail(epoch, 0, no_evidence, sender=ops[0])
+    end_epoch(world, epoch)
     sup.finalize(epoch, [0], sender=ops[0])
     assert not sup.getNode(0).flagged and sup.getNode(0).stake == ETHER
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="exploit M6: attestations the chain cannot check are paid")
 def test_unchecked_attestations_are_not_paid(world, setup, epoch):
     ops, _, _ = setup
     sup = world.supervision
     lazy = ops[1]
     # no node was contacted: a DA pass (no proof exists) and a storage fail (no evidence)
-    for node_id, passed in ((1, True), (0, False)):
-        if revert_name(sup, "attest", epoch, node_id, passed, EMPTY_PROOF, sender=lazy) is None:
-            sup.attest(epoch, node_id, passed, EMPTY_PROOF, sender=lazy)
+    if revert_name(sup, "attestPass", epoch, 1, EMPTY_PROOF, sender=lazy) is None:
+        sup.attestPass(epoch, 1, EMPTY_PROOF, sender=lazy)
+    if revert_name(sup, "attestFail", epoch, 0, ([], b"\0" * 32), sender=lazy) is None:
+        sup.attestFail(epoch, 0, ([], b"\0" * 32), sender=lazy)
     assert not world.rewards.recorded(epoch, lazy.address)
