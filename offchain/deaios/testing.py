@@ -72,7 +72,8 @@ def audit_settings(max_examples: int, stateful_step_count: int) -> "hypothesis.s
     """Hypothesis settings for a stateful campaign: the given short run by default; with
     ``$DEAIOS_AUDIT_STEPS`` = N (``make audit``), enough examples of ``stateful_step_count`` steps that
     max_examples × stateful_step_count ≥ N. No deadline either way (chain calls vary in time); the health
-    checks that fire on function-scoped fixtures and slow chain steps are off."""
+    checks that fire on function-scoped fixtures and slow chain steps are off. Hypothesis ends some examples
+    before their last step, so the campaign asks for half as many steps again (about N steps actually run)."""
     import math
     import os
 
@@ -84,7 +85,7 @@ def audit_settings(max_examples: int, stateful_step_count: int) -> "hypothesis.s
             wanted = int(steps)
         except ValueError:
             raise ValueError(f"${AUDIT_STEPS_ENV} must be a number of steps, got {steps!r}") from None
-        max_examples = max(max_examples, math.ceil(wanted / stateful_step_count))
+        max_examples = max(max_examples, math.ceil(1.5 * wanted / stateful_step_count))
     return settings(max_examples=max_examples, stateful_step_count=stateful_step_count, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.data_too_large, HealthCheck.filter_too_much])
@@ -197,3 +198,39 @@ class ChainRpc:
         from web3.logs import DISCARD
 
         return list(getattr(self.c[contract].events, name)().process_receipt(rcpt, errors=DISCARD))
+
+
+class Outcomes:
+    """What a state machine's steps reached: each outcome label counted (Hypothesis `event`s too, shown with
+    `--hypothesis-show-statistics`), and `expect`, the check of a call's outcome against the model's prediction."""
+
+    def __init__(self) -> None:
+        from collections import Counter
+
+        self.counts: Counter = Counter()
+        self.steps = 0
+        self.calls = 0
+
+    def seen(self, label: str) -> None:
+        from hypothesis import event
+        from hypothesis.errors import InvalidArgument
+
+        try:
+            event(label)
+        except InvalidArgument:  # a fixed sequence run outside Hypothesis
+            pass
+        self.counts[label] += 1
+
+    def expect(self, what: str, ok: bool, res: Any, error: str | None) -> bool:
+        """Assert that a call (`ok`, `res` = receipt or custom error name) went as predicted: success when
+        `error` is None, else that custom error; whether it succeeded."""
+        self.calls += 1
+        self.seen(f"{what}: {error or 'ok'}")
+        if error is None:
+            assert ok, (what, res)
+            return True
+        assert not ok and res == error, (what, res, error)
+        return False
+
+    def report(self) -> str:
+        return f"steps: {self.steps} ({self.calls} calls); coverage: {dict(sorted(self.counts.items()))}"

@@ -26,12 +26,10 @@ MONEY INVARIANTS
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 
 import pytest
 from alignment_econ_helpers import Rpc, deploy
-from hypothesis import event
-from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -42,7 +40,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from deaios.testing import audit_settings
+from deaios.testing import Outcomes, audit_settings
 
 SETTINGS = audit_settings(max_examples=12, stateful_step_count=40)
 
@@ -61,17 +59,7 @@ TOKEN = st.integers(1, SUPPLY)  # may name a license not minted yet
 PICKS = st.lists(st.integers(0, SUPPLY), min_size=1, max_size=3)
 BPS = 10_000
 
-COVERAGE: Counter = Counter()
-STEPS = Counter()
-
-
-def seen(label: str) -> None:
-    """Count an outcome (printed with -s: evidence that the examples reach every path)."""
-    try:
-        event(label)
-    except InvalidArgument:  # a fixed sequence run outside Hypothesis
-        pass
-    COVERAGE[label] += 1
+OUTCOMES = Outcomes()
 
 
 def price(token_id: int) -> int:
@@ -176,14 +164,7 @@ def economy_machine(stage) -> type[RuleBasedStateMachine]:
             return self.owner[pick % self.minted + 1]
 
         def expect(self, what: str, ok: bool, res, error: str | None) -> bool:
-            """Check a call's outcome against the rules' expected error (None: success)."""
-            STEPS["calls"] += 1
-            seen(f"{what}: {error or 'ok'}")
-            if error is None:
-                assert ok, (what, res)
-                return True
-            assert not ok and res == error, (what, res, error)
-            return False
+            return OUTCOMES.expect(what, ok, res, error)
 
         # --- time ------------------------------------------------------------------------------------
         @rule()
@@ -192,7 +173,7 @@ def economy_machine(stage) -> type[RuleBasedStateMachine]:
             ch.rpc("evm_mine", [])
             self.epoch = self.chain_epoch()
             self.begin_epoch()
-            seen("epoch")
+            OUTCOMES.seen("epoch")
 
         # --- license ----------------------------------------------------------------------------
         @initialize(qs=st.lists(st.integers(1, 3), min_size=N_HOLDERS, max_size=N_HOLDERS), to=OP)
@@ -357,12 +338,12 @@ def economy_machine(stage) -> type[RuleBasedStateMachine]:
                 return
             if not ok:
                 assert res == "NothingToClaim", res
-                seen("claim: NothingToClaim")
+                OUTCOMES.seen("claim: NothingToClaim")
                 assert ch.views([("rew", "claimable", (A[a], tuple(tokens)))])[0] == 0
                 return
             (ev,) = ch.events("rew", "RewardsClaimed", res)
             assert ev.args.amount > 0
-            seen("claim: paid")
+            OUTCOMES.seen("claim: paid")
             self.paid[A[a]] += ev.args.amount
             # claiming twice pays nothing
             assert ch.error_of("rew", "claim", tokens, sender=A[a]) == "NothingToClaim"
@@ -403,7 +384,7 @@ def economy_machine(stage) -> type[RuleBasedStateMachine]:
         # --- invariants ------------------------------------------------------------------------------
         @invariant()
         def money(self):
-            STEPS["steps"] += 1
+            OUTCOMES.steps += 1
             tokens = tuple(range(1, self.minted + 1))
             calls = [("lic", "totalMinted", ())]
             calls += [("lic", "ownerOf", (t,)) for t in tokens]
@@ -453,7 +434,7 @@ def test_alignment_economy_invariants(stage):
     economy = economy_machine(stage)
     economy.TestCase.settings = SETTINGS
     run_state_machine_as_test(economy, settings=SETTINGS)
-    print(f"\nsteps: {STEPS['steps']} ({STEPS['calls']} calls); coverage:", dict(sorted(COVERAGE.items())))
+    print("\n" + OUTCOMES.report())
 
 
 def test_invariants_catch_license_hopping(stage):

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import pytest
 from alignment_econ_helpers import *  # noqa: F401,F403  (fixtures)
 from alignment_econ_helpers import REWARD, TIMELOCK, VOTING_PERIOD, buy, split, time_travel
 from supervision_helpers import (

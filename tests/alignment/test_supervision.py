@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from supervision_helpers import (
-    DA, EMPTY_PROOF, ETHER, FAIL, INCONCLUSIVE, NONE, PASS, REWARD_PER_LICENSE, SEGMENT_SIZE, STORAGE,
+    DA, EMPTY_PROOF, ETHER, FAIL, INCONCLUSIVE, PASS, REWARD_PER_LICENSE, SEGMENT_SIZE, STORAGE,
     challenge_proof, deploy_world, end_epoch, evidence, fail_error, make_operator, next_epoch, operator_accounts,
     pass_error, random_file, revert_name, storage_proof, submit_file, travel_to,
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ape
 import pytest
-from da_contract_helpers import TOKENS_PER_VOTE, deploy_da_module, epoch_signature, make_signer, register
+from da_contract_helpers import TOKENS_PER_VOTE, deploy_da_module, epoch_signature, register
 from deaios.da import bls
 from deaios.testing import ChainRpc
 from eth_utils import keccak

@@ -13,7 +13,6 @@ registration closes, and rows follow stake, so 43 % of the stake never reaches 2
 from __future__ import annotations
 
 import ape
-import pytest
 from da_contract_helpers import (
     TOKENS_PER_VOTE, DASigner, deploy_da_module, epoch_signature, make_signer, register, register_epoch,
     sign_blob, try_submit_verified, World,

@@ -30,9 +30,7 @@ from collections import Counter
 import ape
 import pytest
 from da_contract_helpers import TOKENS_PER_VOTE, deploy_da_module
-from hypothesis import event
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -43,7 +41,7 @@ from hypothesis.stateful import (
 )
 
 from deaios.da import bls
-from deaios.testing import ChainRpc, audit_settings
+from deaios.testing import ChainRpc, Outcomes, audit_settings
 from eth_utils import keccak
 
 SETTINGS = audit_settings(max_examples=6, stateful_step_count=25)
@@ -52,16 +50,7 @@ ROWS, MAX_QUORUMS, EPOCH_BLOCKS, MAX_SIGNERS, LOCK_EPOCHS, MAX_VOTES = 12, 3, 24
 PARTIES = {"honest": 3, "second": 2, "attacker": 3}
 SIGNERS = sum(PARTIES.values())
 SIGNER = st.integers(0, SIGNERS - 1)
-COVERAGE: Counter = Counter()
-STEPS: Counter = Counter()
-
-
-def seen(label: str) -> None:
-    try:
-        event(label)
-    except InvalidArgument:
-        pass
-    COVERAGE[label] += 1
+OUTCOMES = Outcomes()
 
 
 @pytest.fixture
@@ -128,13 +117,7 @@ def test_da_signer_invariants(registry_stage):
             return ok, res
 
         def expect(self, what: str, ok: bool, res, error: str | None) -> bool:
-            STEPS["calls"] += 1
-            seen(f"{what}: {error or 'ok'}")
-            if error is None:
-                assert ok, (what, res)
-                return True
-            assert not ok and res == error, (what, res, error)
-            return False
+            return OUTCOMES.expect(what, ok, res, error)
 
         # --- signers and stake -----------------------------------------------------------------------
         @initialize(votes=st.lists(st.integers(0, MAX_VOTES + 2), min_size=SIGNERS - 2, max_size=SIGNERS - 2))
@@ -208,7 +191,7 @@ def test_da_signer_invariants(registry_stage):
                 lowest = min(self.next_regs.values())
                 assert gone.votes == self.next_regs[j] == lowest < votes, (gone, self.next_regs, votes)
                 del self.next_regs[j]
-                seen("registerNextEpoch: evicted a lower registration")
+                OUTCOMES.seen("registerNextEpoch: evicted a lower registration")
             else:
                 assert not removed
             self.next_regs[i] = votes
@@ -229,11 +212,11 @@ def test_da_signer_invariants(registry_stage):
                 assert ok, res
                 if not due:
                     assert self.view("epochNumber") == self.epoch
-                    seen("makeEpoch: too early")
+                    OUTCOMES.seen("makeEpoch: too early")
                     return
             self.epoch += 1
             assert self.view("epochNumber") == self.epoch
-            seen("epoch made" + (" (forced)" if force else ""))
+            OUTCOMES.seen("epoch made" + (" (forced)" if force else ""))
             self.check_quorums(self.epoch, self.next_regs)
             self.next_regs = {}
 
@@ -244,7 +227,7 @@ def test_da_signer_invariants(registry_stage):
             assert count == (min(-(-total // ROWS), MAX_QUORUMS) if total else 0)
             if not total:
                 return
-            seen(f"quorums: {len(regs)} signers")
+            OUTCOMES.seen(f"quorums: {len(regs)} signers")
             by_party: Counter = Counter()
             for q in range(count):
                 members, ends, _ = self.view("getQuorumMembers", epoch, q)
@@ -300,7 +283,7 @@ def test_da_signer_invariants(registry_stage):
         # --- invariants ------------------------------------------------------------------------------
         @invariant()
         def money(self):
-            STEPS["steps"] += 1
+            OUTCOMES.steps += 1
             *stakes, pool = ch.views([("reg", "stakeOf", (a,)) for a in addrs] + [("reg", "slashedPool", ())])
             replies = w3.provider.make_batch_request([("eth_getBalance", [a, "latest"])
                                                       for a in (*addrs, registry_address)])
@@ -316,4 +299,4 @@ def test_da_signer_invariants(registry_stage):
 
     Registry.TestCase.settings = SETTINGS
     run_state_machine_as_test(Registry, settings=SETTINGS)
-    print(f"\nsteps: {STEPS['steps']} ({STEPS['calls']} calls); coverage:", dict(sorted(COVERAGE.items())))
+    print("\n" + OUTCOMES.report())

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import ape
-import pytest
-
 from deaios.kv.codec import StreamData, Write, stream_ids_from_tags
 from deaios.kv.replay import Replayer, StreamConfig
 from deaios.kv.store import KvIndex, TxRecord
