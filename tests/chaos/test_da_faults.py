@@ -3,7 +3,8 @@ disperser (`deaios da put`, as a user runs it) and retrieved with `deaios da get
 directly from the DA nodes), while DA nodes are SIGKILLed and one answers garbage cells.
 
 * One third of the DA nodes (2 of 6) SIGKILLed before a dispersal, and 2 others SIGKILLed while a dispersal is
-  in flight: each blob is still verified on chain (the 4 signers hold exactly 2/3 of the quorum's rows).
+  in flight (as soon as the disperser has paid the blob fee, while it collects signatures): each blob is still
+  verified on chain (the 4 signers hold exactly 2/3 of the quorum's rows).
 * One third of the DA nodes down during retrieval: the blob comes back byte-exact from the other four; the
   killed nodes restart from their data directory and serve what they stored.
 * A DA node answering garbage cells (restarted with `--fault garbage`): its cells fail their KZG proofs (checked
@@ -13,10 +14,8 @@ directly from the DA nodes), while DA nodes are SIGKILLed and one answers garbag
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +28,12 @@ from deaios.da.blobref import BlobRef
 from deaios.da.chain import DAChain
 from deaios.da.encoding import BlobHeader, Column, columns_of_rows, verify_columns
 from deaios.procs import rpc_call
+from deaios.stack.config import DEV_KEY_ROLES, dev_address
 from deaios.stack.process import RunningStack, running_stack, stack_env
+from web3 import Web3
 
 DA_NODES = 6
-THIRD = DA_NODES // 3
+DISPERSER = dev_address(DEV_KEY_ROLES["DA disperser"])  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +107,16 @@ def test_a_third_of_the_da_nodes_killed_during_dispersal_and_retrieval(run: Runn
     relaunch(run, 0, 1)
     path_c, data_c = blob(tmp_path, "c.bin", 200_003)
     env = stack_env(run.home)
+    w3 = Web3(Web3.HTTPProvider(run.stack.rpc))
+    paid = w3.eth.get_transaction_count(DISPERSER, "pending")
     proc = subprocess.Popen([sys.executable, "-m", "deaios.cli", "da", "put", str(path_c), "--stack",
                              str(run.stack.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    killer = threading.Timer(random.uniform(0.5, 3.0), kill, (run, 2, 3))
-    killer.start()
+    deadline = time.monotonic() + 180
+    while w3.eth.get_transaction_count(DISPERSER, "pending") == paid:  # until the disperser paid the blob fee
+        assert proc.poll() is None and time.monotonic() < deadline, "the disperser never paid for blob C"
+        time.sleep(0.01)
+    kill(run, 2, 3)  # while it collects the quorum's signatures
     out, err = proc.communicate(timeout=300)
-    killer.join()
     assert proc.returncode == 0, err[-3000:]
     ref_c = BlobRef.parse(out.strip().splitlines()[-1])
     assert verified(chain, ref_c)
