@@ -31,7 +31,8 @@ Protocol (all amounts in wei, addresses checksummed, hashes 0x-hex):
 State (bills, signed receipts, settled nonces) is kept in the broker's directory: `state.json` (a snapshot)
 and `state.log` (one JSON line per change, appended and fsynced: a bill costs one line, not a rewrite of
 every user's state; folded into the snapshot at start and every `JOURNAL_LINES` lines), so a restart loses
-nothing.
+nothing. A bill is journaled with its answer before the answer is sent: a user whose answer was lost (the broker
+crashed in between) sends the same signed request again and gets that answer, billed once.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ class UserState:
     max_signature: str = ""
     billed_at: float = 0.0  # unix time of the last bill
     settled_at_max: int = 0  # the last nonce settled at its pre-signed maximum (the user never signed it)
+    # the last billed request (keccak of its body) and the answer it was billed for: a copy of that request
+    # (the user resending it because the answer was lost in a crash) gets the same answer, billed once
+    last_request: str = ""
+    last_answer: dict | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> UserState:
@@ -286,6 +291,9 @@ class Broker:
             body = await request.read()
             user, nonce = self._authenticate(request, body)
             async with self._lock(user):
+                answered = self._answered(user, nonce, body)
+                if answered is not None:
+                    return web.json_response(answered)
                 self._check_nonce(user, nonce)  # under the lock: a second copy of the request sees the new nonce
                 return web.json_response(await self._serve(user, nonce, body, request.headers))
         except BrokerError as exc:
@@ -324,6 +332,16 @@ class Broker:
         if signer != user:
             raise BrokerError(401, "the request signature does not match X-Deaios-User")
         return user, nonce
+
+    def _answered(self, user: str, nonce: int, body: bytes) -> dict | None:
+        """The answer already billed for this very request (same nonce, same body), if it is the last one: the
+        user lost it (a crash between the bill and the reply) and sends the request again."""
+        state = self.state.users.get(user)
+        if state is None or nonce != state.nonce or state.last_answer is None \
+                or state.last_request != "0x" + keccak(body).hex():
+            return None
+        log.info("request %d of %s again: its answer, billed once", nonce, user)
+        return state.last_answer
 
     def _check_nonce(self, user: str, nonce: int) -> None:
         state = self.state.users.get(user, UserState())
@@ -436,21 +454,7 @@ class Broker:
             state.signed_nonce, state.signed_total, state.signed_hash = state.nonce, state.total, state.hash
             state.signature = "0x" + r.signature.hex()
             bill["signature"] = state.signature
-        self.state.record(user)
-        BILLED.inc()
-        BILLED_WEI.inc(cost)
-        TOKENS.labels("prompt").inc(prompt)
-        TOKENS.labels("completion").inc(completion)
-        log.info(
-            "served %s: request %d, %d+%d tokens, fee %d, total %d",
-            user,
-            state.nonce,
-            prompt,
-            completion,
-            cost,
-            state.total,
-        )
-        return {
+        answer = {
             "id": f"chatcmpl-{state.hash[2:18]}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -465,6 +469,22 @@ class Broker:
             },
             "x_deaios": bill,
         }
+        state.last_request, state.last_answer = "0x" + keccak(body).hex(), answer
+        self.state.record(user)  # the bill and its answer, before the answer leaves
+        BILLED.inc()
+        BILLED_WEI.inc(cost)
+        TOKENS.labels("prompt").inc(prompt)
+        TOKENS.labels("completion").inc(completion)
+        log.info(
+            "served %s: request %d, %d+%d tokens, fee %d, total %d",
+            user,
+            state.nonce,
+            prompt,
+            completion,
+            cost,
+            state.total,
+        )
+        return answer
 
     def _credit(self, user: str, state: UserState) -> int:
         """What the user can still spend: free sub-account funds minus billed-but-unsettled spend."""

@@ -9,6 +9,10 @@ user-signed provider it signs the receipt at the request's maximum cost (prompt 
 × outputPrice, max_tokens defaulting to `DEFAULT_MAX_TOKENS`), which the provider settles only if the exact
 bill is never signed; should that happen, the client resumes from that maximum (it signed it). Its
 per-provider receipt state is a JSON file (`~/.deaios/compute/<chain>-<ledger>-<user>.json` by default).
+
+A signed receipt that cannot be handed over (the provider crashed right after answering) is kept in that file
+and handed over before the next request: the answer is the user's and is billed exactly once, at its exact fee
+(or, if the provider gave up waiting, at the maximum the user signed for it).
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ class BillingError(ComputeError):
     """The provider refused a request or sent a bill the client cannot accept."""
 
 
+class ProviderUnreachable(BillingError):
+    """The provider did not answer (down, restarting): the same request may be sent again."""
+
+
 @dataclass
 class ProviderState:
     nonce: int = 0
@@ -53,6 +61,8 @@ class ProviderState:
     max_nonce: int = 0
     max_total: int = 0
     max_hash: str = "0x" + "00" * 32
+    # the signed receipt of the last answered request, until the provider took it (its JSON)
+    pending_receipt: dict | None = None
 
     def adopt_maximum(self, bill: dict) -> bool:
         """Continue from the pre-signed maximum when the provider settled it: only if `bill` is exactly the
@@ -116,6 +126,10 @@ class ComputeClient:
         body_hash = keccak(body)
         url = service.url.rstrip("/")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
+            if state.pending_receipt is not None:  # the last answer's receipt first (the provider crashed)
+                await self._hand_over(session, url, state)
+                state.pending_receipt = None
+                self._save({**states, provider: state})
             for _ in range(2):  # once more if the provider settled our last request at its maximum
                 nonce = state.nonce + 1
                 headers = self._headers(provider, service, state, nonce, body, body_hash, prompt_tokens(messages),
@@ -125,8 +139,8 @@ class ComputeClient:
                     async with session.post(f"{url}/v1/chat/completions", data=body, headers=headers) as resp:
                         answer = await resp.json(content_type=None)
                         status = resp.status
-                except aiohttp.ClientError as exc:
-                    raise BillingError(f"cannot reach the provider at {url}: {exc}") from None
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    raise ProviderUnreachable(f"cannot reach the provider at {url}: {exc}") from None
                 error = answer.get("error", {}) if isinstance(answer, dict) else {}
                 if status == 409 and state.adopt_maximum(error.get("bill", {})):
                     continue
@@ -181,24 +195,33 @@ class ComputeClient:
                     new_hash,
                     SignerKind.USER,
                 )
+                # the answer is ours: remember the bill and its receipt before handing it over
+                answered = ProviderState(
+                    nonce=nonce, total=expected["totalFee"], hash=expected["requestsHash"],
+                    max_nonce=state.max_nonce, max_total=state.max_total, max_hash=state.max_hash,
+                    pending_receipt=receipt.to_json(),
+                )
+                self._save({**states, provider: answered})
                 try:
-                    async with session.post(f"{url}/deaios/v1/receipts", json=receipt.to_json()) as resp:
-                        if resp.status != 200:
-                            text = await resp.text()
-                            try:
-                                bill = json.loads(text).get("error", {}).get("bill", {})
-                            except (ValueError, AttributeError):
-                                bill = {}
-                            if state.adopt_maximum(bill):
-                                states[provider] = state
-                                self._save(states)
-                            raise BillingError(f"the provider did not take the receipt ({resp.status}): {text}")
-                except aiohttp.ClientError as exc:
-                    raise BillingError(f"cannot hand the receipt to the provider: {exc}") from None
-        states[provider] = ProviderState(
-            nonce=nonce, total=expected["totalFee"], hash=expected["requestsHash"], max_nonce=state.max_nonce,
-            max_total=state.max_total, max_hash=state.max_hash,
-        )
+                    taken = await self._hand_over(session, url, answered)
+                except ProviderUnreachable:
+                    taken = None  # kept in the state file: handed over before the next request
+                except BillingError:
+                    self._save(states)  # refused: as before this request
+                    raise
+                if taken is False:  # the provider settled the pre-signed maximum instead of the bill
+                    states[provider] = answered
+                    self._save(states)
+                    raise BillingError(f"the provider settled request {nonce} at the maximum signed for it "
+                                       f"({answered.total}) instead of its bill")
+                if taken:
+                    answered.pending_receipt = None
+                states[provider] = answered
+        if bill.get("signerKind") == "TEE":
+            states[provider] = ProviderState(
+                nonce=nonce, total=expected["totalFee"], hash=expected["requestsHash"], max_nonce=state.max_nonce,
+                max_total=state.max_total, max_hash=state.max_hash,
+            )
         self._save(states)
         return {
             "provider": provider,
@@ -209,7 +232,30 @@ class ComputeClient:
             "fee": cost,
             "totalFee": expected["totalFee"],
             "nonce": nonce,
+            "receiptPending": states[provider].pending_receipt is not None,
         }
+
+    async def _hand_over(self, session: aiohttp.ClientSession, url: str, state: ProviderState) -> bool:
+        """POST `state.pending_receipt` to the provider: True once it took it. ProviderUnreachable if it does not
+        answer (try again later); False if it refused because it settled the request's pre-signed maximum
+        (`state` then continues from that maximum); any other refusal is a BillingError."""
+        try:
+            async with session.post(f"{url}/deaios/v1/receipts", json=state.pending_receipt) as resp:
+                if resp.status == 200:
+                    return True
+                text = await resp.text()
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise ProviderUnreachable(f"cannot hand the receipt to the provider at {url}: {exc}") from None
+        if status >= 500:
+            raise ProviderUnreachable(f"the provider at {url} could not take the receipt ({status}): {text}")
+        try:
+            bill = json.loads(text).get("error", {}).get("bill", {})
+        except (ValueError, AttributeError):
+            bill = {}
+        if not state.adopt_maximum(bill):
+            raise BillingError(f"the provider did not take the receipt ({status}): {text}")
+        return False
 
     def _headers(self, provider: str, service: Any, state: ProviderState, nonce: int, body: bytes, body_hash: bytes,
                  prompt: int, max_tokens: int) -> dict[str, str]:

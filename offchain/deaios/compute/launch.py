@@ -1,6 +1,9 @@
 """The compute provider as a process of a local stack: its command line, `ComputeProviderService` (used by
 `deaios up`), its stack.json entry and its readiness probe.
 
+Tests and tools stop it (`kill`, SIGKILL by default: a crash) and start it again (`relaunch`: the recorded
+command line and the dev key; its bills survive in its directory).
+
 `deaios up` runs one provider broker (`deaios compute provider`) with the stack's `compute_provider` key (Anvil
 dev key 1 locally; none given against an existing chain: no provider), serving the echo model `deaios-echo` and
 settling every 2 s; the service URL it registers on chain is the stack's advertised URL. It reads the contract addresses from the deployment record the
@@ -13,13 +16,17 @@ launcher's deploy step wrote (stack.json does not exist yet while the stack star
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from deaios.procs import child_env, free_ports, http_get_json
+from deaios.errors import UserError
+from deaios.procs import child_env, free_ports, http_get_json, stop_pid
+from deaios.stack.config import DEV_KEY_ROLES, Stack, dev_key
 from deaios.stack.keys import address_of
-from deaios.stack.service import LaunchContext, StackService
+from deaios.stack.service import LaunchContext, StackService, relaunch as relaunch_entry
 
 MODEL = "deaios-echo"
 SETTLE_INTERVAL = 2.0
@@ -47,6 +54,30 @@ def ready(url: str, rpc: str, deployment: Path, address: str) -> bool:
 def stack_entry(data_dir: Path, url: str, pid: int, log: Path, cmd: list[str], address: str) -> dict:
     return {"url": url, "pid": pid, "address": address, "model": MODEL, "dir": str(data_dir),
             "log": str(log), "cmd": cmd}
+
+
+def provider_of(stack: Stack) -> dict[str, Any]:
+    """The stack's compute provider entry; a UserError if it has none."""
+    entry = stack.extra.get("compute_provider")
+    if not isinstance(entry, dict) or not entry.get("cmd"):
+        raise UserError(f"the stack in {stack.dir or stack.path} runs no compute provider")
+    return entry
+
+
+def kill(stack: Stack, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+    """Stop the stack's provider broker (default SIGKILL, as a crash) and wait until it is gone."""
+    stop_pid(int(provider_of(stack).get("pid") or 0), sig=sig, timeout=timeout)
+
+
+def relaunch(stack: Stack) -> subprocess.Popen:
+    """Start the provider broker of a local stack again (its recorded command line, dev key 1); its new pid is
+    recorded in stack.json. Wait for it with `ready`."""
+    entry = provider_of(stack)
+    key = dev_key(int(DEV_KEY_ROLES["compute provider"]))  # type: ignore[arg-type]
+    if address_of(key) != entry.get("address"):
+        raise UserError("the compute provider runs with an operator's key, which stack.json does not hold: "
+                        "restart the stack (`deaios up`) instead")
+    return relaunch_entry(stack, provider_of, env=child_env({KEY_ENV: key}), default_log="compute-provider.log")
 
 
 class ComputeProviderService(StackService):
