@@ -26,6 +26,9 @@ DEFAULT_BODY = 64 << 10  # any route without its own limit
 OWN_LIMIT = 1 << 62  # for routes that stream and limit their own body (JSON-RPC endpoints answer -32600)
 DEFAULT_ACTIVE = 32  # requests handled at once per service
 DEFAULT_WAITING = 256  # requests waiting for a slot; more are refused with 429
+#: Seconds a stopping service gives the requests in flight (aiohttp's default, 60 s, made `deaios down` wait
+#: for a client that kept a slow request open).
+SHUTDOWN_GRACE = 5.0
 
 
 class ReplyTooLarge(ValueError):

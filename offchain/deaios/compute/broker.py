@@ -56,7 +56,7 @@ from deaios import metrics
 from deaios.compute.backend import Backend, EchoBackend, count_tokens, prompt_tokens
 from deaios.compute.backend import fee as compute_fee
 from deaios.compute.chain import INFERENCE, ComputeChain, ComputeError
-from deaios.service_limits import Limits, guard
+from deaios.service_limits import SHUTDOWN_GRACE, Limits, guard
 from deaios.compute.receipts import (
     ZERO32,
     Receipt,
@@ -655,7 +655,7 @@ async def serve(
     broker = Broker(config, chain)
     runner = web.AppRunner(broker.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=SHUTDOWN_GRACE)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     broker.url = config.public_url or f"http://{config.host}:{port}"

@@ -47,7 +47,7 @@ from deaios.da.encoding import (
     verify_columns,
 )
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
-from deaios.service_limits import OWN_LIMIT, Limits, guard
+from deaios.service_limits import OWN_LIMIT, SHUTDOWN_GRACE, Limits, guard
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ async def serve(config: NodeConfig, ready: Any = None) -> None:
                                                          node.store.count)})
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=SHUTDOWN_GRACE)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     node.socket = f"{config.public_host or config.host}:{port}"

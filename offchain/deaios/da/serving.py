@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from deaios.service_limits import SHUTDOWN_GRACE
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +22,7 @@ async def serve_app(app: web.Application, host: str, port: int, ready: Callable[
     """Serve `app` on host:port (0: a free port) until cancelled; `ready(url)` once listening."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     url = f"http://{host}:{bound}"
@@ -32,12 +36,27 @@ async def serve_app(app: web.Application, host: str, port: int, ready: Callable[
 
 
 async def until_signal(main: Awaitable[None]) -> None:
-    """Run `main` until it ends or SIGINT/SIGTERM cancels it."""
+    """Run `main` until it ends or SIGINT/SIGTERM cancels it. A process that has not exited
+    2 × SHUTDOWN_GRACE seconds after the signal (a worker thread stuck in a call to an unreachable peer keeps
+    the interpreter alive) exits anyway, so `deaios down` never waits for it."""
     task = asyncio.ensure_future(main)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        task.cancel()
+        timer = threading.Timer(2 * SHUTDOWN_GRACE, _exit_now)
+        timer.daemon = True
+        timer.start()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop)
     try:
         await task
     except asyncio.CancelledError:
         pass
+
+
+def _exit_now() -> None:
+    log.warning("still running %.0f s after the stop signal: exiting", 2 * SHUTDOWN_GRACE)
+    logging.shutdown()
+    os._exit(0)

@@ -33,6 +33,7 @@ from aiohttp import web
 
 from deaios import metrics
 from deaios.dashboard.snapshot import Collector
+from deaios.service_limits import SHUTDOWN_GRACE
 from deaios.stack.config import Stack
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ async def serve(dashboard: Dashboard, host: str, port: int) -> None:
     """Serve the dashboard until SIGINT/SIGTERM."""
     runner = web.AppRunner(dashboard.app(), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE).start()
     log.info("dashboard on http://%s:%d for %s (refresh every %.1f s)", host, port, dashboard.stack_path,
              dashboard.interval)
     stop = asyncio.Event()

@@ -41,7 +41,7 @@ from deaios.kv import rpc
 from deaios.kv.codec import ENTRY_SIZE, stream_ids_from_tags
 from deaios.kv.replay import DATA_DEADLINE, MAX_TX_SIZE, NeedData, Replayer, StreamConfig
 from deaios.kv.store import KvIndex, TxLog, TxRecord, wipe
-from deaios.service_limits import OWN_LIMIT, Limits, guard
+from deaios.service_limits import OWN_LIMIT, SHUTDOWN_GRACE, Limits, guard
 from deaios.storage.client import StorageClient, StorageClientError
 from deaios.storage.node.logsync import ChainClient, LogSync, SubmitEvent
 from deaios.storage.retrieval import RetrievalError
@@ -317,7 +317,7 @@ class KvNode:
         """Run until SIGINT/SIGTERM."""
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, self.config.host, self.config.port).start()
+        await web.TCPSite(runner, self.config.host, self.config.port, shutdown_timeout=SHUTDOWN_GRACE).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -34,7 +34,7 @@ from aiohttp import web
 
 from deaios import metrics
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
-from deaios.service_limits import OWN_LIMIT, Limits, guard, read_capped
+from deaios.service_limits import OWN_LIMIT, SHUTDOWN_GRACE, Limits, guard, read_capped
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ async def serve(host: str, port: int, node_urls: list[str]) -> None:
         indexer = Indexer(node_urls, session)
         runner = web.AppRunner(build_app(indexer), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE).start()
         log.info("indexer listening on http://%s:%d for %d storage nodes", host, port, len(node_urls))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

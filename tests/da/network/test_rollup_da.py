@@ -63,7 +63,7 @@ def nitro(stack):
     proc, url = _serve(stack, "--max-blob-size", str(PIECE), "--max-message-size", str(4 * PIECE))
     yield NitroDAClient(url)
     proc.terminate()
-    proc.wait(10)
+    proc.wait(30)
 
 
 def http(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -188,7 +188,7 @@ def test_nitro_provider_errors_nitro_acts_on(stack, nitro):
             NitroDAClient(url).store(b"batch", 3600)
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(30)
 
 
 def test_rollup_batches_survive_a_killed_da_node(stack, nitro):

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from deaios import metrics
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
-from deaios.service_limits import OWN_LIMIT, Limits, guard
+from deaios.service_limits import OWN_LIMIT, SHUTDOWN_GRACE, Limits, guard
 from deaios.storage.erasure import ErasureCode
 from deaios.storage.merkle import HASH_SIZE, SEGMENT_SIZE, keccak256
 from deaios.storage.node.logsync import ChainClient, ChainError, LogSync
@@ -223,7 +223,7 @@ async def serve(config: NodeConfig) -> None:
         sync = LogSync(store, chain, config.flow, config.start_block)
         runner = web.AppRunner(build_app(service, sync), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, config.host, config.port).start()
+        await web.TCPSite(runner, config.host, config.port, shutdown_timeout=SHUTDOWN_GRACE).start()
         log.info("storage node %d listening on http://%s:%d (k=%d, n=%d, placement key %s)", config.index,
                  config.host, config.port, code.k, code.n, service.signer.address)
         stop = asyncio.Event()
