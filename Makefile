@@ -18,7 +18,7 @@ SOLC_STAMP := $(VENV)/.solc-registered
 CHROMIUM := /usr/bin/chromium
 
 # Test areas, longest first (see `test`).
-TEST_AREAS := storage compute da alignment training inft market kv observability deploy
+TEST_AREAS := storage compute da alignment training inft market kv observability deploy cli
 
 .PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo bench proto clean
 

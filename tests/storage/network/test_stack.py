@@ -16,7 +16,7 @@ from eth_account import Account
 from deaios.cli import main
 from deaios.procs import rpc_call
 from deaios.stack.config import (
-    PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path, stack_option,
+    PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path,
 )
 from deaios.stack.launcher import DEFAULT_BLOCK_TIME, service_pids
 from deaios.storage.launch import relaunch_node
@@ -250,8 +250,10 @@ def test_a_stack_in_the_current_directory_wins_and_is_announced(tmp_path: Path, 
 
 
 def test_stack_option_passes_the_loaded_stack(tmp_path: Path, isolated_home: Path) -> None:
+    from deaios.cli_context import client_options
+
     @click.command()
-    @stack_option
+    @client_options(stack_arg="stack")
     def show(stack: Stack) -> None:
         click.echo(stack.rpc)
 
