@@ -130,27 +130,31 @@ def client_context(ctx: click.Context | None = None) -> ClientContext:
                          values.get("deployment"))
 
 
+#: the options' internal names: distinct from any command's own parameters (`kv put STREAM KEY VALUE`)
+_PREFIX = "deaios_client_"
+
+
 def _record(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     if value not in (None, False, ""):
-        ctx.meta.setdefault(_META, {})[param.name] = value
+        ctx.meta.setdefault(_META, {})[str(param.name).removeprefix(_PREFIX)] = value
     return value
 
 
 def _options(chain: str | None, rpc: bool = True) -> list[Callable]:
+    def option(name: str, **kwargs: Any) -> Callable:
+        return click.option(f"--{name}", _PREFIX + name, expose_value=False, callback=_record, **kwargs)
+
     options = [
-        click.option("--stack", type=click.Path(path_type=Path), default=None, metavar="PATH", expose_value=False,
-                     callback=_record, help=STACK_HELP),
-        click.option("--key", default=None, metavar="HEX", expose_value=False, callback=_record, help=KEY_HELP),
-        click.option("--json", is_flag=True, default=False, expose_value=False, callback=_record, help=JSON_HELP),
+        option("stack", type=click.Path(path_type=Path), default=None, metavar="PATH", help=STACK_HELP),
+        option("key", default=None, metavar="HEX", help=KEY_HELP),
+        option("json", is_flag=True, default=False, help=JSON_HELP),
     ]
     if chain is not None and rpc:
-        options.append(click.option("--rpc", default=None, metavar="URL", expose_value=False, callback=_record,
-                                    help="Chain JSON-RPC URL (with --deployment, instead of a stack)."))
+        options.append(option("rpc", default=None, metavar="URL",
+                              help="Chain JSON-RPC URL (with --deployment, instead of a stack)."))
     if chain is not None:
-        options += [
-            click.option("--deployment", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                         expose_value=False, callback=_record, help=chain),
-        ]
+        options.append(option("deployment", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                              help=chain))
     return options
 
 

@@ -94,7 +94,7 @@ def _dummy_args(command: click.Command, tmp_path: Path) -> list[str]:
         elif isinstance(param.type, click.Choice):
             value = param.type.choices[0]
         else:
-            value = "0x" + "ab" * 32
+            value = "abc"
         if isinstance(param, click.Option):
             args += [param.opts[0], value]
         else:
@@ -118,6 +118,23 @@ def test_an_unknown_option_is_one_error_line_with_exit_2(path: str, runner: CliR
     result = runner.invoke(main, [*path.split(), "--no-such-option"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_client_options_do_not_collide_with_a_command_s_own_parameters() -> None:
+    """`kv put STREAM KEY VALUE`: the argument KEY is not the --key option."""
+    from deaios.cli_context import client_context, client_options
+
+    seen = []
+
+    @click.command()
+    @click.argument("key")
+    @client_options
+    def put(key: str) -> None:
+        seen.append((key, client_context().key_arg))
+
+    assert CliRunner().invoke(put, ["AI_100"]).exit_code == 0
+    assert CliRunner().invoke(put, ["AI_100", "--key", "0x12"]).exit_code == 0
+    assert seen == [("AI_100", None), ("AI_100", "0x12")]
 
 
 def test_options_before_the_verb_still_work(runner: CliRunner) -> None:
