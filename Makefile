@@ -57,7 +57,7 @@ $(addprefix test-,$(TEST_AREAS)): test-%: setup
 demo: setup
 	$(BIN)/python scripts/demo.py $(if $(FILE),--file $(FILE),)
 
-# The README's command blocks run as written on a fresh, idle stack, time locks included (~6 min; not in `test`).
+# The README's command blocks run as written on a fresh, idle stack, time locks included (6-12 min; not in `test`).
 walk: setup
 	PATH=$(CURDIR)/node_modules/.bin:$$PATH $(BIN)/python scripts/readme_walk.py
 

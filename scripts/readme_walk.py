@@ -9,7 +9,7 @@ collected after its lock, a governance proposal executed after its voting period
 `sleep`s with nothing else sent: the stack's chain clock (`deaios.stack.clock`) must carry them.
 
 Then it checks what the commands wrote: every copy byte-identical to its original. Exit 0 when all passed; the
-output is the commands (bash -x) and their output. About 6 minutes, most of it the time locks.
+output is the commands (bash -x) and their output. 6 to 12 minutes (4 of them the time locks).
 
     python scripts/readme_walk.py [--keep DIR] [--block-time S]
 """
