@@ -8,6 +8,7 @@ current). Addresses come from a stack.json's `contracts` (keys `ledger`, `regist
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,6 @@ class ComputeChain:
         self.matcher = self.w3.eth.contract(address=addresses.matcher, abi=abis["ComputeMatcher"])
         self.account = Account.from_key(private_key) if private_key else None
         self._sender = TxSender(self.w3, private_key, gas_margin=1.3) if private_key else None
-        self._chain_id: int | None = None
 
     @property
     def address(self) -> str:
@@ -158,11 +158,9 @@ class ComputeChain:
             raise ComputeError("this command needs a private key")
         return self.account.address
 
-    @property
+    @functools.cached_property
     def chain_id(self) -> int:
-        if self._chain_id is None:
-            self._chain_id = int(self.w3.eth.chain_id)
-        return self._chain_id
+        return self._sender.chain_id if self._sender else int(self.w3.eth.chain_id)
 
     # --- plumbing -----------------------------------------------------------------------------------
     def _call(self, fn: Any, sender: str | None = None) -> Any:
