@@ -183,3 +183,12 @@ def test_no_area_parses_amounts_itself() -> None:
     root = Path(__import__("deaios").__file__).parent
     copies = [p for p in root.rglob("*.py") if "def parse_amount" in p.read_text() and p.name != "units.py"]
     assert copies == []
+
+
+def test_inft_show_writes_each_entry_under_its_file_name() -> None:
+    """`inft show --decrypt -o DIR`: the description `mint` recorded (the file name by default), never a path."""
+    from deaios.inft.cli import _file_names
+
+    assert _file_names(["agent.json", "weights.bin"], 2) == ["agent.json", "weights.bin"]
+    assert _file_names(["../etc/passwd", "a/b", "..", ""], 4) == ["0.bin", "1.bin", "2.bin", "3.bin"]
+    assert _file_names(["same", "same"], 2) == ["same", "1-same"]
