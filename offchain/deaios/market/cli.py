@@ -226,11 +226,11 @@ def accept(c: Ctx, offer_id: int) -> None:
 @pass_ctx
 def settle(c: Ctx, purchase_id: int, proofs_file: Path) -> None:
     """Settle PURCHASE_ID: the token moves to the buyer with PROOFS, proceeds and royalty are credited."""
+    chain = c.chain()
     try:
         data = json.loads(proofs_file.read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read proofs from {proofs_file}: {exc}") from None
-    chain = c.chain()
     abi = chain.market.get_function_by_name("settle").abi
     proofs = proofs_from_json(data, abi["inputs"][1]["components"])
     emit(c.run("settle", purchase_id, proofs))

@@ -150,7 +150,12 @@ def _stack_commands() -> list[tuple[str, ...]]:
             def value(p: click.Parameter) -> str:
                 if isinstance(p.type, click.Choice):
                     return str(p.type.choices[0])
-                return "1" if isinstance(p.type, click.types.IntParamType) else "0x" + "11" * 20
+                from deaios.units import AmountType
+
+                if isinstance(p.type, click.Path):  # an existing file or directory: only the stack is wrong
+                    return str(Path(__file__).parent) if not p.type.file_okay else __file__
+                numeric = isinstance(p.type, (click.types.IntParamType, AmountType))
+                return "1" if numeric else "0x" + "11" * 20
 
             arguments = [value(p) for p in command.params
                          if isinstance(p, click.Argument) and (p.required or p.nargs == -1)]
