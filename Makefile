@@ -18,9 +18,9 @@ SOLC_STAMP := $(VENV)/.solc-registered
 CHROMIUM := /usr/bin/chromium
 
 # Test areas, longest first (see `test`).
-TEST_AREAS := storage compute da alignment training inft market kv observability deploy
+TEST_AREAS := storage compute da alignment training inft market kv observability deploy cli
 
-.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo bench proto clean
+.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo walk bench proto clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) $(CHROMIUM)
 
@@ -56,6 +56,10 @@ $(addprefix test-,$(TEST_AREAS)): test-%: setup
 
 demo: setup
 	$(BIN)/python scripts/demo.py $(if $(FILE),--file $(FILE),)
+
+# The README's command blocks run as written on a fresh, idle stack, time locks included (6-12 min; not in `test`).
+walk: setup
+	PATH=$(CURDIR)/node_modules/.bin:$$PATH $(BIN)/python scripts/readme_walk.py
 
 bench: setup
 	$(BIN)/deaios bench all

@@ -17,8 +17,12 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
+from deaios.deployment import load_script
 from deaios.storage.merkle import FileMerkleTree
-from scripts.deploy import deploy_storage
+
+# not `from scripts.deploy import …`: ape runs scripts.deploy with runpy, which warns (RuntimeWarning) on every
+# `ape run` when another script has imported it as a module already
+deploy_storage = load_script("deploy").deploy_storage
 
 SAMPLE_SIZE = 1_000_000  # ~1 MB: a 4-segment file, so the demo shows a real merkle tree
 

@@ -9,7 +9,10 @@ for the admin to make. The addresses and parameters are written to ``deployments
 
     ape run deploy_market --nft 0x…                      # local Anvil, test account 0
     ape run deploy_market                                # --nft / --ledger / --registry read from
-                                                         # deployments/<network>-inft.json and -compute.json
+                                                         # deployments/<network>-inft.json and -compute.json;
+                                                         # on the default local network (a fresh Anvil per
+                                                         # run) the INFT contract (and the compute contracts,
+                                                         # when recorded) are deployed first
     ZG_RPC_URL=https://evmrpc-testnet.0g.ai ape run deploy_market --network ethereum:zgtestnet:node \
         --account <alias> --nft 0x…
 
@@ -18,7 +21,6 @@ for the admin to make. The addresses and parameters are written to ``deployments
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,8 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
+from deaios.deployment import (ADMIN_OPTION, dependency, deploying_account, load_script, out_dir_option,
+                               record_deployment, recorded_address)
 
 #: Seconds a buyer's escrowed payment waits for settlement (the oracle's re-encryption) before it can be
 #: reclaimed.
@@ -102,13 +105,6 @@ def _grant(contract: Any, role_name: str, account: str, deployer: Any, pending: 
         pending.append({"contract": contract.address, "role": role_name, "account": account})
 
 
-def _from_file(path: Path, keys: tuple[str, ...]) -> str | None:
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return next((data[k] for k in keys if data.get(k)), None)
-
-
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
 @click.option("--nft", default=None, help="ERC-7857 contract (default: from <network>-inft.json).")
@@ -137,13 +133,23 @@ def cli(
     from ape import project
 
     network = provider.network.name
-    nft = nft or _from_file(out_dir / f"{network}-inft.json", NFT_KEYS)
-    if not nft:
-        raise click.UsageError(f"--nft is required (no {out_dir}/{network}-inft.json)")
-    compute_file = out_dir / f"{network}-compute.json"
-    ledger = ledger or _from_file(compute_file, ("ledger",))
-    registry = registry or _from_file(compute_file, ("registry",))
     account = deploying_account(provider, account, accounts)
+    inft_file, compute_file = out_dir / f"{network}-inft.json", out_dir / f"{network}-compute.json"
+
+    def compute() -> str:
+        deployed = load_script("deploy_compute").deploy_compute(account, project)
+        nonlocal registry
+        registry = deployed["registry"]
+        return deployed["ledger"]
+
+    nft = dependency(provider, nft, "--nft", inft_file, NFT_KEYS,
+                     lambda: load_script("deploy_inft").deploy_inft(account, project)["nft"], "the INFT contract")
+    bundles_wanted = bool(ledger or recorded_address(compute_file, ("ledger",)))
+    ledger = dependency(provider, ledger, "--ledger", compute_file, ("ledger",), compute if bundles_wanted else None,
+                        "the compute ledger")
+    if ledger and not registry:
+        registry = dependency(provider, None, "--registry", compute_file, ("registry",), None,
+                              "the compute registry")
     result = deploy_market(
         account, project, nft=nft, ledger=ledger, registry=registry, settle_window=settle_window, admin=admin
     )

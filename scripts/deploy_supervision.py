@@ -6,6 +6,9 @@ It needs the alignment delegation and rewards contracts (``scripts/deploy_alignm
 recorded; when the deployer is that admin, ``--grant-role`` does it. The record is written to
 ``deployments/<network>-supervision.json``.
 
+    ape run deploy_supervision --grant-role           # --delegation/--rewards/--flow from deployments/<network>-
+                                                     # alignment.json and <network>.json; on the default local
+                                                     # network (a fresh Anvil per run) it deploys them first
     ape run deploy_supervision --delegation 0x… --rewards 0x… --flow 0x… --grant-role
     ZG_RPC_URL=… ape run deploy_supervision --network ethereum:zgtestnet:node --account <alias> --delegation …
 
@@ -23,7 +26,8 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
+from deaios.deployment import (ADMIN_OPTION, dependency, deploying_account, load_script, out_dir_option,
+                               record_deployment)
 
 #: Share of a failing node's stake slashed per failed epoch (basis points).
 DEFAULT_SLASH_BPS = 1_000
@@ -104,9 +108,12 @@ def check_deployment(check: Any) -> None:
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
-@click.option("--delegation", required=True, help="AlignmentDelegation address (who is an active operator).")
-@click.option("--rewards", required=True, help="AlignmentRewards address (recordOperated).")
-@click.option("--flow", required=True, help="The storage Flow address (flow roots of storage proofs).")
+@click.option("--delegation", default=None,
+              help="AlignmentDelegation address (who is an active operator). Default: <network>-alignment.json.")
+@click.option("--rewards", default=None,
+              help="AlignmentRewards address (recordOperated). Default: <network>-alignment.json.")
+@click.option("--flow", default=None,
+              help="The storage Flow address (flow roots of storage proofs). Default: <network>.json.")
 @ADMIN_OPTION
 @click.option("--slash-bps", type=click.IntRange(0, 10_000), default=DEFAULT_SLASH_BPS, show_default=True,
               help="Stake share slashed per failed epoch, basis points.")
@@ -121,13 +128,32 @@ def check_deployment(check: Any) -> None:
 @click.option("--grant-role", is_flag=True, help="Also grant SUPERVISION_ROLE on the rewards contract "
               "(the deployer must be its admin).")
 @out_dir_option("<network>-supervision.json")
-def cli(provider: Any, account: Any, delegation: str, rewards: str, flow: str, admin: str | None,
+def cli(provider: Any, account: Any, delegation: str | None, rewards: str | None, flow: str | None,
+        admin: str | None,
         slash_bps: int, min_weight: int, unbonding_epochs: int, min_fail_tries: int, min_fail_span: int | None,
         grant_role: bool, out_dir: Path) -> None:
     """Deploy AlignmentSupervision and write <network>-supervision.json."""
     from ape import project
 
     account = deploying_account(provider, account, accounts)
+    network = provider.network.name
+    alignment_file = out_dir / f"{network}-alignment.json"
+    deployed: dict = {}
+
+    def alignment(key: str) -> str:  # a fresh local chain: deploy the alignment contracts once
+        if not deployed:
+            nonlocal grant_role
+            deployed.update(load_script("deploy_alignment").deploy_alignment(account, project))
+            grant_role = True  # the deployer is the new rewards contract's admin
+        return deployed[key]
+
+    flow = dependency(provider, flow, "--flow", out_dir / f"{network}.json", ("flow",),
+                      lambda: load_script("deploy").deploy_storage(account, project)["flow"], "the storage Flow")
+    delegation = dependency(provider, delegation, "--delegation", alignment_file, ("delegation",),
+                            lambda: alignment("delegation"), "the alignment contracts")
+    rewards = rewards or deployed.get("rewards")  # deployed just now with the delegation
+    rewards = dependency(provider, rewards, "--rewards", alignment_file, ("rewards",),
+                         lambda: alignment("rewards"), "the alignment contracts")
     result = deploy_supervision(account, project, delegation=delegation, rewards=rewards, flow=flow, admin=admin,
                                 slash_bps=slash_bps, min_weight=min_weight, unbonding_epochs=unbonding_epochs,
                                 min_fail_tries=min_fail_tries, min_fail_span=min_fail_span, grant_role=grant_role)

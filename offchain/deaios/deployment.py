@@ -140,3 +140,41 @@ def load_script(name: str, root: Path | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def recorded_address(path: Path, keys: tuple[str, ...]) -> str | None:
+    """The first of `keys` in the deployment record at `path` (None without the file or the keys)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return next((data[k] for k in keys if isinstance(data, dict) and data.get(k)), None)
+
+
+def dependency(provider: Any, given: str | None, option: str, record: Path, keys: tuple[str, ...],
+               deploy: Callable[[], str] | None, what: str) -> str | None:
+    """The address of a contract a per-area deploy script builds on: `given` (its `option`), else the record an
+    earlier `ape run deploy_<area>` wrote for this network (`record`, under one of `keys`).
+
+    It must have code on this chain. The default local network is a throwaway Anvil per `ape run`, so an earlier
+    run's record names contracts of a chain that is gone: there the dependency is deployed now, in this run, with
+    `deploy` (which returns its address). Anywhere else a missing contract is a one-line error naming what to
+    deploy or pass. None when nothing is given or recorded and `deploy` is None (an optional dependency)."""
+    address = given or recorded_address(record, keys)
+    if address and len(provider.get_code(address)) > 0:
+        return address
+    if given:
+        raise click.ClickException(f"{option} {given}: no contract there on {provider.network.name}")
+    if deploy is not None and provider.network.is_dev:
+        why = f"{record} is from an earlier chain" if address else f"no {record}"
+        click.echo(f"deploying {what} first ({why}; this local network starts empty)", err=True)
+        return deploy()
+    if address:
+        raise click.ClickException(f"{record} names {address} as {what}, but there is no contract there on "
+                                   f"{provider.network.name}: deploy {what} on this network first, or pass {option}")
+    if deploy is not None:
+        raise click.ClickException(f"{what} is needed: deploy it on {provider.network.name} first ({record}), or "
+                                   f"pass {option}")
+    return None

@@ -79,6 +79,8 @@ class AmountCommand(click.Command):
     click would otherwise call it an unknown option `-1`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not any(isinstance(p.type, AmountType) for p in self.params):  # e.g. a chat message "-1 …"
+            return super().parse_args(ctx, args)
         for arg in args:
             if arg == "--":
                 break

@@ -147,5 +147,6 @@ def test_mint_transfer_decrypt(run: RunningStack, oracle: str, tmp_path: Path) -
         sender_key,
     )
     copy = cli(run, "show", str(cloned["newTokenId"]), "--decrypt", "-o", str(tmp_path / "out"))
-    assert copy["owner"] == sender and (tmp_path / "out" / "0.bin").read_bytes() == METADATA.encode()
-    assert stat.S_IMODE((tmp_path / "out" / "0.bin").stat().st_mode) == 0o600  # plaintext: owner only
+    written = tmp_path / "out" / "agent config"  # each entry under its description (by default the file name)
+    assert copy["owner"] == sender and copy["files"] == [str(written)] and written.read_bytes() == METADATA.encode()
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600  # plaintext: owner only

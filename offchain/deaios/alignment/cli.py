@@ -5,13 +5,13 @@ result finalized."""
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import click
 
+from deaios.cli_context import client_context, client_options
 from deaios.errors import UserError
-from deaios.stack.config import Stack, stack_option
+from deaios.stack.config import Stack
 
 #: stack.json `contracts` keys under which the supervision contract may be recorded (first found wins)
 SUPERVISION_KEYS = ("alignment_supervision", "supervision")
@@ -35,22 +35,16 @@ def supervision_address(stack: Stack, override: str | None) -> str:
     return address
 
 
-def _key(value: str | None) -> str:
-    key = value or os.environ.get("DEAIOS_KEY")
+def _operator_key() -> str:
+    """The operator's key: --key or $DEAIOS_KEY (never the stack's dev key 0 by default: an operator is chosen)."""
+    key = client_context().explicit_key()
     if not key:
         raise UserError("--key (or $DEAIOS_KEY) is required: the alignment operator's private key")
-    try:
-        raw = bytes.fromhex(key.removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise UserError("--key must be a 32-byte hex private key")
-    return "0x" + raw.hex()
+    return key
 
 
 @alignment.command("node")
-@stack_option()
-@click.option("--key", default=None, help="The operator's private key (hex); default $DEAIOS_KEY.")
+@client_options(stack_arg="stack")
 @click.option("--supervision", default=None, help="AlignmentSupervision address (default: from the stack).")
 @click.option("--once", is_flag=True, help="One pass (finalize the previous epoch, attest this one), then exit.")
 @click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(0.1),
@@ -59,7 +53,7 @@ def _key(value: str | None) -> str:
               help="Seconds one try of a challenged node may take (default: a sixth of the epoch, 2 to 60 s). A "
                    "node fails only when every try failed, the tries spread over the contract's minimum span.")
 @click.option("--log-level", default="WARNING", show_default=True)
-def node(stack: Stack, key: str | None, supervision: str | None, once: bool, poll: float, timeout: float | None,
+def node(stack: Stack, supervision: str | None, once: bool, poll: float, timeout: float | None,
          log_level: str) -> None:
     """Run an alignment node: challenge every supervised node each epoch and attest the results on chain."""
     import asyncio
@@ -69,7 +63,7 @@ def node(stack: Stack, key: str | None, supervision: str | None, once: bool, pol
     from deaios.alignment.operator import Operator, OperatorConfig
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s alignment %(levelname)s %(name)s: %(message)s")
-    config = OperatorConfig(stack.rpc, supervision_address(stack, supervision), _key(key),
+    config = OperatorConfig(stack.rpc, supervision_address(stack, supervision), _operator_key(),
                             [n["url"] for n in stack.storage_nodes], stack.deploy_block, timeout,
                             stack.contracts.get("da_entrance"))
     operator = Operator(config)

@@ -4,7 +4,8 @@ proposals`: the alignment-node economy (licenses, delegation, rewards, governanc
 Every command prints JSON lines on stdout (notes on stderr). The chain and contracts come from the stack
 (`--stack`, else $DEAIOS_STACK, else the last `deaios up`: `contracts.alignment_license`, …), or from
 `--rpc` + `--deployment deployments/<network>-alignment.json`. The key is `--key` (or $DEAIOS_KEY), else the
-stack's dev key. Amounts are wei. Contract reverts are reported by their custom error (exit 2).
+stack's dev key; `--stack`, `--key`, `--json` go after the verb as on every command (`deaios.cli_context`).
+Contract reverts are reported by their custom error (exit 2).
 
 `register(group)` attaches the commands to the `deaios alignment` click group (deaios/alignment/cli.py).
 """
@@ -14,12 +15,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import click
 
-from deaios.chain_cli import chain_options
+from deaios.cli_context import ClientContext, client_context, client_options
 from deaios.errors import UserError
 
 
@@ -40,18 +40,17 @@ def _address(text: str, what: str) -> str:
 
 
 class EconomyContext:
-    """Where the contracts are and who signs, resolved lazily for one command."""
+    """Where the contracts are and who signs (the command's `deaios.cli_context` options), resolved lazily."""
 
-    def __init__(self, stack: Path | None, rpc: str | None, deployment: Path | None, key: str | None) -> None:
-        self.stack_arg, self.rpc, self.deployment, self.key = stack, rpc, deployment, key
+    def __init__(self, client: ClientContext) -> None:
+        self.client = client
         self._economy: Any = None
 
     def economy(self, need_key: bool = True) -> Any:
         from deaios.alignment.economy import Economy, EconomyAddresses, EconomyError
-        from deaios.chain_cli import resolve_target
 
         if self._economy is None:
-            target = resolve_target(self.stack_arg, self.rpc, self.deployment, self.key, need_key=need_key)
+            target = self.client.target(need_key=need_key)
             try:
                 addresses = EconomyAddresses.from_mapping(
                     target.contracts, from_block=target.stack.deploy_block if target.stack else 0)
@@ -62,13 +61,12 @@ class EconomyContext:
 
 
 def economy_options(f: Callable) -> Callable:
-    """Adds --stack/--rpc/--deployment/--key and passes them as an EconomyContext `c`."""
+    """Adds the client options (--stack/--key/--json, --rpc/--deployment) and passes an EconomyContext `c`."""
 
-    @chain_options("deployments/<network>-alignment.json written by `ape run deploy_alignment`.")
+    @client_options(chain="deployments/<network>-alignment.json written by `ape run deploy_alignment`.")
     @functools.wraps(f)
-    def wrapper(stack: Path | None, rpc: str | None, deployment: Path | None, key: str | None,
-                **kw: Any) -> Any:
-        return f(EconomyContext(stack, rpc, deployment, key), **kw)
+    def wrapper(**kw: Any) -> Any:
+        return f(EconomyContext(client_context()), **kw)
 
     return wrapper
 

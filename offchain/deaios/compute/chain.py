@@ -8,6 +8,7 @@ current). Addresses come from a stack.json's `contracts` (keys `ledger`, `regist
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 
 from deaios.abi import ContractAbis
 from deaios.compute.receipts import Receipt, SettlementStatus
+from deaios.eth import InsufficientFunds, TxSender
 
 CONTRACTS = ("ComputeLedger", "ServiceRegistry", "ComputeMatcher", "FineTuningServing")
 ABIS = ContractAbis(Path(__file__).with_name("abi.json"), CONTRACTS)
@@ -148,7 +150,7 @@ class ComputeChain:
         self.registry = self.w3.eth.contract(address=addresses.registry, abi=abis["ServiceRegistry"])
         self.matcher = self.w3.eth.contract(address=addresses.matcher, abi=abis["ComputeMatcher"])
         self.account = Account.from_key(private_key) if private_key else None
-        self._chain_id: int | None = None
+        self._sender = TxSender(self.w3, private_key, gas_margin=1.3) if private_key else None
 
     @property
     def address(self) -> str:
@@ -156,11 +158,9 @@ class ComputeChain:
             raise ComputeError("this command needs a private key")
         return self.account.address
 
-    @property
+    @functools.cached_property
     def chain_id(self) -> int:
-        if self._chain_id is None:
-            self._chain_id = int(self.w3.eth.chain_id)
-        return self._chain_id
+        return self._sender.chain_id if self._sender else int(self.w3.eth.chain_id)
 
     # --- plumbing -----------------------------------------------------------------------------------
     def _call(self, fn: Any, sender: str | None = None) -> Any:
@@ -172,26 +172,15 @@ class ComputeChain:
             raise ComputeError(f"call failed: {exc}") from exc
 
     def _send(self, fn: Any, value: int = 0) -> Any:
-        """Sign and send a contract call from the account; the receipt (raises ComputeError on revert)."""
-        sender = self.address
-        tx: dict[str, Any] = {
-            "from": sender,
-            "value": value,
-            "chainId": self.chain_id,
-            "nonce": self.w3.eth.get_transaction_count(sender, "pending"),
-        }
+        """Sign and send a contract call from the account (the shared `deaios.eth.TxSender`); the receipt
+        (raises ComputeError on revert or when the account cannot pay, with the figures)."""
+        self.address  # noqa: B018 - a ComputeError without a key
         try:
-            tx["gas"] = int(fn.estimate_gas(tx) * 1.3) + 20_000
-            built = fn.build_transaction(tx)
-            base = self.w3.eth.get_block("latest").get("baseFeePerGas", 10**9)
-            built["maxFeePerGas"] = 2 * base + 10**9
-            built["maxPriorityFeePerGas"] = 10**9
-            built.pop("gasPrice", None)
-            signed = self.account.sign_transaction(built)  # type: ignore[union-attr]
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
+            tx_hash, receipt = self._sender.send_call(fn, value)  # type: ignore[union-attr]
         except ContractCustomError as exc:
             raise ComputeError(decode_error(exc.data)) from None
+        except InsufficientFunds as exc:
+            raise ComputeError(exc.message) from None
         except (ContractLogicError, Web3RPCError, OSError) as exc:
             raise ComputeError(f"transaction failed: {exc}") from exc
         if receipt["status"] != 1:

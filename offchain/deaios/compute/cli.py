@@ -3,7 +3,9 @@
 Every command prints JSON lines on stdout (progress on stderr). The chain and contracts come from the stack
 (`--stack`, else $DEAIOS_STACK, else the last `deaios up`), or from `--rpc` + `--deployment
 deployments/<network>-compute.json`. The key is `--key` (or $DEAIOS_KEY), else the stack's dev key.
-Amounts are wei, or a number with a unit: `0.5ether`, `10gwei` (`0g` = `ether`).
+Amounts are a number with a unit — `1ether`, `0.5ether`, `10gwei`, `100wei` (`0g` = `ether`) — and a bare number
+is wei (`deaios.units`). `--stack`, `--key`, `--json` (and `--rpc`/`--deployment`) go after the verb, as on every
+command (`deaios.cli_context`); before it works too.
 """
 
 from __future__ import annotations
@@ -11,35 +13,16 @@ from __future__ import annotations
 import json
 import sys
 import time
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import click
 
-from deaios.chain_cli import chain_options
+from deaios.cli_context import ClientContext, ClientGroup, client_context, client_options
 from deaios.errors import UserError
+from deaios.units import AMOUNT, AMOUNT_HELP
 
-UNITS = {"wei": 1, "gwei": 10**9, "ether": 10**18, "eth": 10**18, "0g": 10**18}
-
-
-def parse_amount(text: str) -> int:
-    """Wei from '123', '1.5ether', '10gwei'; a UserError otherwise."""
-    t = text.strip().lower().replace("_", "")
-    for unit in sorted(UNITS, key=len, reverse=True):
-        if t.endswith(unit) and t[: -len(unit)]:
-            number, scale = t[: -len(unit)].strip(), UNITS[unit]
-            break
-    else:
-        number, scale = t, 1
-    try:
-        value = Decimal(number) * scale
-    except InvalidOperation:
-        raise UserError(f"not an amount: {text!r} (use wei, or e.g. 0.5ether, 10gwei)") from None
-    if value != value.to_integral_value() or value < 0:
-        raise UserError(f"not a whole, non-negative number of wei: {text!r}")
-    return int(value)
-
+DEPLOYMENT_HELP = "deployments/<network>-compute.json written by `ape run deploy_compute`."
 
 def _address(text: str, what: str = "address") -> str:
     from eth_utils import is_address, to_checksum_address
@@ -58,20 +41,19 @@ def say(text: str) -> None:
 
 
 class Ctx:
-    """Lazily connected chain for one command."""
+    """Lazily connected chain for one command (its options: `deaios.cli_context`)."""
 
-    def __init__(self, stack: str | None, rpc: str | None, deployment: Path | None, key: str | None) -> None:
-        self.stack_arg, self.rpc, self.deployment, self.key = stack, rpc, deployment, key
+    def __init__(self, client: ClientContext) -> None:
+        self.client = client
+        self.key: str | None = None
         self._chain = None
 
     def chain(self, need_key: bool = True):
-        from deaios.chain_cli import resolve_target
         from deaios.compute.chain import ComputeAddresses, ComputeChain, ComputeError
 
         if self._chain is not None:
             return self._chain
-        target = resolve_target(self.stack_arg, self.rpc, self.deployment, self.key, need_key=need_key,
-                                stack_entry="compute")
+        target = self.client.target(need_key=need_key, stack_entry="compute")
         try:
             addresses = ComputeAddresses.from_mapping(target.contracts)
         except ComputeError as exc:
@@ -91,32 +73,37 @@ def _run(fn, *args, **kwargs):
         raise UserError(str(exc)) from None
 
 
-@click.group()
-@chain_options("deployments/<network>-compute.json written by `ape run deploy_compute`.")
-@click.pass_context
-def compute(
-    ctx: click.Context, stack: str | None, rpc: str | None, deployment: Path | None, key: str | None
-) -> None:
-    """0G-style compute market: prepaid ledger, services, matching, signed inference calls, settlement."""
-    ctx.obj = Ctx(stack, rpc, deployment, key)
+@click.group(cls=ClientGroup, chain=DEPLOYMENT_HELP, amounts=True)
+@client_options(chain=DEPLOYMENT_HELP)
+def compute() -> None:
+    """0G-style compute market: prepaid ledger, services, matching, signed inference calls, settlement.
+    Amounts: 1ether, 0.5ether, 10gwei, 100wei; a bare number is wei."""
 
 
-pass_ctx = click.make_pass_decorator(Ctx)
+def pass_ctx(f: Any) -> Any:
+    """Passes a Ctx on the command's client options as the first argument."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return f(Ctx(client_context()), *args, **kwargs)
+
+    return wrapper
 
 
 # --- users ----------------------------------------------------------------------------------------------
 @compute.command()
-@click.argument("amount")
+@click.argument("amount", type=AMOUNT)
 @pass_ctx
-def deposit(c: Ctx, amount: str) -> None:
-    """Deposit AMOUNT into your ledger."""
+def deposit(c: Ctx, amount: int) -> None:
+    """Deposit AMOUNT into your ledger (AMOUNT: 1ether, 0.5ether, 5gwei, 100wei; a bare number is wei)."""
     chain = c.chain()
-    _run(chain.deposit, parse_amount(amount))
+    _run(chain.deposit, amount)
     available, reserved = _run(chain.get_ledger, chain.address)
     emit(
         {
             "user": chain.address,
-            "deposited": parse_amount(amount),
+            "deposited": amount,
             "available": available,
             "reserved": reserved,
         }
@@ -124,25 +111,27 @@ def deposit(c: Ctx, amount: str) -> None:
 
 
 @compute.command()
-@click.argument("amount")
+@click.argument("amount", type=AMOUNT)
 @pass_ctx
-def withdraw(c: Ctx, amount: str) -> None:
-    """Withdraw AMOUNT of your ledger's available funds to your wallet (no lock)."""
+def withdraw(c: Ctx, amount: int) -> None:
+    """Withdraw AMOUNT of your ledger's available funds to your wallet (no lock). AMOUNT: 1ether, 0.5ether,
+    5gwei, 100wei; a bare number is wei."""
     chain = c.chain()
-    _run(chain.withdraw, parse_amount(amount))
+    _run(chain.withdraw, amount)
     available, reserved = _run(chain.get_ledger, chain.address)
-    emit({"user": chain.address, "withdrawn": parse_amount(amount), "available": available})
+    emit({"user": chain.address, "withdrawn": amount, "available": available})
 
 
 @compute.command()
 @click.argument("provider")
-@click.argument("amount")
+@click.argument("amount", type=AMOUNT)
 @pass_ctx
-def transfer(c: Ctx, provider: str, amount: str) -> None:
-    """Move AMOUNT from your ledger into your sub-account with PROVIDER (cancels a pending refund first)."""
+def transfer(c: Ctx, provider: str, amount: int) -> None:
+    """Move AMOUNT from your ledger into your sub-account with PROVIDER (cancels a pending refund first).
+    AMOUNT: 1ether, 0.5ether, 5gwei, 100wei; a bare number is wei."""
     chain = c.chain()
     provider = _address(provider, "PROVIDER")
-    _run(chain.transfer, provider, parse_amount(amount))
+    _run(chain.transfer, provider, amount)
     emit(
         {
             "user": chain.address,
@@ -165,13 +154,15 @@ def services(c: Ctx, model: str | None) -> None:
 
 @compute.command()
 @click.option("--model", required=True)
-@click.option("--deposit", "deposit_", required=True, help="Funds to commit to the matched provider.")
+@click.option("--deposit", "deposit_", required=True, type=AMOUNT,
+              help=f"Funds to commit to the matched provider ({AMOUNT_HELP}).")
 @click.option("--fine-tuning", is_flag=True, help="A fine-tuning service (default: inference).")
 @click.option("--min-gpus", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--min-memory-mib", default=0, show_default=True, type=click.IntRange(0))
-@click.option("--max-input-price", default=None, help="Max wei per input token.")
-@click.option("--max-output-price", default=None, help="Max wei per output token.")
-@click.option("--pay", default="0", show_default=True, help="Also deposit this much in the same transaction.")
+@click.option("--max-input-price", default=None, type=AMOUNT, help=f"Max price per input token ({AMOUNT_HELP}).")
+@click.option("--max-output-price", default=None, type=AMOUNT, help=f"Max price per output token ({AMOUNT_HELP}).")
+@click.option("--pay", default="0", show_default=True, type=AMOUNT,
+              help=f"Also deposit this much in the same transaction ({AMOUNT_HELP}).")
 @click.option(
     "--wait",
     "wait_s",
@@ -184,13 +175,13 @@ def services(c: Ctx, model: str | None) -> None:
 def match(
     c: Ctx,
     model: str,
-    deposit_: str,
+    deposit_: int,
     fine_tuning: bool,
     min_gpus: int,
     min_memory_mib: int,
-    max_input_price: str | None,
-    max_output_price: str | None,
-    pay: str,
+    max_input_price: int | None,
+    max_output_price: int | None,
+    pay: int,
     wait_s: float,
 ) -> None:
     """Match the cheapest suitable service on chain and reserve the deposit for it."""
@@ -199,13 +190,13 @@ def match(
     result = _run(
         chain.request_service,
         model=model,
-        deposit=parse_amount(deposit_),
+        deposit=deposit_,
         service_type=int(fine_tuning),
         min_gpu_count=min_gpus,
         min_memory_mib=min_memory_mib,
-        max_input_price=parse_amount(max_input_price) if max_input_price else top,
-        max_output_price=parse_amount(max_output_price) if max_output_price else top,
-        value=parse_amount(pay),
+        max_input_price=top if max_input_price is None else max_input_price,
+        max_output_price=top if max_output_price is None else max_output_price,
+        value=pay,
     )
     say(
         f"request {result['requestId']} matched provider {result['provider']} "
@@ -279,13 +270,14 @@ def refund() -> None:
 
 @refund.command("request")
 @click.argument("provider")
-@click.argument("amount")
+@click.argument("amount", type=AMOUNT)
 @pass_ctx
-def refund_request(c: Ctx, provider: str, amount: str) -> None:
-    """Lock AMOUNT of your sub-account with PROVIDER for refund."""
+def refund_request(c: Ctx, provider: str, amount: int) -> None:
+    """Lock AMOUNT of your sub-account with PROVIDER for refund (AMOUNT: 1ether, 0.5ether, 5gwei, 100wei; a
+    bare number is wei)."""
     chain = c.chain()
     provider = _address(provider, "PROVIDER")
-    _run(chain.request_refund, provider, parse_amount(amount))
+    _run(chain.request_refund, provider, amount)
     acct = _run(chain.get_account, chain.address, provider)
     unlock = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(acct.refund_unlock_at))
     say(f"refund of {acct.pending_refund} wei unlocks at {unlock}")
@@ -329,8 +321,10 @@ def earnings(c: Ctx, to: str | None) -> None:
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
 @click.option("--public-url", default=None, help="URL registered on chain (default http://HOST:PORT).")
 @click.option("--model", default="deaios-echo", show_default=True)
-@click.option("--input-price", default="1000000", show_default=True, help="Per input token.")
-@click.option("--output-price", default="2000000", show_default=True, help="Per output token.")
+@click.option("--input-price", default="1000000", show_default=True, type=AMOUNT,
+              help=f"Price per input token ({AMOUNT_HELP}).")
+@click.option("--output-price", default="2000000", show_default=True, type=AMOUNT,
+              help=f"Price per output token ({AMOUNT_HELP}).")
 @click.option(
     "--settlement",
     type=click.Choice(["user", "tee"]),
@@ -350,8 +344,8 @@ def provider(
     port: int,
     public_url: str | None,
     model: str,
-    input_price: str,
-    output_price: str,
+    input_price: int,
+    output_price: int,
     settlement: str,
     signer_key: str | None,
     settle_interval: float,
@@ -382,8 +376,8 @@ def provider(
         host=host,
         port=port,
         public_url=public_url,
-        input_price=parse_amount(input_price),
-        output_price=parse_amount(output_price),
+        input_price=input_price,
+        output_price=output_price,
         settlement=settlement,
         signer_key=signer_key,
         settle_interval=settle_interval,

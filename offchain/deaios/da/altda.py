@@ -90,12 +90,12 @@ def decode_commitment(raw: bytes) -> Commitment:
 
 
 def parse_hex(text: str) -> bytes:
+    if not text.startswith("0x"):
+        raise CommitmentError(f"the commitment must start with 0x, then hex digits (got {text[:20]!r})")
     try:
-        if not text.startswith("0x"):
-            raise ValueError("no 0x prefix")
         return bytes.fromhex(text[2:])
-    except ValueError as exc:
-        raise CommitmentError(f"the commitment must be 0x-hex ({exc})") from None
+    except ValueError:
+        raise CommitmentError("the commitment must be 0x followed by an even number of hex digits") from None
 
 
 class KeccakIndex:

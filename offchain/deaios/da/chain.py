@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhaust
 from deaios._keccak import keccak256
 from deaios.da import bls
 from deaios.da.quorums import Quorum
+from deaios.eth import InsufficientFunds, TxSender
 
 G1 = "(uint256,uint256)"
 G2 = "(uint256[2],uint256[2])"
@@ -130,7 +130,8 @@ class DAChain:
         self._signers: str | None = None
         self._chain_id: int | None = None
         self._quorums: dict[tuple[int, int], Quorum] = {}
-        self._send_lock = threading.Lock()  # nonce → signed → sent is atomic across threads
+        self._sender = TxSender(self.w3, private_key, receipt_timeout=receipt_timeout, poll_latency=0.1) \
+            if private_key else None  # nonce → signed → sent is atomic across threads
 
     # ------------------------------------------------------------ plumbing
 
@@ -146,27 +147,22 @@ class DAChain:
         return tuple(abi_decode(list(out), raw)) if out else ()
 
     def send(self, to: str, signature: str, types: Sequence[str], args: Sequence[Any], value: int = 0) -> Any:
-        """Send a transaction and wait for its receipt (raises DAChainError if it reverts)."""
-        if self.account is None:
+        """Send a transaction (the shared `deaios.eth.TxSender`) and wait for its receipt (raises DAChainError if
+        it reverts, or with the figures when the account cannot pay)."""
+        if self._sender is None:
             raise DAChainError("no private key to send transactions")
         data = _sel(signature) + abi_encode(list(types), list(args))
-        tx = {"from": self.account.address, "to": to, "data": data, "value": value, "chainId": self.chain_id}
+        name = signature.split('(')[0]
         try:
-            with self._send_lock:
-                tx["nonce"] = self.w3.eth.get_transaction_count(self.account.address, "pending")
-                tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.2) + 20_000  # type: ignore[arg-type]
-                base = self.w3.eth.get_block("latest")["baseFeePerGas"]
-                tx["maxFeePerGas"] = 2 * base + 10**9
-                tx["maxPriorityFeePerGas"] = 10**9
-                signed = self.account.sign_transaction(tx)
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+            tx_hash, receipt = self._sender.send(to, data, value)
         except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
-            raise DAChainError(f"{signature.split('(')[0]}: {_explain(exc)}") from exc
+            raise DAChainError(f"{name}: {_explain(exc)}") from exc
+        except InsufficientFunds as exc:
+            raise DAChainError(f"{name}: {exc.message}") from None
         except (OSError, TimeExhausted) as exc:
-            raise DAChainError(f"{signature.split('(')[0]}: {exc}") from exc
+            raise DAChainError(f"{name}: {exc}") from exc
         if receipt["status"] != 1:
-            raise DAChainError(f"{signature.split('(')[0]} reverted in tx 0x{bytes(tx_hash).hex()}")
+            raise DAChainError(f"{name} reverted in tx 0x{tx_hash.hex()}")
         return receipt
 
     @property

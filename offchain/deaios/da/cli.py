@@ -62,23 +62,25 @@ def _disperser_target(stack_path: Path | None, disperser: str | None, rpc: str |
     return _stack_disperser(stack_path)
 
 
-def _checked_stack_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    """An explicit --stack must name a running stack (checked before the other arguments)."""
-    if value is None:
-        return None
-    from deaios.stack.config import load_stack
-
-    return load_stack(value).path
-
-
 def _client_options(f):
-    f = click.option("--key", default=None, help="Private key paying fees (default: the stack's dev key).")(f)
-    f = click.option("--entrance", default=None, help="DAEntrance address (default: the stack's).")(f)
-    f = click.option("--rpc", default=None, help="Chain JSON-RPC URL (default: the stack's).")(f)
-    f = click.option("--stack", "stack_path", type=click.Path(path_type=Path), default=None, metavar="PATH",
-                     callback=_checked_stack_path,
-                     help="The stack's stack.json (or its data dir).")(f)
-    return f
+    """The client options (`deaios.cli_context`: --stack, --key, --json) plus --rpc/--entrance; the function
+    receives `stack_path`, `rpc`, `entrance` and `key` (--key, else $DEAIOS_KEY, else None: the stack's key). An
+    explicit --stack must name a running stack (checked before the other arguments)."""
+    import functools
+
+    from deaios.cli_context import client_context, client_options
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        client = client_context()
+        if client.stack_arg is not None:
+            client.stack()
+        kwargs.update(stack_path=client.stack_arg, key=client.explicit_key())
+        return f(*args, **kwargs)
+
+    wrapper = click.option("--entrance", default=None, help="DAEntrance address (default: the stack's).")(wrapper)
+    wrapper = click.option("--rpc", default=None, help="Chain JSON-RPC URL (default: the stack's).")(wrapper)
+    return client_options(wrapper)
 
 
 def _disperser_options(f):
@@ -272,8 +274,8 @@ def disperser_command(host: str, port: int, workers: int | None, finality_depth:
                       log_level: str, stack_path: Path | None, rpc: str | None, entrance: str | None,
                       key: str | None) -> None:
     """Run the disperser until SIGINT/SIGTERM: 0G's disperser gRPC API (DisperseBlob, GetBlobStatus,
-    RetrieveBlob) with a warm encoder. It pays blob fees with --key (or $DEAIOS_DISPERSER_KEY, else the stack's
-    key). Prints {"grpc", "address", "pid", "metrics"} as one JSON line once its encoder is warm and it listens."""
+    RetrieveBlob) with a warm encoder. It pays blob fees with --key (or $DEAIOS_DISPERSER_KEY, else $DEAIOS_KEY, else
+    the stack's key). Prints {"grpc", "address", "pid", "metrics"} as one JSON line once its encoder is warm and it listens."""
     import os
 
     from deaios import metrics
@@ -282,7 +284,10 @@ def disperser_command(host: str, port: int, workers: int | None, finality_depth:
     from deaios.da.encoding import Encoder
     from deaios.da.serving import until_signal
 
-    chain = _connection(stack_path, rpc, entrance, key or os.environ.get("DEAIOS_DISPERSER_KEY"))
+    from deaios.cli_context import client_context
+
+    own = client_context().key_arg or os.environ.get("DEAIOS_DISPERSER_KEY")  # before $DEAIOS_KEY
+    chain = _connection(stack_path, rpc, entrance, own or key)
     if chain.account is None:
         raise UserError("a private key is needed to pay blob fees (--key or $DEAIOS_DISPERSER_KEY)")
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from deaios.stack.config import stack_option
+from deaios.cli_context import client_context, client_options
 
 
 @click.group()
@@ -40,14 +40,13 @@ def serve(stack_path: Path, host: str, port: int, interval: float, launcher_pid:
 
 
 @click.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print the snapshot as one JSON object instead of tables.")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000),
               help="Newest entries to show per list (files, blobs, settlements, …).")
-@stack_option
-def status(as_json: bool, limit: int, stack) -> None:
+@client_options(stack_arg="stack")
+def status(limit: int, stack) -> None:
     """Every process of the stack (up/down, latency, version) and what the network holds: the chain, files and
     their replication, KV streams, DA blobs, compute services and settlements, INFTs, market listings,
-    alignment epochs and flagged nodes."""
+    alignment epochs and flagged nodes. With --json: the snapshot as one JSON object instead of tables."""
     from deaios.dashboard.snapshot import Collector
     from deaios.dashboard.status import render
 
@@ -56,7 +55,7 @@ def status(as_json: bool, limit: int, stack) -> None:
         snapshot = collector.collect()
     finally:
         collector.close()
-    if as_json:
+    if client_context().as_json:
         click.echo(json.dumps(snapshot, default=str))
     else:
         render(snapshot)

@@ -18,6 +18,7 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
 from deaios.abi import ContractAbis
+from deaios.eth import InsufficientFunds, TxSender
 from deaios.inft.proofs import TransferContext
 
 CONTRACTS = ("AgentNFT", "DataVerifier")
@@ -79,6 +80,7 @@ class InftChain:
         self.nft = self.w3.eth.contract(address=addresses.nft, abi=abis["AgentNFT"])
         self.verifier = self.w3.eth.contract(address=addresses.verifier, abi=abis["DataVerifier"])
         self.account = Account.from_key(private_key) if private_key else None
+        self._sender = TxSender(self.w3, private_key, gas_margin=1.0, gas_headroom=0) if private_key else None
 
     @property
     def address(self) -> str:
@@ -95,17 +97,15 @@ class InftChain:
             raise InftChainError(f"call failed: {exc}") from exc
 
     def send(self, fn: Any) -> Any:
-        """Sign and send `fn` from the account and wait for the receipt; InftChainError on revert."""
+        """Sign and send `fn` from the account (the shared `deaios.eth.TxSender`) and wait for the receipt;
+        InftChainError on revert or when the account cannot pay (with the figures)."""
+        self.address  # noqa: B018 - an InftChainError without a key
         try:
-            tx = fn.build_transaction(
-                {"from": self.address, "nonce": self.w3.eth.get_transaction_count(self.address, "pending")}
-            )
-            signed = self.account.sign_transaction(tx)  # type: ignore[union-attr]
-            receipt = self.w3.eth.wait_for_transaction_receipt(
-                self.w3.eth.send_raw_transaction(signed.raw_transaction), timeout=120, poll_latency=0.05
-            )
+            _, receipt = self._sender.send_call(fn)  # type: ignore[union-attr]
         except ContractCustomError as exc:
             raise InftChainError(explain(exc)) from None
+        except InsufficientFunds as exc:
+            raise InftChainError(exc.message) from None
         except (ContractLogicError, Web3RPCError, OSError) as exc:
             raise InftChainError(f"transaction failed: {exc}") from exc
         if receipt["status"] != 1:

@@ -27,7 +27,10 @@ from typing import Any
 
 import click
 
+from deaios.cli_context import ClientContext, ClientGroup, client_context, client_options
 from deaios.errors import UserError
+
+DEPLOYMENT_HELP = "deployments/<network>-inft.json (default: the stack's inft_* contracts)."
 
 
 def emit(obj: Any) -> None:
@@ -37,16 +40,10 @@ def emit(obj: Any) -> None:
 class Ctx:
     """What one command needs, resolved lazily (so `--help` does not touch the stack)."""
 
-    def __init__(
-        self,
-        stack: str | None,
-        deployment: Path | None,
-        key: str | None,
-        x25519: Path | None,
-        oracle: str | None,
-    ) -> None:
-        self.stack_arg, self.deployment, self.x25519, self.oracle_arg = stack, deployment, x25519, oracle
-        self.key = key or os.environ.get("DEAIOS_KEY")
+    def __init__(self, client: ClientContext, x25519: Path | None, oracle: str | None) -> None:
+        self.client, self.x25519, self.oracle_arg = client, x25519, oracle
+        self.stack_arg, self.deployment = client.stack_arg, client.deployment
+        self.key = client.explicit_key()
         self._stack = None
         self.endpoints: tuple[str, list[str], str] | None = (
             None  # (rpc, storage node URLs, Flow) without a stack
@@ -54,10 +51,9 @@ class Ctx:
 
     @property
     def stack(self):
-        from deaios.stack.config import load_stack
-
         if self._stack is None:
-            self._stack = load_stack(self.stack_arg)
+            self._stack = self.client.stack() if self.stack_arg == self.client.stack_arg else \
+                ClientContext(self.stack_arg).stack()
             self.key = self.key or self._stack.private_key
         return self._stack
 
@@ -134,33 +130,42 @@ def _address(text: str) -> str:
     return to_checksum_address(text)
 
 
-@click.group()
-@click.option("--stack", default=None, metavar="PATH", help="The stack's stack.json (or its data dir).")
-@click.option(
-    "--deployment",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="deployments/<network>-inft.json (default: the stack's inft_* contracts).",
-)
-@click.option(
-    "--key", default=None, help="Ethereum private key (default $DEAIOS_KEY, else the stack's dev key)."
-)
-@click.option(
+X25519_OPTION = click.option(
     "--x25519-key",
     "x25519",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="X25519 key file (default $DEAIOS_HOME/inft/<address>.x25519, created when missing).",
 )
-@click.option("--oracle", default=None, help="Oracle URL (default $DEAIOS_INFT_ORACLE, else the stack's).")
+ORACLE_OPTION = click.option("--oracle", default=None, help="Oracle URL (default $DEAIOS_INFT_ORACLE, else the stack's).")
+
+
+@click.group(cls=ClientGroup, chain=DEPLOYMENT_HELP, rpc=False)
+@client_options(chain=DEPLOYMENT_HELP, rpc=False)
+@X25519_OPTION
+@ORACLE_OPTION
 @click.pass_context
-def inft(ctx: click.Context, **options: Any) -> None:
+def inft(ctx: click.Context, x25519: Path | None, oracle: str | None) -> None:
     """ERC-7857 intelligent NFTs: encrypted agent metadata moved by a re-encryption oracle."""
-    ctx.obj = Ctx(**options)  # stack, deployment, key, x25519, oracle
+    ctx.meta["deaios.inft"] = (x25519, oracle)
+
+
+def pass_ctx(f: Callable) -> Callable:
+    """Passes the command's Ctx (client options, then --x25519-key/--oracle) as the first argument."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        x25519, oracle = ctx.meta.get("deaios.inft", (None, None))
+        return f(Ctx(client_context(ctx), kwargs.pop("x25519", None) or x25519,
+                     kwargs.pop("oracle", None) or oracle), *args, **kwargs)
+
+    return wrapper
 
 
 @inft.command()
-@click.pass_obj
+@pass_ctx
 def keygen(c: Ctx) -> None:
     """Print (creating it if needed) your X25519 public key: senders seal data keys to it."""
     address = c.chain().address
@@ -175,7 +180,7 @@ def keygen(c: Ctx) -> None:
 @click.option("--description", "descriptions", multiple=True, help="One per FILE (default: the file name).")
 @click.option("--to", "to", default=None, help="Owner of the new token (default: you).")
 @click.option("--to-x25519", default=None, help="The owner's X25519 public key (when --to is someone else).")
-@click.pass_obj
+@pass_ctx
 def mint(
     c: Ctx, files: tuple[Path, ...], descriptions: tuple[str, ...], to: str | None, to_x25519: str | None
 ) -> None:
@@ -199,7 +204,7 @@ def mint(
 @inft.command("access-proof")
 @click.argument("token_id", type=int)
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.pass_obj
+@pass_ctx
 def access_proof(c: Ctx, token_id: int, out: Path | None) -> None:
     """(Receiver) sign access proofs for TOKEN_ID's current data with your key and X25519 key."""
     from deaios.inft import flows
@@ -283,7 +288,7 @@ def _move(
     help="The receiver's `deaios inft access-proof` output.",
 )
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.pass_obj
+@pass_ctx
 def proofs(c: Ctx, token_id: int, proof_file: Path, out: Path | None) -> None:
     """(Owner) have the oracle re-encrypt TOKEN_ID for the receiver of an access-proof file and print the
     transfer-validity proofs (a JSON list, what `deaios market settle --proofs` takes) without transferring."""
@@ -313,7 +318,7 @@ def _move_command(name: str, clone: bool, doc: str) -> click.Command:
         _move(c, token_id, to, proof_file, receiver_key, receiver_x25519_key, clone=clone)
 
     command.__doc__ = doc
-    f: Any = click.pass_obj(command)
+    f: Any = pass_ctx(command)
     for option in reversed(
         [
             click.argument("token_id", type=int),
@@ -352,7 +357,7 @@ clone = _move_command(
 @click.argument("token_id", type=int)
 @click.argument("user")
 @click.option("--revoke", is_flag=True, help="Revoke instead of authorize.")
-@click.pass_obj
+@pass_ctx
 def authorize(c: Ctx, token_id: int, user: str, revoke: bool) -> None:
     """Authorize USER to use TOKEN_ID (without seeing its data), or --revoke."""
     chain = c.chain()
@@ -375,9 +380,10 @@ def authorize(c: Ctx, token_id: int, user: str, revoke: bool) -> None:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="With --decrypt: write entry i to OUT/<i>.bin (default: print UTF-8 text).",
+    help="With --decrypt: write each entry to OUT/<its file name> (the description `mint` recorded, by default "
+    "the minted file's name; else OUT/<i>.bin). Default: print UTF-8 text.",
 )
-@click.pass_obj
+@pass_ctx
 def show(c: Ctx, token_id: int, decrypt: bool, out: Path | None) -> None:
     """Print TOKEN_ID's owner, creator, data entries and authorized users (plaintext with --decrypt)."""
     from deaios.inft import flows
@@ -388,10 +394,24 @@ def show(c: Ctx, token_id: int, decrypt: bool, out: Path | None) -> None:
         keys, _ = c.x25519_keys(chain.address)
         plain = run(lambda s: flows.read(s, chain, c.storage(), token_id, keys, owner=chain.address))
         if out:
-            info["files"] = [str(_write_private(out / f"{i}.bin", data)) for i, data in enumerate(plain)]
+            names = _file_names([entry["dataDescription"] for entry in info.get("datas", [])], len(plain))
+            info["files"] = [str(_write_private(out / name, data)) for name, data in zip(names, plain)]
         else:
             info["plaintext"] = [p.decode("utf-8", errors="replace") for p in plain]
     emit(info)
+
+
+def _file_names(descriptions: list[str], count: int) -> list[str]:
+    """Where `show --decrypt -o DIR` writes each entry: its description when that is a plain file name (what
+    `mint` records by default: the minted file's name), else `<i>.bin`; never the same name twice."""
+    names: list[str] = []
+    for i in range(count):
+        text = descriptions[i] if i < len(descriptions) else ""
+        plain = bool(text) and text == Path(text).name and text not in (".", "..") and "\0" not in text \
+            and len(text.encode()) <= 255
+        name = text if plain else f"{i}.bin"
+        names.append(name if name not in names else f"{i}-{name}")
+    return names
 
 
 def _write_private(path: Path, data: bytes) -> Path:
@@ -404,7 +424,7 @@ def _write_private(path: Path, data: bytes) -> Path:
     return path
 
 
-@inft.command()
+@inft.command(client=False)
 @click.option("--stack", "stack_arg", default=None, metavar="PATH", help="Same as `deaios inft --stack`.")
 @click.option(
     "--deployment",
@@ -421,7 +441,7 @@ def _write_private(path: Path, data: bytes) -> Path:
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8600, show_default=True)
-@click.pass_obj
+@pass_ctx
 def oracle(
     c: Ctx,
     stack_arg: str | None,

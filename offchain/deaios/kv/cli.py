@@ -15,7 +15,7 @@ import click
 
 from deaios.errors import UserError
 from deaios.kv.replay import DATA_DEADLINE, MAX_TX_SIZE
-from deaios.stack.config import stack_option
+from deaios.cli_context import client_context, client_options
 
 
 def parse_stream(value: str) -> bytes:
@@ -47,7 +47,7 @@ def show_bytes(value: bytes) -> str:
     return "0x" + value.hex() if text.startswith("0x") else text
 
 
-def _client_job(stack, job):  # job(client) -> coroutine; KvError -> exit 1 with its message
+def _client_job(stack, job, key: str | None = None):  # job(client) -> coroutine; KvError -> exit 1 with its message
     import aiohttp
 
     from deaios.kv.client import Client, KvError
@@ -57,7 +57,7 @@ def _client_job(stack, job):  # job(client) -> coroutine; KvError -> exit 1 with
 
     async def main():
         async with aiohttp.ClientSession() as session:
-            return await job(Client.from_stack(stack, session))
+            return await job(Client.from_stack(stack, session, private_key=key))
 
     try:
         return asyncio.run(main())
@@ -123,15 +123,15 @@ def node(data_dir: Path, host: str, port: int, chain_rpc: str | None, flow: str 
 @click.argument("stream")
 @click.argument("key")
 @click.argument("value")
-@stack_option
+@client_options(stack_arg="stack")
 def put(stream: str, key: str, value: str, stack) -> None:
     """Write KEY = VALUE in STREAM (an empty VALUE deletes KEY) as one KV transaction, and wait until the
-    KV node has replayed it. Prints {"stream", "key", "txSeq", "root", "txHash", "result"}; exits 1 if
+    KV node has replayed it; --key (else $DEAIOS_KEY, else the stack's dev key) signs and pays. Prints {"stream", "key", "txSeq", "root", "txHash", "result"}; exits 1 if
     the transaction was rejected (result other than "Commit")."""
     sid, k, v = parse_stream(stream), parse_bytes(key, "KEY"), parse_bytes(value, "VALUE")
     if not k:
         raise UserError("KEY must not be empty")
-    outcome = _client_job(stack, lambda client: client.put(sid, k, v))
+    outcome = _client_job(stack, lambda client: client.put(sid, k, v), client_context().key())
     click.echo(json.dumps({"stream": stream, "key": show_bytes(k), **outcome.to_json()}))
     if not outcome.ok:
         raise click.ClickException(f"tx {outcome.seq} was rejected: {outcome.result}")
@@ -141,17 +141,17 @@ def put(stream: str, key: str, value: str, stack) -> None:
 @click.argument("stream")
 @click.argument("key")
 @click.option("--version", type=click.IntRange(0), default=None, help="Read the value as of this tx seq.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"key", "value", "version", "size"} instead.')
-@stack_option
-def get(stream: str, key: str, version: int | None, as_json: bool, stack) -> None:
-    """Print the value of KEY in STREAM; exit 1 if it has none (never written, or deleted)."""
+@client_options(stack_arg="stack")
+def get(stream: str, key: str, version: int | None, stack) -> None:
+    """Print the value of KEY in STREAM (with --json: {"key", "value", "version", "size"}); exit 1 if it has none
+    (never written, or deleted)."""
     sid, k = parse_stream(stream), parse_bytes(key, "KEY")
     if not k:
         raise UserError("KEY must not be empty")
     entry = _client_job(stack, lambda client: client.get(sid, k, version))
     if entry is None:
         raise click.ClickException(f"{show_bytes(k)} has no value in stream {stream}")
-    if as_json:
+    if client_context().as_json:
         click.echo(json.dumps({"key": show_bytes(k), "value": show_bytes(entry.value), "version": entry.version,
                                "size": len(entry.value)}))
     else:
@@ -161,7 +161,7 @@ def get(stream: str, key: str, version: int | None, as_json: bool, stack) -> Non
 @kv.command("ls")
 @click.argument("stream")
 @click.option("--prefix", default="", help="Only keys starting with this (text or 0x-hex).")
-@stack_option
+@client_options(stack_arg="stack")
 def ls(stream: str, prefix: str, stack) -> None:
     """List the keys of STREAM in order, one JSON line each: {"key", "value", "version"}."""
     sid, start = parse_stream(stream), parse_bytes(prefix, "--prefix")
@@ -180,7 +180,7 @@ def ls(stream: str, prefix: str, stack) -> None:
 @kv.command("rebuild")
 @click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for the rebuilt index to catch up with the log.")
-@stack_option
+@client_options(stack_arg="stack")
 def rebuild(timeout: float, stack) -> None:
     """Rebuild the stack's KV index from scratch: stop the KV node, delete its log and index, start it
     again and wait until it has replayed the whole log (from the chain and the storage nodes). Prints

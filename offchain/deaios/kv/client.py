@@ -149,12 +149,14 @@ class Client:
 
     @classmethod
     def from_stack(cls, stack: object, session: aiohttp.ClientSession, **kwargs: object) -> "Client":
-        """The client of a running stack (a deaios.stack.config.Stack whose stack.json lists a KV node)."""
+        """The client of a running stack (a deaios.stack.config.Stack whose stack.json lists a KV node); it signs
+        with `private_key=` when given, else the stack's key."""
         kv = stack.extra.get("kv") if hasattr(stack, "extra") else None  # type: ignore[attr-defined]
         if not isinstance(kv, dict) or not kv.get("url"):
             raise KvError("this stack has no KV node (stack.json has no \"kv\" entry); start it with a deaios "
                           "that includes the KV layer")
-        return cls(session, kv["url"], stack.node_urls, stack.rpc, stack.flow, stack.private_key,  # type: ignore[attr-defined]
+        key = kwargs.pop("private_key", None) or stack.private_key  # type: ignore[attr-defined]
+        return cls(session, kv["url"], stack.node_urls, stack.rpc, stack.flow, key,  # type: ignore[attr-defined]
                    **kwargs)  # type: ignore[arg-type]
 
     # -- JSON-RPC ------------------------------------------------------------------------------------------

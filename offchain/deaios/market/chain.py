@@ -18,8 +18,8 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
-from web3.middleware import SignAndSendRawMiddlewareBuilder
 
+from deaios.eth import InsufficientFunds, TxSender
 from deaios.market.abi import ABIS, load_abis
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,7 @@ class MarketChain:
             else None
         )
         self.account = Account.from_key(private_key) if private_key else None
-        if self.account is not None:
-            self.w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(self.account), layer=0)
+        self._sender = TxSender(self.w3, private_key, gas_margin=1.0, gas_headroom=0) if private_key else None
         self._nft: Any = None
 
     @property
@@ -142,17 +141,20 @@ class MarketChain:
             raise MarketError(f"call failed: {exc}") from exc
 
     def _send(self, fn: Any, value: int = 0) -> Any:
-        """Send `fn` from the account (gas estimated, so a revert surfaces before sending); the receipt."""
+        """Send `fn` from the account (the shared `deaios.eth.TxSender`: gas estimated, so a revert surfaces
+        before sending; the balance checked); the receipt."""
+        self.address  # noqa: B018 - a MarketError without a key
         try:
-            tx_hash = fn.transact({"from": self.address, "value": value})
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
+            tx_hash, receipt = self._sender.send_call(fn, value)  # type: ignore[union-attr]
         except ContractCustomError as exc:
             raise MarketError(explain_revert(exc.data)) from None
+        except InsufficientFunds as exc:
+            raise MarketError(exc.message) from None
         except (ContractLogicError, Web3RPCError, OSError) as exc:
             raise MarketError(f"transaction failed: {exc}") from exc
         if receipt["status"] != 1:
-            raise MarketError(f"transaction {tx_hash.hex()} reverted")
-        log.info("%s: tx %s, gas %d", fn.fn_name, tx_hash.hex(), receipt["gasUsed"])
+            raise MarketError(f"transaction 0x{tx_hash.hex()} reverted")
+        log.info("%s: tx 0x%s, gas %d", fn.fn_name, tx_hash.hex(), receipt["gasUsed"])
         return receipt
 
     def _event_arg(self, receipt: Any, event: str, arg: str, contract: Any = None) -> Any:

@@ -16,9 +16,11 @@ from typing import Any
 
 import click
 
-from deaios.compute.cli import parse_amount
-from deaios.chain_cli import chain_options
+from deaios.cli_context import ClientContext, ClientGroup, client_context, client_options
 from deaios.errors import UserError
+from deaios.units import AMOUNT
+
+DEPLOYMENT_HELP = "deployments/<network>-market.json written by `ape run deploy_market`."
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -65,19 +67,17 @@ def emit(obj: Any) -> None:
 
 
 class Ctx:
-    """Lazily connected market client for one command."""
+    """Lazily connected market client for one command (its options: `deaios.cli_context`)."""
 
-    def __init__(self, stack: str | None, rpc: str | None, deployment: Path | None, key: str | None) -> None:
-        self.stack_arg, self.rpc, self.deployment, self.key = stack, rpc, deployment, key
+    def __init__(self, client: ClientContext) -> None:
+        self.client = client
         self._chain: Any = None
 
     def chain(self, need_key: bool = True) -> Any:
-        from deaios.chain_cli import resolve_target
         from deaios.market.chain import MarketAddresses, MarketChain, MarketError
 
         if self._chain is None:
-            target = resolve_target(self.stack_arg, self.rpc, self.deployment, self.key, need_key=need_key,
-                                    stack_entry="market")
+            target = self.client.target(need_key=need_key, stack_entry="market")
             try:
                 self._chain = MarketChain(target.rpc, MarketAddresses.from_mapping(target.contracts), target.key)
             except MarketError as exc:
@@ -97,17 +97,22 @@ class Ctx:
         return self.run("timestamp", need_key=False) + parse_duration(duration)
 
 
-@click.group()
-@chain_options("deployments/<network>-market.json written by `ape run deploy_market`.")
-@click.pass_context
-def market(
-    ctx: click.Context, stack: str | None, rpc: str | None, deployment: Path | None, key: str | None
-) -> None:
-    """AI marketplace: sell, buy, bid for and rent INFT agents; buy compute bundles."""
-    ctx.obj = Ctx(stack, rpc, deployment, key)
+@click.group(cls=ClientGroup, chain=DEPLOYMENT_HELP, amounts=True)
+@client_options(chain=DEPLOYMENT_HELP)
+def market() -> None:
+    """AI marketplace: sell, buy, bid for and rent INFT agents; buy compute bundles. Prices: 1ether, 0.5ether,
+    10gwei, 100wei; a bare number is wei."""
 
 
-pass_ctx = click.make_pass_decorator(Ctx)
+def pass_ctx(f: Any) -> Any:
+    """Passes a Ctx on the command's client options as the first argument."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return f(Ctx(client_context()), *args, **kwargs)
+
+    return wrapper
 EXPIRES = click.option(
     "--expires-in", default="7d", show_default=True, help="Validity (e.g. 3600, 30m, 12h, 7d)."
 )
@@ -148,14 +153,15 @@ def credits(c: Ctx, account: str | None) -> None:
 # --- sales ----------------------------------------------------------------------------------------------
 @market.command("sell")
 @click.argument("token_id", type=int)
-@click.argument("price")
+@click.argument("price", type=AMOUNT)
 @EXPIRES
 @pass_ctx
-def sell(c: Ctx, token_id: int, price: str, expires_in: str) -> None:
-    """List TOKEN_ID for PRICE (approves the market as your operator first if needed)."""
+def sell(c: Ctx, token_id: int, price: int, expires_in: str) -> None:
+    """List TOKEN_ID for PRICE (approves the market as your operator first if needed). PRICE: 1ether,
+    0.5ether, 5gwei, 100wei; a bare number is wei."""
     expiry = c.expiry(expires_in)
-    listing = c.run("list_item", token_id, parse_amount(price), expiry)
-    emit({"listing": listing, "tokenId": token_id, "price": parse_amount(price), "expiry": expiry})
+    listing = c.run("list_item", token_id, price, expiry)
+    emit({"listing": listing, "tokenId": token_id, "price": price, "expiry": expiry})
 
 
 market.add_command(sell, "list-item")
@@ -181,12 +187,12 @@ def buy(c: Ctx, listing_id: int) -> None:
 
 @market.command()
 @click.argument("token_id", type=int)
-@click.argument("price")
+@click.argument("price", type=AMOUNT)
 @EXPIRES
 @pass_ctx
-def offer(c: Ctx, token_id: int, price: str, expires_in: str) -> None:
-    """Bid PRICE (escrowed) for TOKEN_ID."""
-    offer_id = c.run("make_offer", token_id, parse_amount(price), c.expiry(expires_in))
+def offer(c: Ctx, token_id: int, price: int, expires_in: str) -> None:
+    """Bid PRICE (escrowed) for TOKEN_ID. PRICE: 1ether, 0.5ether, 5gwei, 100wei; a bare number is wei."""
+    offer_id = c.run("make_offer", token_id, price, c.expiry(expires_in))
     emit(c.run("offer", offer_id).to_json())
 
 
@@ -220,11 +226,11 @@ def accept(c: Ctx, offer_id: int) -> None:
 @pass_ctx
 def settle(c: Ctx, purchase_id: int, proofs_file: Path) -> None:
     """Settle PURCHASE_ID: the token moves to the buyer with PROOFS, proceeds and royalty are credited."""
+    chain = c.chain()
     try:
         data = json.loads(proofs_file.read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read proofs from {proofs_file}: {exc}") from None
-    chain = c.chain()
     abi = chain.market.get_function_by_name("settle").abi
     proofs = proofs_from_json(data, abi["inputs"][1]["components"])
     emit(c.run("settle", purchase_id, proofs))
@@ -250,17 +256,16 @@ def withdraw(c: Ctx, to: str | None) -> None:
 # --- rentals --------------------------------------------------------------------------------------------
 @market.command("rent-out")
 @click.argument("token_id", type=int)
-@click.argument("price_per_period")
+@click.argument("price_per_period", type=AMOUNT)
 @click.option("--period", default="1d", show_default=True, help="Length of one period.")
 @click.option("--max-periods", type=int, default=30, show_default=True)
 @EXPIRES
 @pass_ctx
 def rent_out(
-    c: Ctx, token_id: int, price_per_period: str, period: str, max_periods: int, expires_in: str
+    c: Ctx, token_id: int, price_per_period: int, period: str, max_periods: int, expires_in: str
 ) -> None:
-    """Offer TOKEN_ID for rent at PRICE_PER_PERIOD."""
-    price = parse_amount(price_per_period)
-    args = (token_id, price, parse_duration(period), max_periods, c.expiry(expires_in))
+    """Offer TOKEN_ID for rent at PRICE_PER_PERIOD (1ether, 0.5ether, 5gwei, 100wei; a bare number is wei)."""
+    args = (token_id, price_per_period, parse_duration(period), max_periods, c.expiry(expires_in))
     emit({"terms": c.run("list_for_rent", *args), "tokenId": token_id})
 
 
@@ -284,14 +289,15 @@ def end_rental(c: Ctx, rental_id: int) -> None:
 
 # --- compute bundles ------------------------------------------------------------------------------------
 @market.command("bundle-list")
-@click.argument("price")
+@click.argument("price", type=AMOUNT)
 @click.argument("supply", type=int)
 @click.option("--terms", default="", help="What a bundle is (free text, ≤ 256 bytes).")
 @EXPIRES
 @pass_ctx
-def bundle_list(c: Ctx, price: str, supply: int, terms: str, expires_in: str) -> None:
-    """List SUPPLY compute bundles of your registered service at PRICE each."""
-    emit({"bundle": c.run("list_bundle", parse_amount(price), supply, c.expiry(expires_in), terms)})
+def bundle_list(c: Ctx, price: int, supply: int, terms: str, expires_in: str) -> None:
+    """List SUPPLY compute bundles of your registered service at PRICE each (1ether, 0.5ether, 5gwei, 100wei; a
+    bare number is wei)."""
+    emit({"bundle": c.run("list_bundle", price, supply, c.expiry(expires_in), terms)})
 
 
 @market.command("bundle-buy")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from deaios.stack.config import ENV_STACK
+from deaios.cli_context import client_options
 
 
 @click.command("up")
@@ -76,17 +76,13 @@ def up(nodes: int, data_dir: Path, host: str, advertise: str | None, startup_tim
 
 
 @click.command("down")
-@click.option("--stack", "stack_path", type=click.Path(path_type=Path), default=None, metavar="PATH",
-              help=f"The stack's stack.json (or its data dir). Default: ${ENV_STACK}, else the last stack "
-                   "started by `deaios up`.")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1),
               help="Seconds to wait for every process to exit.")
-def down(stack_path: Path | None, timeout: float) -> None:
+@client_options(stack_arg="stack", require_running=False)
+def down(timeout: float, stack) -> None:
     """Stop a stack started by `deaios up` and wait until all of its processes are gone."""
-    from deaios.stack.config import Stack, resolve_stack_path
     from deaios.stack.launcher import stop_stack
 
-    stack = Stack.load(resolve_stack_path(stack_path))
     where = stack.dir or stack.path
     if stop_stack(stack, timeout=timeout, log=lambda msg: click.echo(msg, err=True)):
         click.echo(f"stopped the stack in {where}", err=True)

@@ -13,8 +13,8 @@ When the stack was not given with --stack, the command says on stderr which one 
 another `deaios up` elsewhere never redirects a command silently.
 
 Any failure (nothing to resolve, a missing or unreadable file, a stack whose launcher has exited) is a
-UserError: a one-line message and exit code 2. Decorate client commands with `@stack_option`; they
-receive a loaded `Stack` as the `stack` argument.
+UserError: a one-line message and exit code 2. Client commands take `--stack` through the one CLI context
+helper, `deaios.cli_context` (`@client_options(stack_arg="stack")` passes the loaded `Stack`).
 
 stack.json (keys other than these are kept as they are, so later areas can add their services):
 
@@ -278,23 +278,3 @@ def load_stack(explicit: str | os.PathLike[str] | None = None, require_running: 
         raise UserError(f"the stack in {where} is not running (its launcher, pid {stack.launcher_pid}, "
                         f"has exited); start it with `deaios up --dir {where}`")
     return stack
-
-
-def stack_option(func: Callable | None = None, *, require_running: bool = True) -> Callable:
-    """Click decorator: adds `--stack PATH` and passes the resolved, loaded `Stack` as `stack`.
-
-    Use as `@stack_option` or `@stack_option(require_running=False)`.
-    """
-
-    def decorate(f: Callable) -> Callable:
-        def callback(ctx: click.Context, param: click.Parameter, value: Path | None) -> Stack:
-            return load_stack(value, require_running=require_running)
-
-        return click.option(
-            "--stack", "stack", type=click.Path(path_type=Path), default=None, callback=callback,
-            metavar="PATH",
-            help=f"The stack's stack.json (or its data dir). Default: ${ENV_STACK}, else the last stack "
-                 "started by `deaios up`.")(f)
-
-    return decorate(func) if func is not None else decorate
-

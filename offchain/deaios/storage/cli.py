@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from deaios.errors import UserError
-from deaios.stack.config import stack_option
+from deaios.cli_context import client_context, client_options
 
 
 def parse_hex(value: str, what: str) -> bytes:
@@ -120,10 +120,11 @@ def _run_with_progress(total: int, description: str, job):  # job(progress_callb
 @storage.command("upload")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--tags", default="0x", show_default=True, help="Submission tags as hex.")
-@stack_option
+@client_options(stack_arg="stack")
 def upload(file: Path, tags: str, stack) -> None:
     """Upload FILE to the stack's storage network: submit it to Flow (paying the fee) and spread its
-    erasure shares over the storage nodes. Re-running an interrupted upload resumes it. Prints
+    erasure shares over the storage nodes; --key (else $DEAIOS_KEY, else the stack's dev key) pays the fee.
+    Re-running an interrupted upload resumes it. Prints
     {"root", "txSeq", "txHash", "size", "segments", "seconds"} as one JSON line."""
     import aiohttp
 
@@ -135,10 +136,11 @@ def upload(file: Path, tags: str, stack) -> None:
     if not file.is_file():
         raise UserError(f"{file}: no such file" if not file.exists() else f"{file}: not a regular file")
     size = file.stat().st_size
+    key = client_context().key()  # --key, $DEAIOS_KEY, else the stack's dev key: who pays the fee
 
     async def job(progress, stage):
         async with aiohttp.ClientSession() as session:
-            client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, stack.private_key)
+            client = StorageClient(session, stack.node_urls, stack.rpc, stack.flow, key)
             return await client.upload(file, tag_bytes, progress, stage)
 
     try:
@@ -152,7 +154,7 @@ def upload(file: Path, tags: str, stack) -> None:
 @click.argument("root")
 @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the file.")
-@stack_option
+@client_options(stack_arg="stack")
 def download(root: str, out: Path, stack) -> None:
     """Download the file with ROOT from the stack's storage nodes (any 70 % of them suffice), verifying
     every segment's merkle proof, and write it to OUT. Prints one JSON line."""

@@ -15,6 +15,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
+from deaios.eth import InsufficientFunds, TxSender
 from deaios.storage.merkle import Submission, keccak256
 from deaios.storage.node.logsync import SUBMIT_TOPIC, SubmitEvent, decode_submit
 
@@ -54,6 +55,7 @@ class FlowClient:
         self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
         self.flow = Web3.to_checksum_address(flow)
         self.account = Account.from_key(private_key)
+        self.sender = TxSender(self.w3, private_key, gas_headroom=0, poll_latency=0.1)
 
     def _call(self, to: str, data: bytes) -> bytes:
         try:
@@ -91,21 +93,14 @@ class FlowClient:
         (data, submitter) = submission.as_abi(self.account.address)
         calldata = SUBMIT_SELECTOR + abi_encode(["((uint256,bytes,(bytes32,uint256)[]),address)"],
                                                 [(data, submitter)])
-        tx = {"from": self.account.address, "to": self.flow, "data": calldata, "value": fee,
-              "chainId": self.w3.eth.chain_id, "nonce": self.w3.eth.get_transaction_count(self.account.address)}
         try:
-            tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.2)  # type: ignore[arg-type]
-            fees = self.w3.eth.fee_history(1, "latest")
-            base = fees["baseFeePerGas"][-1]
-            tx["maxFeePerGas"] = 2 * base + 10**9
-            tx["maxPriorityFeePerGas"] = 10**9
-            signed = self.account.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+            tx_hash, receipt = self.sender.send(self.flow, calldata, fee)
+        except InsufficientFunds as exc:
+            raise FlowError(f"cannot pay for Flow.submit (fee {fee} wei): {exc.message}") from None
         except (Web3RPCError, ContractLogicError) as exc:
             raise FlowError(f"Flow.submit rejected: {exc}") from exc
         if receipt["status"] != 1:
-            raise FlowError(f"Flow.submit reverted in tx {tx_hash.hex()}")
+            raise FlowError(f"Flow.submit reverted in tx 0x{tx_hash.hex()}")
         events = self.submit_events("0x" + bytes(tx_hash).hex())
         if events:
             return SubmitResult("0x" + bytes(tx_hash).hex(), receipt["blockNumber"], receipt["gasUsed"], fee,

@@ -9,34 +9,35 @@ stops (e.g. a parameter-hash mismatch between workers) exits 1 with the reason.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from deaios.chain_cli import normalize_key
+from deaios.cli_context import client_context
+from deaios.cli_context import client_options as shared_client_options
 from deaios.errors import UserError
-from deaios.stack.config import DEV_KEY_ROLES, dev_address, dev_key, stack_option
+from deaios.stack.config import DEV_KEY_ROLES, dev_address, dev_key
 
 TRAINING_KEYS: range = DEV_KEY_ROLES["training workers"]  # type: ignore[assignment]
 
 
 def client_options(f: Callable) -> Callable:
-    f = click.option("--json", "as_json", is_flag=True, help="Machine-readable output: JSON lines on stdout.")(f)
-    f = click.option("--key", default=None, help="Private key signing chain writes (default $DEAIOS_KEY, else the "
-                                                 "stack's dev key; a worker: the training dev key of its slot).")(f)
-    return stack_option(f)
+    """The client options (`deaios.cli_context`); the function receives `stack`, `key` (--key, else $DEAIOS_KEY, else
+    None: the defaults differ per command) and `as_json`."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        client = client_context()
+        return f(*args, stack=client.stack(), key=client.explicit_key(), as_json=client.as_json, **kwargs)
+
+    return shared_client_options(wrapper)
 
 
 def emit(as_json: bool, value: dict[str, Any], text: str | None = None) -> None:
     click.echo(json.dumps(value) if as_json or text is None else text)
-
-
-def _chosen_key(key: str | None) -> str | None:
-    chosen = key or os.environ.get("DEAIOS_KEY")
-    return normalize_key(chosen) if chosen else None
 
 
 def _network(stack, key: str | None, link_mbps: float | None = None):
@@ -93,7 +94,7 @@ def start(job_file: Path, corpus_dir: Path | None, stack, key: str | None, as_js
         corpus, summary = build(config.corpus, corpus_dir)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    net = _network(stack, _chosen_key(key) or stack.private_key)
+    net = _network(stack, key or stack.private_key)
     try:
         async def create() -> dict[str, Any]:
             corpus_root = await net.upload(corpus)
@@ -161,7 +162,7 @@ def worker(job_id: str, index: int | None, link_mbps: float | None, stop_after: 
     _check_job_id(job_id)
     err = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s train %(levelname)s %(name)s: %(message)s")
-    chosen = _chosen_key(key)
+    chosen = key
     net = _network(stack, chosen or dev_key(TRAINING_KEYS[index or 0]), link_mbps)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), console=err,

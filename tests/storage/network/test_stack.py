@@ -16,7 +16,7 @@ from eth_account import Account
 from deaios.cli import main
 from deaios.procs import rpc_call
 from deaios.stack.config import (
-    PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path, stack_option,
+    PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path,
 )
 from deaios.stack.launcher import DEFAULT_BLOCK_TIME, service_pids
 from deaios.storage.launch import relaunch_node
@@ -150,7 +150,12 @@ def _stack_commands() -> list[tuple[str, ...]]:
             def value(p: click.Parameter) -> str:
                 if isinstance(p.type, click.Choice):
                     return str(p.type.choices[0])
-                return "1" if isinstance(p.type, click.types.IntParamType) else "0x" + "11" * 20
+                from deaios.units import AmountType
+
+                if isinstance(p.type, click.Path):  # an existing file or directory: only the stack is wrong
+                    return str(Path(__file__).parent) if not p.type.file_okay else __file__
+                numeric = isinstance(p.type, (click.types.IntParamType, AmountType))
+                return "1" if numeric else "0x" + "11" * 20
 
             arguments = [value(p) for p in command.params
                          if isinstance(p, click.Argument) and (p.required or p.nargs == -1)]
@@ -250,8 +255,10 @@ def test_a_stack_in_the_current_directory_wins_and_is_announced(tmp_path: Path, 
 
 
 def test_stack_option_passes_the_loaded_stack(tmp_path: Path, isolated_home: Path) -> None:
+    from deaios.cli_context import client_options
+
     @click.command()
-    @stack_option
+    @client_options(stack_arg="stack")
     def show(stack: Stack) -> None:
         click.echo(stack.rpc)
 
