@@ -227,9 +227,16 @@ class Client:
         return await self.call("kv_getTransactionResult", seq)  # type: ignore[return-value]
 
     async def wait_result(self, seq: int, timeout: float | None = None) -> str:
-        """Wait until the KV node has replayed transaction `seq`; its result."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        """Wait until the KV node has replayed transaction `seq`; its result.
+
+        The timeout counts time without progress: it starts again whenever the node replays a transaction
+        or starts waiting for the data of an earlier one (a writer that died between its Flow submission
+        and its upload), so a wait outlasts the node's own data deadline, after which the node records that
+        transaction as DataUnavailable and goes on."""
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         delay = 0.02
+        seen: tuple[int, int | None] | None = None
         while True:
             result = await self.tx_result(seq)
             if result is not None:
@@ -241,7 +248,10 @@ class Client:
                     return result
                 raise KvError(f"tx {seq} is not a KV transaction of a stream the KV node serves "
                               f"(it serves {status['streams']})")
-            if time.monotonic() > deadline:
+            progress = (status["nextTxSeq"], status.get("waitingForData"))
+            if progress != seen:  # the node moved on, or started waiting for a transaction's data
+                seen, deadline = progress, time.monotonic() + limit
+            elif time.monotonic() > deadline:
                 waiting = f", waiting for the data of tx {status['waitingForData']}" \
                     if status.get("waitingForData") is not None else ""
                 raise KvError(f"the KV node has not replayed tx {seq} yet (it is at tx {status['nextTxSeq']}"
