@@ -17,6 +17,7 @@ into one transaction. Keys and values are bytes or str (UTF-8); stream ids and a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import tempfile
 import time
@@ -146,6 +147,7 @@ class Client:
         self.rpc, self.flow, self.private_key = rpc, flow, private_key
         self.timeout = timeout
         self._id = 0
+        self.submit_lock: asyncio.Lock | None = None  # see StorageClient.submit_lock
 
     @classmethod
     def from_stack(cls, stack: object, session: aiohttp.ClientSession, **kwargs: object) -> "Client":
@@ -286,12 +288,14 @@ class Client:
             path.write_bytes(encoded)
             try:
                 storage = StorageClient(self.session, self.node_urls, self.rpc, self.flow, self.private_key)
+                storage.submit_lock = self.submit_lock
                 uploaded = await storage.upload(path, tags, on_stage=lambda message: None)
                 seq, tx_hash = uploaded.tx_seq, uploaded.tx_hash
                 if tx_hash is None:  # the same bytes are in the log already: this write is a new transaction
                     flow = FlowClient(self.rpc, self.flow, self.private_key)
                     submission = FileMerkleTree.from_bytes(encoded).submission(tags)
-                    result = await asyncio.to_thread(flow.submit, submission)
+                    async with self.submit_lock or contextlib.nullcontext():
+                        result = await asyncio.to_thread(flow.submit, submission)
                     seq, tx_hash = result.event.seq, result.tx_hash
             except (StorageClientError, FlowError, OSError) as exc:
                 raise KvError(f"submitting the KV transaction failed: {exc}") from exc

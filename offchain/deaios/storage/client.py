@@ -17,6 +17,7 @@ least k nodes agree on (one node cannot truncate or extend a download).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -88,6 +89,9 @@ class StorageClient:
         self.code = ErasureCode.for_nodes(len(node_urls))
         self.shares = ShareClient(session, node_urls)
         self.rpc, self.flow, self.private_key = rpc, flow, private_key
+        #: held around each Flow submission: a process whose tasks share an account sets one lock for all
+        #: of them, since a submission takes the account's next nonce (the uploads themselves overlap)
+        self.submit_lock: asyncio.Lock | None = None
 
     async def _file_infos(self, root: str) -> list[dict | None | Exception]:
         async def one(url: str) -> dict | None | Exception:
@@ -154,7 +158,8 @@ class StorageClient:
             if not (self.rpc and self.flow and self.private_key):
                 raise StorageClientError("uploading a new file needs the chain RPC, Flow address and a key")
             flow = FlowClient(self.rpc, self.flow, self.private_key)
-            result = await asyncio.to_thread(flow.submit, tree.submission(tags))
+            async with self.submit_lock or contextlib.nullcontext():
+                result = await asyncio.to_thread(flow.submit, tree.submission(tags))
             tx_hash, tx_seq = result.tx_hash, result.event.seq
             stage(f"submitted tx {tx_hash} (tx seq {tx_seq}, fee {result.fee} wei)")
         live = await self._wait_synced(root)
