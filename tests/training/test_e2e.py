@@ -151,7 +151,10 @@ def jobs(run: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     """Three jobs run at the same time (each with its own accounts), their workers as real processes:
     "kill" (3 workers; worker 2, on a very slow simulated link, SIGKILLed while it sends its first
     pseudo-gradient), "resumed" (both workers stopped at the checkpoint of round 2, then restarted),
-    "forged" (worker 1's report of round 0 written by hand with another parameter hash).
+    "forged" (worker 1's report of round 0 written by hand with another parameter hash). Worker 0 of
+    "forged" and of "resumed" (same seed, shard and steps) upload bit-identical round-0 pseudo-gradients
+    from different accounts at about the same time: whoever finds the file submitted by the other submits
+    it too before placing its shares (storage nodes take shares only from a submitter of the file).
 
     Worker 2 dies before its KV report: a worker killed between a KV transaction's Flow submission and its
     upload would stall the KV node's replay for its data deadline (120 s), which every worker survives

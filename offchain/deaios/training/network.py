@@ -2,10 +2,10 @@
 
 JAX training runs on the main thread; everything that talks to the network runs on one asyncio loop in a
 background thread (`submit` returns a concurrent Future), so an exchange can be in flight while the next
-round trains. Chain writes (the Flow submissions of files and of KV transactions) are serialised by one lock,
-since they share the account's nonce; the uploads around them overlap. Every byte the process sends over HTTP to the storage and KV nodes
-is counted (`wire`, by the `purpose` of the task that sent it), and `link_mbps` simulates a slow link by
-adding bytes·8 / bandwidth seconds to each transfer of training payloads.
+round trains. Chain writes (the Flow submissions of files and of KV transactions) are serialised by one
+lock, since they share the account's nonce; the uploads around them overlap. Every byte the process sends
+over HTTP to the storage and KV nodes is counted (`wire`, by the `purpose` of the task that sent it), and
+`link_mbps` simulates a slow link by adding bytes·8 / bandwidth seconds to each transfer of training payloads.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Network:
         self.kv.private_key = self.private_key
         self.storage = StorageClient(self.session, self.stack.node_urls, self.stack.rpc, self.stack.flow,
                                      self.private_key)
-        self.lock = self.kv.submit_lock = self.storage.submit_lock = asyncio.Lock()
+        self.kv.submit_lock = self.storage.submit_lock = asyncio.Lock()  # one account, one nonce sequence
 
     @property
     def wire_sent(self) -> int:
