@@ -17,6 +17,7 @@ into one transaction. Keys and values are bytes or str (UTF-8); stream ids and a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import tempfile
 import time
@@ -146,6 +147,7 @@ class Client:
         self.rpc, self.flow, self.private_key = rpc, flow, private_key
         self.timeout = timeout
         self._id = 0
+        self.submit_lock: asyncio.Lock | None = None  # see StorageClient.submit_lock
 
     @classmethod
     def from_stack(cls, stack: object, session: aiohttp.ClientSession, **kwargs: object) -> "Client":
@@ -229,9 +231,16 @@ class Client:
         return await self.call("kv_getTransactionResult", seq)  # type: ignore[return-value]
 
     async def wait_result(self, seq: int, timeout: float | None = None) -> str:
-        """Wait until the KV node has replayed transaction `seq`; its result."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        """Wait until the KV node has replayed transaction `seq`; its result.
+
+        The timeout counts time without progress: it starts again whenever the node replays a transaction
+        or starts waiting for the data of an earlier one (a writer that died between its Flow submission
+        and its upload), so a wait outlasts the node's own data deadline, after which the node records that
+        transaction as DataUnavailable and goes on."""
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         delay = 0.02
+        seen: tuple[int, int | None] | None = None
         while True:
             result = await self.tx_result(seq)
             if result is not None:
@@ -243,7 +252,10 @@ class Client:
                     return result
                 raise KvError(f"tx {seq} is not a KV transaction of a stream the KV node serves "
                               f"(it serves {status['streams']})")
-            if time.monotonic() > deadline:
+            progress = (status["nextTxSeq"], status.get("waitingForData"))
+            if progress != seen:  # the node moved on, or started waiting for a transaction's data
+                seen, deadline = progress, time.monotonic() + limit
+            elif time.monotonic() > deadline:
                 waiting = f", waiting for the data of tx {status['waitingForData']}" \
                     if status.get("waitingForData") is not None else ""
                 raise KvError(f"the KV node has not replayed tx {seq} yet (it is at tx {status['nextTxSeq']}"
@@ -278,12 +290,14 @@ class Client:
             path.write_bytes(encoded)
             try:
                 storage = StorageClient(self.session, self.node_urls, self.rpc, self.flow, self.private_key)
+                storage.submit_lock = self.submit_lock
                 uploaded = await storage.upload(path, tags, on_stage=lambda message: None)
                 seq, tx_hash = uploaded.tx_seq, uploaded.tx_hash
                 if tx_hash is None:  # the same bytes are in the log already: this write is a new transaction
                     flow = FlowClient(self.rpc, self.flow, self.private_key)
                     submission = FileMerkleTree.from_bytes(encoded).submission(tags)
-                    result = await asyncio.to_thread(flow.submit, submission)
+                    async with self.submit_lock or contextlib.nullcontext():
+                        result = await asyncio.to_thread(flow.submit, submission)
                     seq, tx_hash = result.event.seq, result.tx_hash
             except (StorageClientError, FlowError, OSError) as exc:
                 raise KvError(f"submitting the KV transaction failed: {exc}") from exc

@@ -17,6 +17,7 @@ least k nodes agree on (one node cannot truncate or extend a download).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -33,7 +34,7 @@ from deaios.storage.flow_client import FlowClient
 from deaios.storage.merkle import SEGMENT_SIZE, FileMerkleTree
 from deaios.storage.placement import PlacementSigner, encode_for_placement
 from deaios.storage.retrieval import SegmentFetcher, fetch_segment_roots
-from deaios.storage.share_transport import ShareClient, TransportError, consecutive_runs
+from deaios.storage.share_transport import PlacementRefused, ShareClient, TransportError, consecutive_runs
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ class StorageClient:
         self.code = ErasureCode.for_nodes(len(node_urls))
         self.shares = ShareClient(session, node_urls)
         self.rpc, self.flow, self.private_key = rpc, flow, private_key
+        #: held around each Flow submission: a process whose tasks share an account sets one lock for all
+        #: of them, since a submission takes the account's next nonce (the uploads themselves overlap)
+        self.submit_lock: asyncio.Lock | None = None
 
     async def _file_infos(self, root: str) -> list[dict | None | Exception]:
         async def one(url: str) -> dict | None | Exception:
@@ -151,12 +155,7 @@ class StorageClient:
             tx_seq = known[0]["tx"]["seq"]
             stage(f"already submitted as tx seq {tx_seq}: resuming")
         else:
-            if not (self.rpc and self.flow and self.private_key):
-                raise StorageClientError("uploading a new file needs the chain RPC, Flow address and a key")
-            flow = FlowClient(self.rpc, self.flow, self.private_key)
-            result = await asyncio.to_thread(flow.submit, tree.submission(tags))
-            tx_hash, tx_seq = result.tx_hash, result.event.seq
-            stage(f"submitted tx {tx_hash} (tx seq {tx_seq}, fee {result.fee} wei)")
+            tx_hash, tx_seq = await self._submit(tree, tags, stage)
         live = await self._wait_synced(root)
         if len(live) < self.code.n:
             down = sorted(set(range(self.code.n)) - set(live))
@@ -170,11 +169,12 @@ class StorageClient:
             signer = await self._signer()
             needy = [node for node in live if missing[node]]
             try:
-                await asyncio.gather(*(self.shares.put_roots(node, tree.root, tree.segment_roots,
-                                                             signer.headers(tree.root, node)) for node in needy))
-            except TransportError as exc:
-                raise StorageClientError(f"{exc} (the shares of a file are placed by an account that submitted "
-                                         "it)") from None
+                await self._put_roots(needy, tree, signer, wait=False)
+            except PlacementRefused:
+                # another account submitted the same bytes and has not placed every share yet: this account
+                # submits them too (a node takes shares from any submitter of the root) and places them
+                tx_hash, tx_seq = await self._submit(tree, tags, stage)
+                await self._put_roots(needy, tree, signer, wait=True)
             missing.update(await self._missing(needy, tree))  # now that they know the segment roots
             todo = sorted({i for m in missing.values() for i in (m or [])})
         lengths = segment_lengths(tree.size)
@@ -184,6 +184,38 @@ class StorageClient:
         if signer is not None:
             await self._send_shares(Path(path), tree, todo, missing, progress, signer)
         return UploadResult(root, tx_seq, tx_hash, tree.size, tree.num_segments, time.perf_counter() - started)
+
+    async def _submit(self, tree: FileMerkleTree, tags: bytes, stage: Callable[[str], None]) -> tuple[str, int]:
+        """Submit the file to the Flow contract with this client's key: (tx hash, tx seq)."""
+        if not (self.rpc and self.flow and self.private_key):
+            raise StorageClientError("uploading a new file needs the chain RPC, Flow address and a key")
+        flow = FlowClient(self.rpc, self.flow, self.private_key)
+        async with self.submit_lock or contextlib.nullcontext():
+            result = await asyncio.to_thread(flow.submit, tree.submission(tags))
+        stage(f"submitted tx {result.tx_hash} (tx seq {result.event.seq}, fee {result.fee} wei)")
+        return result.tx_hash, result.event.seq
+
+    async def _put_roots(self, nodes: list[int], tree: FileMerkleTree, signer: PlacementSigner, wait: bool) -> None:
+        """Give `nodes` the file's segment roots. A node that refuses this signer raises PlacementRefused; with
+        `wait` (just after this account's own submission) it is asked again until it has seen that submission."""
+        deadline = time.monotonic() + SYNC_TIMEOUT
+        while True:
+            results = await asyncio.gather(*(self.shares.put_roots(node, tree.root, tree.segment_roots,
+                                                                   signer.headers(tree.root, node)) for node in nodes),
+                                           return_exceptions=True)
+            failed = [exc for exc in results if isinstance(exc, BaseException)]
+            other = [exc for exc in failed if not isinstance(exc, PlacementRefused)]
+            if other:
+                raise StorageClientError(f"{other[0]} (the shares of a file are placed by an account that "
+                                         "submitted it)") from None
+            if not failed:
+                return
+            if not wait:
+                raise failed[0]
+            if time.monotonic() > deadline:
+                raise StorageClientError(f"{failed[0]} ({SYNC_TIMEOUT:.0f} s after this account's submission)")
+            nodes = [node for node, exc in zip(nodes, results) if isinstance(exc, PlacementRefused)]
+            await asyncio.sleep(0.1)
 
     async def _missing(self, nodes: list[int], tree: FileMerkleTree) -> dict[int, list[int] | None]:
         """Which data segments each node still lacks its share of."""

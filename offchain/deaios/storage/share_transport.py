@@ -42,6 +42,10 @@ class TransportError(RuntimeError):
     """A node refused a request or could not be reached."""
 
 
+class PlacementRefused(TransportError):
+    """A node refused to take a file's shares from this signer (HTTP 403: not a submitter of the file)."""
+
+
 def share_sizes(code: ErasureCode, file_size: int, first: int, count: int) -> list[int]:
     lengths = segment_lengths(file_size)
     return [code.share_size(length) for length in lengths[first:first + count]]
@@ -133,7 +137,7 @@ class ShareClient:
     async def put_roots(self, node: int, root: bytes, roots: bytes, headers: dict[str, str] | None = None) -> None:
         status, body = await self._request("PUT", node, f"/roots/0x{root.hex()}", data=roots, headers=headers)
         if status >= 300:
-            raise TransportError(f"node {node} refused segment roots: {body[:200].decode(errors='replace')}")
+            raise (PlacementRefused if status == 403 else TransportError)(f"node {node} refused segment roots: {body[:200].decode(errors='replace')}")
 
     async def get_shares(self, node: int, root: bytes, first: int, sizes: list[int],
                          data_only: bool = False) -> list[bytes | None]:

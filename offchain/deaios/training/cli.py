@@ -74,7 +74,7 @@ def start(job_file: Path, corpus_dir: Path | None, stack, key: str | None, as_js
     from deaios.training.config import JobConfig
     from deaios.training.corpus import build
     from deaios.training.ledger import Ledger, registry_stream
-    from deaios.training.model import count_params, init_params
+    from deaios.training.params import count_params, init_params
 
     try:
         config = JobConfig.from_toml(job_file.read_text())

@@ -85,10 +85,14 @@ class Ledger:
         prefix = f"round/{r:06d}/worker/"
         return {int(key[len(prefix):]): value for key, value in (await self.items(prefix)).items()}
 
-    async def rounds(self) -> dict[int, dict[str, Any]]:
+    async def round(self, r: int) -> dict[str, Any]:
+        """Round r in one listing: {"reports": {i: report}, "close": record | None}."""
+        return (await self.rounds(f"round/{r:06d}/")).get(r, {"reports": {}, "close": None})
+
+    async def rounds(self, prefix: str = "round/") -> dict[int, dict[str, Any]]:
         """Every round seen: {r: {"reports": {i: report}, "close": record | None}}."""
         out: dict[int, dict[str, Any]] = {}
-        for key, value in (await self.items("round/")).items():
+        for key, value in (await self.items(prefix)).items():
             parts = key.split("/")
             entry = out.setdefault(int(parts[1]), {"reports": {}, "close": None})
             if parts[2] == "close":

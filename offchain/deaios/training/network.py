@@ -2,10 +2,10 @@
 
 JAX training runs on the main thread; everything that talks to the network runs on one asyncio loop in a
 background thread (`submit` returns a concurrent Future), so an exchange can be in flight while the next
-round trains. Chain writes (Flow submissions of files and of KV transactions) are serialised by one lock,
-since they share the account's nonce. Every byte the process sends over HTTP to the storage and KV nodes
-is counted (`wire`, by the `purpose` of the task that sent it), and `link_mbps` simulates a slow link by
-adding bytes·8 / bandwidth seconds to each transfer of training payloads.
+round trains. Chain writes (the Flow submissions of files and of KV transactions) are serialised by one
+lock, since they share the account's nonce; the uploads around them overlap. Every byte the process sends
+over HTTP to the storage and KV nodes is counted (`wire`, by the `purpose` of the task that sent it), and
+`link_mbps` simulates a slow link by adding bytes·8 / bandwidth seconds to each transfer of training payloads.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Network:
         self.kv.private_key = self.private_key
         self.storage = StorageClient(self.session, self.stack.node_urls, self.stack.rpc, self.stack.flow,
                                      self.private_key)
-        self.lock = asyncio.Lock()
+        self.kv.submit_lock = self.storage.submit_lock = asyncio.Lock()  # one account, one nonce sequence
 
     @property
     def wire_sent(self) -> int:
@@ -94,8 +94,7 @@ class Network:
         with tempfile.TemporaryDirectory(prefix="deaios-train-") as tmp:
             path = Path(tmp) / "blob"
             path.write_bytes(data)
-            async with self.lock:
-                result = await self.storage.upload(path, on_stage=lambda message: None)
+            result = await self.storage.upload(path, on_stage=lambda message: None)
         if simulate_link:
             await self.link_delay(len(data))
         return result.root
@@ -112,8 +111,7 @@ class Network:
 
     # -- KV ------------------------------------------------------------------------------------------------
     async def commit(self, batch: Batch) -> TxOutcome:
-        """Submit a KV transaction (under the chain lock) and wait for its replay result."""
-        async with self.lock:
-            outcome = await batch.commit(wait=False)
+        """Submit a KV transaction and wait for its replay result."""
+        outcome = await batch.commit(wait=False)
         result = await self.kv.wait_result(outcome.seq)
         return TxOutcome(outcome.seq, outcome.root, outcome.tx_hash, result)

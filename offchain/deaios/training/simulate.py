@@ -3,7 +3,8 @@ the synchronous data-parallel baseline, on the same model, data and number of to
 
 `run_diloco` drives exactly the pieces a real worker uses (InnerTrainer, Compressor, GlobalState's
 receive/advance, `outer.average`), with the exchange replaced by a function call: worker i's batch at
-step p is `corpus.batch_at(shard_i, seed, i, p)` in both. `run_data_parallel` takes one AdamW step per
+step p is `corpus.batch_at(shard_i, seed, i, p)` in both. When every worker takes part in every round its
+trajectory is the real workers' bit for bit (the end-to-end test compares the parameter hashes). `run_data_parallel` takes one AdamW step per
 step on the mean gradient of all k workers' batches of that step (the same tokens as k workers × H × rounds),
 with the same inner optimizer and schedule.
 """
@@ -36,6 +37,8 @@ class RunResult:
     bytes_per_worker: int  # pseudo-gradient payload bytes one worker sends over the whole run
     seconds: float
     curve: list[float] = field(default_factory=list)  # held-out loss after each round
+    hashes: list[str] = field(default_factory=list)  # DiLoCo(X): hash of x_r, as round r's reports carry it
+    final_hash: str = ""  # DiLoCo(X): the hash of the final weights, as the workers print it
 
 
 def run_diloco(job: JobConfig, corpus: Corpus, name: str, log: Callable[[str], None] = lambda m: None) -> RunResult:
@@ -49,7 +52,9 @@ def run_diloco(job: JobConfig, corpus: Corpus, name: str, log: Callable[[str], N
     windows = corpus.eval_windows(job.model.seq_len)
     sent, curve, started = 0, [], time.perf_counter()
     carry: list[dict | None] = [None] * k  # with the delay: each worker's last pseudo-gradient
+    hashes: list[str] = []
     for r in range(job.train.rounds):
+        hashes.append(state.hash())
         deltas: list[list] = []
         for i in range(k):
             start = state.params if carry[i] is None else {n: (v - carry[i][n]).astype(np.float32)
@@ -78,7 +83,8 @@ def run_diloco(job: JobConfig, corpus: Corpus, name: str, log: Callable[[str], N
         curve.append(trainer.evaluate(state.params, windows))  # with the delay: x without the pending average
         log(f"{name}: round {r + 1}/{job.train.rounds} held-out loss {curve[-1]:.4f}")
     state.finish()
-    return RunResult(name, trainer.evaluate(state.params, windows), sent, time.perf_counter() - started, curve)
+    return RunResult(name, trainer.evaluate(state.params, windows), sent, time.perf_counter() - started, curve,
+                     hashes, state.hash())
 
 
 def run_data_parallel(job: JobConfig, corpus: Corpus, log: Callable[[str], None] = lambda m: None) -> RunResult:

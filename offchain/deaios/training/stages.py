@@ -14,7 +14,7 @@ from typing import TypeVar
 import numpy as np
 
 from deaios.training.config import ModelConfig
-from deaios.training.model import group_names
+from deaios.training.params import group_names
 
 T = TypeVar("T")
 

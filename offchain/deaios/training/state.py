@@ -29,7 +29,7 @@ import numpy as np
 
 from deaios.training import stages, tensorfile
 from deaios.training.config import JobConfig
-from deaios.training.model import init_params, param_hash
+from deaios.training.params import init_params, param_hash
 from deaios.training.outer import OuterOptimizer
 
 Tree = dict[str, np.ndarray]

@@ -22,6 +22,7 @@ uploaded by the worker that closed that round every `checkpoint_every` rounds an
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -48,7 +49,8 @@ from deaios.training.outer import average
 from deaios.training.state import GlobalState, pack_local, unpack_local
 
 log = logging.getLogger(__name__)
-POLL = 0.25
+POLL = 0.25  # s between two looks at an open round (one KV listing of its reports and close)
+STOPPED_EVERY = 4  # polls between two looks at the job's `stopped` key
 Tree = dict[str, np.ndarray]
 
 
@@ -226,14 +228,15 @@ class Worker:
         expected = set(prev["members"]) if prev else set(range(self.k))
         started = time.monotonic()
         complete_since: float | None = None
-        while True:
-            close = await self.ledger.get(close_key(r))
-            if close:
-                return close
-            stopped = await self.ledger.stopped()
-            if stopped:
-                raise JobStopped(f"job stopped by worker {stopped.get('by')}: {stopped.get('reason')}")
-            reports = await self.ledger.reports(r)
+        for polls in itertools.count():
+            entry = await self.ledger.round(r)  # the reports and the close in one listing
+            if entry["close"]:
+                return entry["close"]
+            if polls % STOPPED_EVERY == 0:
+                stopped = await self.ledger.stopped()
+                if stopped:
+                    raise JobStopped(f"job stopped by worker {stopped.get('by')}: {stopped.get('reason')}")
+            reports = entry["reports"]
             now = time.monotonic()
             since = reported_at if reported_at is not None else started
             if expected <= set(reports):
@@ -244,6 +247,7 @@ class Worker:
             elif now - since > self.job.elastic.round_deadline and reports:
                 return await self._close(r, sorted(reports), "deadline")
             await asyncio.sleep(POLL)
+        raise AssertionError("unreachable")
 
     async def _close(self, r: int, members: list[int], reason: str) -> dict[str, Any]:
         record = {"members": members, "by": self.index, "reason": reason, "at": int(time.time())}
