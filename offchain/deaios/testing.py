@@ -27,13 +27,13 @@ ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def revert_data(contract: Any, method: str, *args: Any, sender: Any = None, value: int = 0) -> bytes | None:
-    """eth_call of `contract.method(*args)` from `sender` (an ape account, or the zero address): None when it
-    would succeed, else its revert data (b"" when the revert carries none)."""
+    """eth_call of `contract.method(*args)` from `sender` (an ape account, an address, or the zero address):
+    None when it would succeed, else its revert data (b"" when the revert carries none)."""
     from ape import chain
     from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-    call = {"from": sender.address if sender is not None else ZERO_ADDRESS, "to": contract.address,
-            "value": value, "data": getattr(contract, method).encode_input(*args)}
+    frm = ZERO_ADDRESS if sender is None else sender if isinstance(sender, str) else sender.address
+    call = {"from": frm, "to": contract.address, "value": value, "data": getattr(contract, method).encode_input(*args)}
     try:
         chain.provider.web3.eth.call(call)
     except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:

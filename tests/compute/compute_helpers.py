@@ -199,3 +199,18 @@ def time_travel(seconds: int) -> None:
 
     chain.pending_timestamp += seconds
     chain.mine()
+
+
+def register_services(rpc: Any, label: str, params: list[tuple], hints: list[str] | None = None,
+                      value: int = 0) -> list[str]:
+    """Bulk set-up through raw JSON-RPC (`deaios.testing.ChainRpc` with the registry as "registry"): one fresh
+    impersonated provider per ServiceParams tuple registers it (with `hints[i]`, or the previous provider's
+    address when `hints` is None, zero for the first); asserts every registration went in; the providers."""
+    providers = [rpc.impersonate(keccak(text=f"deaios {label} {i}")[:20].hex()) for i in range(len(params))]
+    sent, previous = [], ZERO_ADDRESS
+    for i, (provider, p) in enumerate(zip(providers, params)):
+        hint = hints[i] if hints is not None else previous
+        sent.append(rpc.send_unchecked("registry", "addOrUpdateService", p, hint, sender=provider, value=value))
+        previous = provider
+    assert all(rpc.statuses(sent))
+    return providers

@@ -18,6 +18,7 @@ from compute_helpers import (
     time_travel,
     user_receipt,
 )
+from deaios.testing import ChainRpc
 from eth_account import Account
 from eth_utils import keccak
 
@@ -26,25 +27,31 @@ TARGET_PER_ENTRY = 40_000
 
 
 class KeyUser:
-    """A user known only by its key (funded by the admin through the ledger; never sends transactions)."""
+    """A user known by its key: signs its own receipts; its transactions (if any) go through Anvil's
+    impersonation."""
 
     def __init__(self, i: int) -> None:
         self.private_key = "0x" + keccak(text=f"deaios gas user {i}").hex()
         self.address = Account.from_key(self.private_key).address
 
 
-def _fund_accounts(ledger, owner, prov, users, amount=10**12):
-    """Give each user a funded sub-account with prov without user transactions (owner acts as matcher)."""
-    ledger.grantRole(ledger.MATCHER_ROLE(), owner.address, sender=owner)
+def _fund_accounts(rpc: ChainRpc, ledger, owner, prov, users, amount=10**12) -> list[str]:
+    """Give each user a funded sub-account with prov without user transactions (owner acts as matcher); raw
+    JSON-RPC (hundreds of ape transactions cost minutes): the hashes, checked with `rpc.statuses`."""
+    sent = [rpc.send_unchecked("ledger", "grantRole", ledger.MATCHER_ROLE(), owner.address, sender=owner.address)]
     for u in users:
-        ledger.depositFundFor(u.address, sender=owner, value=amount)
-        ledger.reserve(u.address, amount, sender=owner)
-        ledger.fundFromReservation(u.address, prov.address, amount, sender=owner)
+        sent.append(rpc.send_unchecked("ledger", "depositFundFor", u.address, sender=owner.address, value=amount))
+        sent.append(rpc.send_unchecked("ledger", "reserve", u.address, amount, sender=owner.address))
+        sent.append(rpc.send_unchecked("ledger", "fundFromReservation", u.address, prov.address, amount,
+                                       sender=owner.address))
+    return sent
 
 
-def test_settlement_gas_per_entry(ledger, owner, prov, accounts):
+def test_settlement_gas_per_entry(chain, ledger, owner, prov):
+    rpc = ChainRpc(chain.provider.web3, {"ledger": ledger})
+    rpc.rpc("anvil_impersonateAccount", [owner.address])  # a dev account: sends without ape's signer
     users = [KeyUser(i) for i in range(BATCH)]
-    _fund_accounts(ledger, owner, prov, users)
+    assert all(rpc.statuses(_fund_accounts(rpc, ledger, owner, prov, users)))
 
     # user-signed receipts: a batch of 1, then batches of 50 (first settlement of each account, then a later)
     one = ledger.settleFees(abi([user_receipt(ledger, users[0], prov, 1, 1_000)]), sender=prov).gas_used
@@ -54,19 +61,19 @@ def test_settlement_gas_per_entry(ledger, owner, prov, accounts):
     assert len(later.events.filter(ledger.ReceiptSettled)) == BATCH
 
     # TEE-signed receipts (each user acknowledged the provider's signer: one transaction per user)
-    tee_users = [accounts.generate_test_account() for _ in range(BATCH)]
-    for u in tee_users:
-        owner.transfer(u, 10**18)
-        ledger.acknowledgeSigner(prov.address, TEE_SIGNER, sender=u)
-    _fund_accounts(ledger, owner, prov, tee_users)
+    tee_users = [KeyUser(BATCH + i) for i in range(BATCH)]
+    sent = [rpc.send_unchecked("ledger", "acknowledgeSigner", prov.address, TEE_SIGNER,
+                               sender=rpc.impersonate(u.address, balance=10**18)) for u in tee_users]
+    assert all(rpc.statuses(sent + _fund_accounts(rpc, ledger, owner, prov, tee_users)))
     tee = ledger.settleFees(
         abi([tee_receipt(ledger, u, prov, 1, 2_000, key=TEE_KEY) for u in tee_users]), sender=prov
     )
     assert all(e.status == 0 for e in tee.events.filter(ledger.ReceiptSettled))
 
     # receipts that dig into a pending refund (second storage slot of the account)
-    for u in tee_users:
-        ledger.requestRefund(prov.address, 10**12 - 2_000, sender=u)
+    sent = [rpc.send_unchecked("ledger", "requestRefund", prov.address, 10**12 - 2_000, sender=u.address)
+            for u in tee_users]
+    assert all(rpc.statuses(sent))
     refund = ledger.settleFees(
         abi([tee_receipt(ledger, u, prov, 2, 3_000, key=TEE_KEY) for u in tee_users]), sender=prov
     )

@@ -13,9 +13,13 @@ from compute_helpers import (
     MODEL,
     TEE_SIGNER,
     ZERO_ADDRESS,
+    register_services,
     service_params,
     time_travel,
 )
+from deaios import testing
+from deaios.testing import ChainRpc
+from eth_utils import keccak
 
 
 def key(registry, model=MODEL, service_type=INFERENCE):
@@ -164,26 +168,25 @@ def test_hints(registry, providers, accounts):
     assert listed(registry) == [p0.address, p1.address, p3.address, p2.address]
 
 
-def test_insert_scan_is_bounded(project, owner, accounts):
+def test_insert_scan_is_bounded(project, chain, owner):
     """More than MAX_INSERT_SCAN nodes between the hint and the position: HintTooFar; a good hint works."""
     registry = project.ServiceRegistry.deploy(owner.address, 0, 0, 0, sender=owner)
     limit = registry.MAX_INSERT_SCAN()
-    signers = [accounts.generate_test_account() for _ in range(limit + 2)]
-    for s in signers:
-        owner.transfer(s, 10**18)
-    for s in signers[: limit + 1]:
-        registry.addOrUpdateService(service_params(input_price=1, output_price=0), ZERO_ADDRESS, sender=s)
-    last = signers[-1]
+    rpc = ChainRpc(chain.provider.web3, {"registry": registry})
+    # limit + 1 services of one price, each inserted with the zero hint (the head; equal keys go first)
+    register_services(rpc, "insert scan", [service_params(input_price=1, output_price=0)] * (limit + 1),
+                      hints=[ZERO_ADDRESS] * (limit + 1))
+    last, cheap = (rpc.impersonate(keccak(text=f"deaios insert scan {n}")[:20].hex()) for n in ("last", "cheap"))
     k = key(registry)
-    with ape.reverts(registry.HintTooFar, listKey=k):
-        registry.addOrUpdateService(service_params(input_price=2, output_price=0), ZERO_ADDRESS, sender=last)
+    testing.assert_reverts(registry, "addOrUpdateService", service_params(input_price=2, output_price=0),
+                           ZERO_ADDRESS, sender=last, error="HintTooFar", listKey=k)
     hint = registry.findInsertHint(k, 2, 0, ZERO_ADDRESS)
-    registry.addOrUpdateService(service_params(input_price=2, output_price=0), hint, sender=last)
-    assert registry.getList(k, limit + 1, 1)[0] == last.address
-    cheap = accounts.generate_test_account()
-    owner.transfer(cheap, 10**18)
-    registry.addOrUpdateService(service_params(input_price=0, output_price=0), ZERO_ADDRESS, sender=cheap)
-    assert registry.listHead(k) == cheap.address
+    assert rpc.send("registry", "addOrUpdateService", service_params(input_price=2, output_price=0), hint,
+                    sender=last)[0]
+    assert registry.getList(k, limit + 1, 1)[0] == last
+    assert rpc.send("registry", "addOrUpdateService", service_params(input_price=0, output_price=0), ZERO_ADDRESS,
+                    sender=cheap)[0]
+    assert registry.listHead(k) == cheap
 
 
 def test_set_active(registry, providers):

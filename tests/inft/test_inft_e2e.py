@@ -33,7 +33,8 @@ METADATA = json.dumps(
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     base = tmp_path_factory.mktemp("inftstack")
-    with running_stack(base / "data", nodes=4, home=base / "home") as running:
+    # no DA nodes (nor the disperser and rollup servers that need them): nothing here uses DA
+    with running_stack(base / "data", nodes=4, home=base / "home", args=("--da-nodes", "0")) as running:
         yield running
 
 

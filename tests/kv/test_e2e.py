@@ -38,7 +38,8 @@ MODELS = stream_id("deaios/models")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     base = tmp_path_factory.mktemp("kvstack")
-    with running_stack(base / "data", nodes=3, home=base / "home") as running:
+    # no DA nodes (nor the disperser and rollup servers that need them): nothing here uses DA
+    with running_stack(base / "data", nodes=3, home=base / "home", args=("--da-nodes", "0")) as running:
         yield running
 
 
