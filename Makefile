@@ -20,7 +20,7 @@ CHROMIUM := /usr/bin/chromium
 # Test areas, longest first (see `test`).
 TEST_AREAS := storage compute da alignment training inft market kv observability deploy
 
-.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo bench proto clean
+.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo chaos bench proto clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) $(CHROMIUM)
 
@@ -56,6 +56,11 @@ $(addprefix test-,$(TEST_AREAS)): test-%: setup
 
 demo: setup
 	$(BIN)/python scripts/demo.py $(if $(FILE),--file $(FILE),)
+
+# Reliability (docs/reliability.md), not part of `make test`: `make demo`'s job 5 times in a row while two CPU
+# hogs run (scripts/demo_under_load.py). Results: .chaos/*.jsonl.
+chaos: setup
+	$(BIN)/python scripts/demo_under_load.py --runs 5 --hogs 2
 
 bench: setup
 	$(BIN)/deaios bench all
