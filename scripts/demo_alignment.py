@@ -3,10 +3,13 @@ the DA node the demo killed is flagged on chain — driven through the `deaios` 
 
 The storage nodes killed earlier are brought back first (same command line, their data intact), so that
 every storage node can be judged (a challenged segment is rebuilt from the other nodes' shares). Then:
-buy 3 licenses → register as operator → delegate them to itself → `deaios alignment node --once` (every
-node challenged: storage nodes answer a chunk from their own shares, proven on chain against the flow root;
-DA nodes answer a row with KZG cell proofs; the dead DA node fails) → the chain's clock moves past the epoch
-→ a second pass finalizes the epoch: the dead node is flagged, the operator's licenses earn the epoch reward.
+buy 3 licenses → register as operator → delegate them to itself (they run from the next epoch: the chain's
+clock moves there) → `deaios alignment node --once` with the defaults a real operator uses (every node
+challenged: storage nodes answer the chunk the contract challenges from their own shares, proven on chain
+against the flow root; DA nodes answer a row with KZG cell proofs; a node that does not answer is tried again
+with backoff over a quarter of the epoch before it is attested failed, with the evidence of the tries) → the
+chain's clock moves past the epoch → a second pass finalizes the epoch: the dead node is flagged, the operator's
+licenses earn the epoch reward.
 """
 
 from __future__ import annotations
@@ -45,6 +48,13 @@ def _bring_back_storage_nodes(stack: Stack, console: Console) -> None:
         console.print(f"storage nodes {dead} restarted with their data")
 
 
+def _travel_to(w3: Web3, timestamp: int) -> None:
+    """Anvil: move the chain's clock to `timestamp` (if ahead) and mine a block."""
+    if timestamp > int(w3.eth.get_block("latest")["timestamp"]):
+        w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+    w3.provider.make_request("evm_mine", [])
+
+
 def run(stack: Stack, console: Console, show: Callable[[str, dict[str, object]], None], work: Path,
         operator_index: int = DEV_KEY_ROLES["alignment operators"][0]) -> None:  # type: ignore[index]
     console.rule("alignment nodes: licenses → operator → supervision of storage and DA nodes")
@@ -59,12 +69,14 @@ def run(stack: Stack, console: Console, show: Callable[[str, dict[str, object]],
                       "paid (wei)": bought["paid"], "commission": "10 %", "delegated to": "itself"})
 
     supervision = SupervisionChain(stack.rpc, stack.contracts["alignment_supervision"])
+    w3 = Web3(Web3.HTTPProvider(stack.rpc))
+    _travel_to(w3, supervision.epoch_start(supervision.current_epoch() + 1))  # the delegations apply
     dead_da = {n["url"] for n in stack.extra.get("da_nodes", []) if not pid_alive(n["pid"])}
     # one pass attests every node it can judge; a node it could not judge yet (e.g. a restarted node still
     # syncing) is tried again by the next pass of the same epoch
     judged: dict[int, dict] = {}
     for _ in range(5):
-        for outcome in deaios.lines("alignment", "node", "--once", "--timeout", "2", key=key, group_key=False):
+        for outcome in deaios.lines("alignment", "node", "--once", key=key, group_key=False):
             if outcome["action"] in ("attest", "skip"):
                 judged[outcome["nodeId"]] = outcome
         if all(o["action"] == "attest" for o in judged.values()):
@@ -76,15 +88,19 @@ def run(stack: Stack, console: Console, show: Callable[[str, dict[str, object]],
         verdicts[name] = verdicts.get(name, 0) + 1
     skipped = {f"node {o['nodeId']} skipped": o["reason"] for o in judged.values() if o["action"] == "skip"}
     epoch = next(iter(judged.values()))["epoch"] if judged else supervision.current_epoch()
+    latencies = [o["detail"]["latencyMs"] for o in judged.values() if "latencyMs" in o.get("detail", {})]
+    failed = [o for o in judged.values() if o["verdict"] == "fail"]
     show(f"deaios alignment node --once (epoch {epoch})", {
         **{f"{name} (nodes)": count for name, count in sorted(verdicts.items())}, **skipped,
-        "storage pass": "chunk from the node's own share + merkle path to the flow root, verified on chain",
-        "DA pass": "row served, KZG cell proofs verified"})
+        "storage pass": "the challenged chunk from the node's own share + merkle path to the flow root, verified "
+                        "on chain",
+        "DA pass": "row served, KZG cell proofs verified",
+        "answer latency (ms)": f"{min(latencies)}..{max(latencies)}" if latencies else "-",
+        **{f"node {o['nodeId']} failed after": f"{len(o['detail']['tries'])} tries over "
+                                               f"{o['detail']['tries'][-1]['offset']} s" for o in failed}})
 
-    w3 = Web3(Web3.HTTPProvider(stack.rpc))
-    w3.provider.make_request("evm_increaseTime", [supervision.epoch_seconds()])  # Anvil: end the epoch
-    w3.provider.make_request("evm_mine", [])
-    deaios.lines("alignment", "node", "--once", "--timeout", "2", key=key, group_key=False)
+    _travel_to(w3, supervision.epoch_start(epoch + 1))  # Anvil: end the epoch
+    deaios.lines("alignment", "node", "--once", key=key, group_key=False)
     nodes = supervision.nodes()
     flagged = {n.url for n in nodes if n.flagged}
     rewards = deaios("alignment", "rewards", key=key, group_key=False)

@@ -48,6 +48,9 @@ DEFAULT_TRANSFER_LOCK = 3600
 #: Most licenses one operator runs, and its highest commission (basis points).
 DEFAULT_MAX_LICENSES_PER_OPERATOR = 100
 DEFAULT_MAX_COMMISSION_BPS = 5_000
+#: Epoch length in seconds: delegations, commissions and supervision change at epoch boundaries (0G's
+#: alignment nodes report daily; an hour by default, short for a local network).
+DEFAULT_EPOCH_SECONDS = 3600
 #: Reward per operated license per recorded epoch, and the initial pool.
 DEFAULT_REWARD_PER_LICENSE = ETHER // 1000
 DEFAULT_REWARD_FUNDING = ETHER
@@ -94,6 +97,7 @@ def deploy_alignment(
     transfer_lock: int = DEFAULT_TRANSFER_LOCK,
     max_licenses_per_operator: int = DEFAULT_MAX_LICENSES_PER_OPERATOR,
     max_commission_bps: int = DEFAULT_MAX_COMMISSION_BPS,
+    epoch_seconds: int = DEFAULT_EPOCH_SECONDS,
     reward_per_license: int = DEFAULT_REWARD_PER_LICENSE,
     reward_funding: int = DEFAULT_REWARD_FUNDING,
     voting_period: int = DEFAULT_VOTING_PERIOD,
@@ -115,7 +119,7 @@ def deploy_alignment(
         d, max_supply, tier_up_to, tier_prices, wallet_cap, transfer_lock, sender=deployer
     )
     delegation = project.AlignmentDelegation.deploy(
-        license_.address, d, max_licenses_per_operator, max_commission_bps, sender=deployer
+        license_.address, d, max_licenses_per_operator, max_commission_bps, epoch_seconds, sender=deployer
     )
     rewards = project.AlignmentRewards.deploy(
         license_.address, delegation.address, d, reward_per_license, sender=deployer
@@ -165,6 +169,8 @@ def deploy_alignment(
         "transfer_lock": transfer_lock,
         "max_licenses_per_operator": max_licenses_per_operator,
         "max_commission_bps": max_commission_bps,
+        "epoch_seconds": epoch_seconds,
+        "genesis": delegation.genesis(),
         "reward_per_license": reward_per_license,
         "reward_funding": reward_funding,
         "voting_period": voting_period,
@@ -245,6 +251,8 @@ def _int_list(ctx: Any, param: Any, value: str) -> list[int]:
               show_default=True, help="Most licenses one operator runs.")
 @click.option("--max-commission-bps", type=int, default=DEFAULT_MAX_COMMISSION_BPS, show_default=True,
               help="Highest operator commission, basis points.")
+@click.option("--epoch-seconds", type=click.IntRange(1), default=DEFAULT_EPOCH_SECONDS, show_default=True,
+              help="Epoch length: delegations and commissions apply from the next epoch; supervision's epochs.")
 @click.option("--reward-per-license", type=int, default=DEFAULT_REWARD_PER_LICENSE, show_default=True,
               help="Reward per operated license per epoch, wei.")
 @click.option("--reward-funding", type=int, default=DEFAULT_REWARD_FUNDING, show_default=True,

@@ -1,8 +1,9 @@
 """`ape run deploy_compute`: deploy the compute market and record the addresses.
 
 Order: ComputeLedger, ServiceRegistry, ComputeMatcher(ledger, registry), FineTuningServing(ledger, registry);
-then the ledger grants MATCHER_ROLE to the matcher and SPENDER_ROLE to the fine-tuning contract. The
-addresses and parameters are written to ``deployments/<network>-compute.json``.
+then the ledger grants MATCHER_ROLE to the matcher and SPENDER_ROLE to the fine-tuning contract, and the
+registry MATCHER_ROLE to the matcher (strikes). The addresses and parameters are written to
+``deployments/<network>-compute.json``.
 
     ape run deploy_compute                                        # local Anvil, test account 0
     ape run deploy_compute --lock-time 60 --decline-window 10     # short windows for a local demo
@@ -50,18 +51,26 @@ def deploy_compute(
     decline_window: int = DEFAULT_DECLINE_WINDOW,
     penalty_bps: int = DEFAULT_PENALTY_BPS,
     ack_window: int = DEFAULT_ACK_WINDOW,
+    price_increase_delay: int | None = None,
+    strike_penalty: int | None = None,
     admin: str | None = None,
 ) -> dict[str, Any]:
     """Deploy and wire the four compute contracts; return addresses and parameters.
 
-    ``admin`` (default: the deployer) receives every admin, params-admin and pauser role; when it differs
-    from the deployer, the deployer hands the roles over after wiring and keeps none.
+    ``price_increase_delay`` defaults to ``lock_time`` (a funded user can leave before a price increase is
+    billed), ``strike_penalty`` to a tenth of ``min_stake``. ``admin`` (default: the deployer) receives every
+    admin, params-admin and pauser role; when it differs from the deployer, the deployer hands the roles over
+    after wiring and keeps none.
     """
     admin_address = admin or deployer.address
+    price_increase_delay = lock_time if price_increase_delay is None else price_increase_delay
+    strike_penalty = min_stake // 10 if strike_penalty is None else strike_penalty
     ledger = project.ComputeLedger.deploy(
         deployer.address, lock_time, min_deposit, min_transfer, sender=deployer
     )
-    registry = project.ServiceRegistry.deploy(deployer.address, min_stake, sender=deployer)
+    registry = project.ServiceRegistry.deploy(
+        deployer.address, min_stake, price_increase_delay, strike_penalty, sender=deployer
+    )
     matcher = project.ComputeMatcher.deploy(
         ledger.address, registry.address, deployer.address, decline_window, sender=deployer
     )
@@ -70,6 +79,7 @@ def deploy_compute(
     )
     ledger.grantRole(ledger.MATCHER_ROLE(), matcher.address, sender=deployer)
     ledger.grantRole(ledger.SPENDER_ROLE(), fine_tuning.address, sender=deployer)
+    registry.grantRole(registry.MATCHER_ROLE(), matcher.address, sender=deployer)
     if admin_address.lower() != deployer.address.lower():
         for contract in (ledger, registry, matcher, fine_tuning):
             roles = [contract.PARAMS_ADMIN_ROLE()]
@@ -93,6 +103,8 @@ def deploy_compute(
         "decline_window": decline_window,
         "penalty_bps": penalty_bps,
         "ack_window": ack_window,
+        "price_increase_delay": price_increase_delay,
+        "strike_penalty": strike_penalty,
         "deployer": deployer.address,
         "admin": admin_address,
         "block_number": chain.blocks.head.number,
@@ -173,6 +185,18 @@ def check_deployment(check: Any) -> None:
     show_default=True,
     help="Seconds a user has to acknowledge a fine-tuning deliverable.",
 )
+@click.option(
+    "--price-increase-delay",
+    type=int,
+    default=None,
+    help="Seconds before an announced price increase is billed (default: the lock time).",
+)
+@click.option(
+    "--strike-penalty",
+    type=int,
+    default=None,
+    help="Stake a provider loses per declined or ignored match, wei (default: a tenth of the minimum stake).",
+)
 @ADMIN_OPTION
 @out_dir_option("<network>-compute.json")
 def cli(
@@ -185,6 +209,8 @@ def cli(
     decline_window: int,
     penalty_bps: int,
     ack_window: int,
+    price_increase_delay: int | None,
+    strike_penalty: int | None,
     admin: str | None,
     out_dir: Path,
 ) -> None:
@@ -202,6 +228,8 @@ def cli(
         decline_window=decline_window,
         penalty_bps=penalty_bps,
         ack_window=ack_window,
+        price_increase_delay=price_increase_delay,
+        strike_penalty=strike_penalty,
         admin=admin,
     )
     record_deployment(result, provider, out_dir, f"{provider.network.name}-compute.json")

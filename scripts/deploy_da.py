@@ -36,6 +36,8 @@ DEFAULT_EPOCH_BLOCKS = 5760
 DEFAULT_BLOB_PRICE = 10**15
 #: Epochs during which a blob is served after its own (0G: 300).
 DEFAULT_EPOCH_WINDOW = 300
+#: Registrations per epoch (the contract's upper bound; the signers with the most votes keep their places).
+DEFAULT_MAX_SIGNERS_PER_EPOCH = 128
 
 
 def deploy_da(
@@ -49,16 +51,23 @@ def deploy_da(
     encoded_slices: int = DEFAULT_ENCODED_SLICES,
     blob_price: int = DEFAULT_BLOB_PRICE,
     epoch_window: int = DEFAULT_EPOCH_WINDOW,
+    max_signers_per_epoch: int = DEFAULT_MAX_SIGNERS_PER_EPOCH,
+    stake_lock_epochs: int | None = None,
     admin: str | None = None,
 ) -> dict[str, Any]:
     """Deploy DASigners and DAEntrance and return their addresses and parameters.
 
-    ``admin`` (default: the deployer) receives every role of both contracts; when it differs from the
-    deployer, the deployer keeps none.
+    ``stake_lock_epochs`` (default ``epoch_window + 1``: a signature for an epoch can be used on chain until the
+    epoch expires, so the signer stays slashable for equivocation that long) is how long a signer's stake stays
+    locked after the last epoch it registered for. ``admin`` (default: the deployer) receives every role of both
+    contracts; when it differs from the deployer, the deployer keeps none.
     """
     admin_address = admin or deployer.address
+    if stake_lock_epochs is None:
+        stake_lock_epochs = epoch_window + 1
     params = (tokens_per_vote, max_votes_per_signer, max_quorums, epoch_blocks, encoded_slices)
-    signers = project.DASigners.deploy(params, admin_address, sender=deployer)
+    signers = project.DASigners.deploy(params, max_signers_per_epoch, stake_lock_epochs, admin_address,
+                                       sender=deployer)
     entrance = project.DAEntrance.deploy(signers.address, blob_price, epoch_window, admin_address,
                                          sender=deployer)
     receipt = signers.creation_metadata.receipt if signers.creation_metadata else None
@@ -73,6 +82,8 @@ def deploy_da(
         "encoded_slices": encoded_slices,
         "blob_price": blob_price,
         "epoch_window": epoch_window,
+        "max_signers_per_epoch": max_signers_per_epoch,
+        "stake_lock_epochs": stake_lock_epochs,
         "deployer": deployer.address,
         "admin": admin_address,
         "block_number": receipt.block_number if receipt is not None else chain.blocks.head.number,
@@ -109,11 +120,15 @@ def check_deployment(check: Any) -> None:
 @click.option("--blob-price", type=int, default=DEFAULT_BLOB_PRICE, show_default=True, help="Wei per blob.")
 @click.option("--epoch-window", type=int, default=DEFAULT_EPOCH_WINDOW, show_default=True,
               help="Epochs a blob is served after its own.")
+@click.option("--max-signers-per-epoch", type=int, default=DEFAULT_MAX_SIGNERS_PER_EPOCH, show_default=True,
+              help="Registrations per epoch (1..128; when full, more votes take a place).")
+@click.option("--stake-lock-epochs", type=int, default=None,
+              help="Epochs a signer's stake stays locked after its last epoch (default: the window + 1).")
 @ADMIN_OPTION
 @out_dir_option("da-<network>.json")
 def cli(provider: Any, account: Any, tokens_per_vote: int, max_votes_per_signer: int, max_quorums: int,
-        epoch_blocks: int, encoded_slices: int, blob_price: int, epoch_window: int, admin: str | None,
-        out_dir: Path) -> None:
+        epoch_blocks: int, encoded_slices: int, blob_price: int, epoch_window: int, max_signers_per_epoch: int,
+        stake_lock_epochs: int | None, admin: str | None, out_dir: Path) -> None:
     """Deploy DASigners + DAEntrance and write deployments/da-<network>.json."""
     from ape import project
 
@@ -121,5 +136,6 @@ def cli(provider: Any, account: Any, tokens_per_vote: int, max_votes_per_signer:
     result = deploy_da(account, project, tokens_per_vote=tokens_per_vote,
                        max_votes_per_signer=max_votes_per_signer, max_quorums=max_quorums,
                        epoch_blocks=epoch_blocks, encoded_slices=encoded_slices, blob_price=blob_price,
-                       epoch_window=epoch_window, admin=admin)
+                       epoch_window=epoch_window, max_signers_per_epoch=max_signers_per_epoch,
+                       stake_lock_epochs=stake_lock_epochs, admin=admin)
     record_deployment(result, provider, out_dir, f"da-{provider.network.name}.json")

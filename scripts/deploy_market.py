@@ -1,8 +1,11 @@
 """`ape run deploy_market`: deploy the AI marketplace and record the addresses.
 
 Deploys ``AgentMarket(nft, admin, settleWindow)`` for an existing ERC-7857 contract and, when the compute
-market's ledger and registry are given, ``ComputeBundleMarket(ledger, registry, admin)``. The addresses and
-parameters are written to ``deployments/<network>-market.json``.
+market's ledger and registry are given, ``ComputeBundleMarket(ledger, registry, admin)``, then grants the
+markets the roles they need: ``DELEGATION_LOCKER_ROLE`` on the token (a purchase freezes the buyer's access
+delegation) and ``FUNDER_ROLE`` on the ledger (bundles are paid into the buyer's sub-account). Grants the
+deployer cannot make (it is not the token's or the ledger's admin) are listed under ``pending_role_grants``
+for the admin to make. The addresses and parameters are written to ``deployments/<network>-market.json``.
 
     ape run deploy_market --nft 0x…                      # local Anvil, test account 0
     ape run deploy_market                                # --nft / --ledger / --registry read from
@@ -51,9 +54,15 @@ def deploy_market(
     admin_address = admin or deployer.address
     market = project.AgentMarket.deploy(nft, admin_address, settle_window, sender=deployer)
     result: dict[str, Any] = {"chain_id": chain.chain_id, "agent_market": market.address}
+    pending: list[dict[str, str]] = []
+    _grant(project.AgentNFT.at(nft), "DELEGATION_LOCKER_ROLE", market.address, deployer, pending)
     if ledger and registry:
         bundles = project.ComputeBundleMarket.deploy(ledger, registry, admin_address, sender=deployer)
         result["compute_bundles"] = bundles.address
+        _grant(project.ComputeLedger.at(ledger), "FUNDER_ROLE", bundles.address, deployer, pending)
+    if pending:
+        result["pending_role_grants"] = pending
+        click.echo(f"the admin must still grant: {pending}", err=True)
     result.update(
         {
             "nft": nft,
@@ -83,6 +92,15 @@ def check_deployment(check: Any) -> None:
             check.equal("compute_bundles.ledger()", bundles.ledger(), area["ledger"])
             check.equal("compute_bundles.registry()", bundles.registry(), area["registry"])
             check.admin_roles(bundles, "compute_bundles", ["DEFAULT_ADMIN_ROLE", "PAUSER_ROLE"])
+
+def _grant(contract: Any, role_name: str, account: str, deployer: Any, pending: list[dict[str, str]]) -> None:
+    """Grant `role_name` of `contract` to `account` when the deployer may; else record it in `pending`."""
+    role = getattr(contract, role_name)()
+    if contract.hasRole(contract.DEFAULT_ADMIN_ROLE(), deployer.address):
+        contract.grantRole(role, account, sender=deployer)
+    else:
+        pending.append({"contract": contract.address, "role": role_name, "account": account})
+
 
 def _from_file(path: Path, keys: tuple[str, ...]) -> str | None:
     if not path.is_file():

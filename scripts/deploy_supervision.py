@@ -6,10 +6,12 @@ It needs the alignment delegation and rewards contracts (``scripts/deploy_alignm
 recorded; when the deployer is that admin, ``--grant-role`` does it. The record is written to
 ``deployments/<network>-supervision.json``.
 
-    ape run deploy_supervision --delegation 0x… --rewards 0x… --flow 0x… --epoch-seconds 30 --grant-role
+    ape run deploy_supervision --delegation 0x… --rewards 0x… --flow 0x… --grant-role
     ZG_RPC_URL=… ape run deploy_supervision --network ethereum:zgtestnet:node --account <alias> --delegation …
 
 ``deploy_supervision(deployer, project, delegation=…, rewards=…, flow=…)`` is the reusable part (tests call it).
+Epochs are the delegation contract's (``deploy_alignment --epoch-seconds``). The stack's nodes are registered by
+``deaios.alignment.launch`` (with the storage network's erasure code).
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from ape.cli import ConnectedProviderCommand, account_option
 
 from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
 
-#: Epoch length in seconds (0G's alignment nodes report daily; short for a local network).
-DEFAULT_EPOCH_SECONDS = 3600
 #: Share of a failing node's stake slashed per failed epoch (basis points).
 DEFAULT_SLASH_BPS = 1_000
-#: Attestations a node needs in an epoch for its result to be recorded.
-DEFAULT_MIN_ATTESTATIONS = 1
+#: Licenses' weight a node's attestations need in an epoch for a pass or fail result.
+DEFAULT_MIN_WEIGHT = 1
 #: Epochs a node's stake stays slashable after it asked to withdraw it.
 DEFAULT_UNBONDING_EPOCHS = 2
+#: A fail's evidence: at least this many tries, spread over at least a quarter of the epoch.
+DEFAULT_MIN_FAIL_TRIES = 3
+FAIL_SPAN_SHARE = 4
 
 
 def deploy_supervision(
@@ -41,19 +44,23 @@ def deploy_supervision(
     rewards: str,
     flow: str,
     admin: str | None = None,
-    epoch_seconds: int = DEFAULT_EPOCH_SECONDS,
     slash_bps: int = DEFAULT_SLASH_BPS,
-    min_attestations: int = DEFAULT_MIN_ATTESTATIONS,
+    min_weight: int = DEFAULT_MIN_WEIGHT,
     unbonding_epochs: int = DEFAULT_UNBONDING_EPOCHS,
+    min_fail_tries: int = DEFAULT_MIN_FAIL_TRIES,
+    min_fail_span: int | None = None,
     grant_role: bool = False,
 ) -> dict[str, Any]:
     """Deploy AlignmentSupervision; ``admin`` (default: the deployer) gets its admin, node-admin and pauser roles.
-    ``grant_role``: also grant it SUPERVISION_ROLE on ``rewards`` (the deployer must be the rewards admin)."""
+    ``min_fail_span`` defaults to a quarter of the delegation's epoch. ``grant_role``: also grant it
+    SUPERVISION_ROLE on ``rewards`` (the deployer must be the rewards admin)."""
     admin_address = admin or deployer.address
-    supervision = project.AlignmentSupervision.deploy(
-        delegation, rewards, flow, admin_address, epoch_seconds, slash_bps, min_attestations, unbonding_epochs,
-        sender=deployer,
-    )
+    epoch_seconds = project.AlignmentDelegation.at(delegation).epochSeconds()
+    if min_fail_span is None:
+        min_fail_span = epoch_seconds // FAIL_SPAN_SHARE
+    params = (slash_bps, min_weight, unbonding_epochs, min_fail_tries, min_fail_span)
+    supervision = project.AlignmentSupervision.deploy(delegation, rewards, flow, admin_address, params,
+                                                      sender=deployer)
     if grant_role:
         rewards_contract = project.AlignmentRewards.at(rewards)
         rewards_contract.grantRole(rewards_contract.SUPERVISION_ROLE(), supervision.address, sender=deployer)
@@ -65,8 +72,10 @@ def deploy_supervision(
         "flow": flow,
         "epoch_seconds": epoch_seconds,
         "slash_bps": slash_bps,
-        "min_attestations": min_attestations,
+        "min_weight": min_weight,
         "unbonding_epochs": unbonding_epochs,
+        "min_fail_tries": min_fail_tries,
+        "min_fail_span": min_fail_span,
         "supervision_role_granted": grant_role,
         "genesis": supervision.genesis(),
         "deployer": deployer.address,
@@ -99,26 +108,27 @@ def check_deployment(check: Any) -> None:
 @click.option("--rewards", required=True, help="AlignmentRewards address (recordOperated).")
 @click.option("--flow", required=True, help="The storage Flow address (flow roots of storage proofs).")
 @ADMIN_OPTION
-@click.option("--epoch-seconds", type=click.IntRange(1), default=DEFAULT_EPOCH_SECONDS, show_default=True,
-              help="Epoch length, seconds.")
 @click.option("--slash-bps", type=click.IntRange(0, 10_000), default=DEFAULT_SLASH_BPS, show_default=True,
               help="Stake share slashed per failed epoch, basis points.")
-@click.option("--min-attestations", type=click.IntRange(1), default=DEFAULT_MIN_ATTESTATIONS, show_default=True,
-              help="Attestations needed to record a node's result.")
+@click.option("--min-weight", type=click.IntRange(1), default=DEFAULT_MIN_WEIGHT, show_default=True,
+              help="Licenses' weight of attestations needed to record a node's pass or fail.")
 @click.option("--unbonding-epochs", type=click.IntRange(0), default=DEFAULT_UNBONDING_EPOCHS, show_default=True,
               help="Epochs between an unstake request and the withdrawal.")
+@click.option("--min-fail-tries", type=click.IntRange(1, 64), default=DEFAULT_MIN_FAIL_TRIES, show_default=True,
+              help="Tries a fail attestation's evidence must list.")
+@click.option("--min-fail-span", type=click.IntRange(0), default=None,
+              help="Seconds the tries must span (default: a quarter of the epoch).")
 @click.option("--grant-role", is_flag=True, help="Also grant SUPERVISION_ROLE on the rewards contract "
               "(the deployer must be its admin).")
 @out_dir_option("<network>-supervision.json")
 def cli(provider: Any, account: Any, delegation: str, rewards: str, flow: str, admin: str | None,
-        epoch_seconds: int, slash_bps: int, min_attestations: int, unbonding_epochs: int, grant_role: bool,
-        out_dir: Path) -> None:
+        slash_bps: int, min_weight: int, unbonding_epochs: int, min_fail_tries: int, min_fail_span: int | None,
+        grant_role: bool, out_dir: Path) -> None:
     """Deploy AlignmentSupervision and write <network>-supervision.json."""
     from ape import project
 
     account = deploying_account(provider, account, accounts)
     result = deploy_supervision(account, project, delegation=delegation, rewards=rewards, flow=flow, admin=admin,
-                                epoch_seconds=epoch_seconds, slash_bps=slash_bps,
-                                min_attestations=min_attestations, unbonding_epochs=unbonding_epochs,
-                                grant_role=grant_role)
+                                slash_bps=slash_bps, min_weight=min_weight, unbonding_epochs=unbonding_epochs,
+                                min_fail_tries=min_fail_tries, min_fail_span=min_fail_span, grant_role=grant_role)
     record_deployment(result, provider, out_dir, f"{provider.network.name}-supervision.json")

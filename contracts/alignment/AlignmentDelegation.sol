@@ -23,8 +23,15 @@ import {ILicenseTransferHook, IOperatorChangeHook} from "./interfaces/IAlignment
 ///         and governance see the real owner through `ownerOf`, and the sale's transfer lock does not get in the
 ///         way of delegating.
 ///
-///         Every change of a token's operator goes through the rewards contract (`rewards`, set once) first,
-///         which settles the token's pending reward to its owner.
+///         Epochs (H2 of the audit): time is cut into epochs of `epochSeconds` from the deployment
+///         (`currentEpoch`); supervision and rewards use this clock. Every change — a delegation, its end, a
+///         transfer, a commission — takes effect at the next epoch: in an epoch, each license has the one
+///         operator it had when the epoch began, and each operator the licenses and the commission it had
+///         then (`operatedCount`, `commissionBps`). So one license is counted once per epoch, for one operator,
+///         whatever moves during the epoch, and owners see a commission change an epoch before it applies.
+///
+///         Every change of a token's operator goes through the rewards contract (`rewards`, set once), which
+///         settles the token's reward for the epochs it was run so far to its owner of that time.
 contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, AccessControl, Pausable {
     using EnumerableSet for EnumerableSet.UintSet;
 
@@ -34,21 +41,30 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
     /// @notice Basis points in 100 %.
     uint16 public constant BPS = 10_000;
 
+    /// @dev `count` and `commissionBps` hold in epochs before `nextFrom`, `nextCount` and `nextCommissionBps`
+    ///      from `nextFrom` on (the epoch after the last change).
     struct Operator {
         bool registered;
         uint16 commissionBps;
+        uint16 nextCommissionBps;
         uint32 count;
+        uint32 nextCount;
+        uint64 nextFrom;
     }
 
     /// @notice The license NFT.
     IERC721 public immutable license;
+    /// @notice Timestamp at which epoch 0 starts.
+    uint256 public immutable genesis;
+    /// @notice Epoch length, seconds.
+    uint256 public immutable epochSeconds;
     /// @notice The rewards contract told about operator changes (zero until set).
     IOperatorChangeHook public rewards;
     /// @notice Most licenses one operator may run.
     uint256 public maxLicensesPerOperator;
     /// @notice Highest commission an operator may ask, basis points.
     uint16 public maxCommissionBps;
-    /// @notice Licenses delegated right now, over all operators.
+    /// @notice Licenses delegated right now (from the next epoch on), over all operators.
     uint256 public totalDelegated;
 
     mapping(address operator => Operator) private _operators;
@@ -85,9 +101,19 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
     /// @param admin receives DEFAULT_ADMIN_ROLE, PARAMS_ADMIN_ROLE and PAUSER_ROLE
     /// @param maxLicensesPerOperator_ most licenses one operator may run (> 0)
     /// @param maxCommissionBps_ highest commission, basis points (<= 10000)
-    constructor(address license_, address admin, uint256 maxLicensesPerOperator_, uint16 maxCommissionBps_) {
+    /// @param epochSeconds_ epoch length in seconds (> 0); epoch 0 starts now
+    constructor(
+        address license_,
+        address admin,
+        uint256 maxLicensesPerOperator_,
+        uint16 maxCommissionBps_,
+        uint256 epochSeconds_
+    ) {
         if (license_ == address(0) || admin == address(0)) revert ZeroAddress();
+        if (epochSeconds_ == 0) revert InvalidParameter();
         license = IERC721(license_);
+        genesis = block.timestamp;
+        epochSeconds = epochSeconds_;
         _setMaxLicensesPerOperator(maxLicensesPerOperator_);
         _setMaxCommission(maxCommissionBps_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -105,24 +131,29 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
         if (license.balanceOf(msg.sender) == 0) revert NoLicenseOwned(msg.sender);
         _checkCommission(commissionBps_);
         op.registered = true;
-        op.commissionBps = commissionBps_;
+        op.commissionBps = commissionBps_; // it runs nothing yet: the commission holds at once
+        op.nextCommissionBps = commissionBps_;
         emit OperatorRegistered(msg.sender, commissionBps_);
     }
 
-    /// @notice Change the caller's commission (applies to rewards recorded from now on).
+    /// @notice Change the caller's commission; it applies from the next epoch (owners can react first).
     function setCommission(uint16 commissionBps_) external {
         Operator storage op = _operators[msg.sender];
         if (!op.registered) revert OperatorNotRegistered(msg.sender);
         _checkCommission(commissionBps_);
-        emit CommissionUpdated(msg.sender, op.commissionBps, commissionBps_);
-        op.commissionBps = commissionBps_;
+        _roll(op);
+        emit CommissionUpdated(msg.sender, op.nextCommissionBps, commissionBps_);
+        op.nextCommissionBps = commissionBps_;
     }
 
-    /// @notice Stop being an operator; the caller must run no license (hand them back first).
+    /// @notice Stop being an operator; the caller must run no license in this epoch nor from the next one (hand
+    ///         them back first and wait for the epoch to end).
     function deregisterOperator() external {
         Operator storage op = _operators[msg.sender];
         if (!op.registered) revert OperatorNotRegistered(msg.sender);
-        if (op.count != 0) revert OperatorHasLicenses(msg.sender, op.count);
+        uint256 running = _countAt(op, currentEpoch());
+        if (running < op.nextCount) running = op.nextCount;
+        if (running != 0) revert OperatorHasLicenses(msg.sender, running);
         delete _operators[msg.sender];
         emit OperatorDeregistered(msg.sender);
     }
@@ -130,7 +161,8 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
     /*=== delegation ===*/
 
     /// @notice Delegate the caller's licenses `tokenIds` (none delegated yet) to the registered `operator`
-    ///         (the caller itself to self-operate).
+    ///         (the caller itself to self-operate), from the next epoch on. The cap counts the operator's
+    ///         licenses from the next epoch.
     function delegateNfts(address operator, uint256[] calldata tokenIds) external whenNotPaused {
         IOperatorChangeHook hook = rewards;
         if (address(hook) == address(0)) revert RewardsNotSet();
@@ -138,7 +170,8 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
         if (n == 0) revert EmptyTokenList();
         Operator storage op = _operators[operator];
         if (!op.registered) revert OperatorNotRegistered(operator);
-        uint256 count = op.count;
+        _roll(op);
+        uint256 count = op.nextCount;
         if (count + n > maxLicensesPerOperator) {
             revert OperatorCapExceeded(
                 operator, n, maxLicensesPerOperator > count ? maxLicensesPerOperator - count : 0
@@ -155,12 +188,13 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
             emit Delegated(msg.sender, operator, tokenId);
             hook.onOperatorChange(tokenId, msg.sender, address(0), operator);
         }
-        op.count = uint32(count + n);
+        op.nextCount = uint32(count + n);
         totalDelegated += n;
     }
 
-    /// @notice End delegations: the owner calls with (operator, tokenIds, false); the operator hands licenses
-    ///         back with (owner, tokenIds, true). Pending rewards are settled to the owner first.
+    /// @notice End delegations from the next epoch on: the owner calls with (operator, tokenIds, false); the
+    ///         operator hands licenses back with (owner, tokenIds, true). Rewards are settled to the owner first;
+    ///         a license still counts for its operator in the current epoch if it did when the epoch began.
     function undelegateNfts(address _address, uint256[] calldata tokenIds, bool byOperator) external {
         if (tokenIds.length == 0) revert EmptyTokenList();
         (address delegator, address operator) = byOperator ? (_address, msg.sender) : (msg.sender, _address);
@@ -182,7 +216,17 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
 
     /*=== views ===*/
 
-    /// @notice The licenses `delegator` has delegated to `operator` (0G's getDelegatorInfo).
+    /// @inheritdoc IAlignmentDelegation
+    function currentEpoch() public view returns (uint256) {
+        return (block.timestamp - genesis) / epochSeconds;
+    }
+
+    /// @notice Timestamp at which `epoch` starts.
+    function epochStart(uint256 epoch) external view returns (uint256) {
+        return genesis + epoch * epochSeconds;
+    }
+
+    /// @notice The licenses `delegator` has delegated to `operator` (0G's getDelegatorInfo; from the next epoch).
     function getDelegatorInfo(address delegator, address operator) external view returns (uint256[] memory) {
         return _delegated[delegator][operator].values();
     }
@@ -194,18 +238,29 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
 
     /// @inheritdoc IAlignmentDelegation
     function operatedCount(address operator) external view returns (uint256) {
-        return _operators[operator].count;
+        return _countAt(_operators[operator], currentEpoch());
+    }
+
+    /// @notice How many licenses `operator` will run from the next epoch (what the cap applies to).
+    function nextOperatedCount(address operator) external view returns (uint256) {
+        return _operators[operator].nextCount;
     }
 
     /// @inheritdoc IAlignmentDelegation
     function isActiveOperator(address account) external view returns (bool) {
         Operator storage op = _operators[account];
-        return op.registered && op.count > 0;
+        return op.registered && _countAt(op, currentEpoch()) > 0;
     }
 
     /// @inheritdoc IAlignmentDelegation
     function commissionBps(address operator) external view returns (uint16) {
-        return _operators[operator].commissionBps;
+        Operator storage op = _operators[operator];
+        return currentEpoch() >= op.nextFrom ? op.nextCommissionBps : op.commissionBps;
+    }
+
+    /// @notice The commission `operator` takes from the next epoch.
+    function nextCommissionBps(address operator) external view returns (uint16) {
+        return _operators[operator].nextCommissionBps;
     }
 
     /// @notice Whether `account` is a registered operator.
@@ -248,10 +303,27 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
     function _clear(uint256 tokenId, address delegator, address operator, bool byTransfer) private {
         delete _operatorOf[tokenId];
         _delegated[delegator][operator].remove(tokenId);
-        _operators[operator].count -= 1;
+        Operator storage op = _operators[operator];
+        _roll(op);
+        op.nextCount -= 1;
         totalDelegated -= 1;
         emit Undelegated(delegator, operator, tokenId, byTransfer);
         rewards.onOperatorChange(tokenId, delegator, operator, address(0));
+    }
+
+    /// @dev Before a change in epoch c: values due from an earlier epoch become the current ones, and the next
+    ///      ones now apply from c + 1.
+    function _roll(Operator storage op) private {
+        uint256 epoch = currentEpoch();
+        if (op.nextFrom <= epoch) {
+            op.count = op.nextCount;
+            op.commissionBps = op.nextCommissionBps;
+            op.nextFrom = uint64(epoch + 1);
+        }
+    }
+
+    function _countAt(Operator storage op, uint256 epoch) private view returns (uint256) {
+        return epoch >= op.nextFrom ? op.nextCount : op.count;
     }
 
     function _checkCommission(uint16 bps) private view {

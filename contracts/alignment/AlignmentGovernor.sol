@@ -19,7 +19,8 @@ import {AlignmentLicense} from "./AlignmentLicense.sol";
 ///         Lifecycle: voting is open for `votingPeriod` seconds; a proposal succeeds when the votes cast (for,
 ///         against and abstain) reach the quorum (`quorumBps` of `snapshotSupply`, at least one) and `for` beats
 ///         `against`; it can be executed by anyone `timelockDelay` seconds after voting ended (the timelock
-///         lets users react to a passed change), once. The admin can cancel a proposal that was not executed
+///         lets users react to a passed change; at least MIN_TIMELOCK_DELAY), once, within GRACE_PERIOD after
+///         that: a forgotten proposal expires instead of waiting to be executed at a moment of someone's choice. The admin can cancel a proposal that was not executed
 ///         and edits the allowlist; the voting parameters change through PARAMS_ADMIN_ROLE (which can be
 ///         given to this contract itself and allowlisted).
 contract AlignmentGovernor is AccessControl, ReentrancyGuard {
@@ -27,13 +28,18 @@ contract AlignmentGovernor is AccessControl, ReentrancyGuard {
 
     /// @notice Basis points in 100 %.
     uint256 public constant BPS = 10_000;
+    /// @notice Shortest timelock between the end of voting and execution.
+    uint256 public constant MIN_TIMELOCK_DELAY = 60;
+    /// @notice A passed proposal can be executed for this long after its timelock ended, then it expires.
+    uint256 public constant GRACE_PERIOD = 14 days;
 
     enum ProposalState {
         Active,
         Defeated,
         Succeeded,
         Executed,
-        Canceled
+        Canceled,
+        Expired
     }
 
     enum VoteType {
@@ -92,6 +98,8 @@ contract AlignmentGovernor is AccessControl, ReentrancyGuard {
     error QuorumNotReached(uint256 proposalId, uint256 votes, uint256 quorum);
     error ProposalDefeated(uint256 proposalId, uint256 forVotes, uint256 againstVotes);
     error ProposalNotPending(uint256 proposalId);
+    /// @notice The proposal could be executed until `deadline` only.
+    error ProposalExpired(uint256 proposalId, uint256 deadline);
     error ExecutionFailed(uint256 proposalId, bytes returnData);
 
     event ProposalCreated(
@@ -116,7 +124,7 @@ contract AlignmentGovernor is AccessControl, ReentrancyGuard {
     /// @param license_ the license NFT
     /// @param admin receives DEFAULT_ADMIN_ROLE (allowlist, cancel) and PARAMS_ADMIN_ROLE (voting parameters)
     /// @param votingPeriod_ seconds a proposal is open for votes (> 0)
-    /// @param timelockDelay_ seconds from the end of voting to the earliest execution
+    /// @param timelockDelay_ seconds from the end of voting to the earliest execution (>= MIN_TIMELOCK_DELAY)
     /// @param quorumBps_ votes needed, basis points of the licenses at proposal time (1..10000)
     /// @param proposalThreshold_ licenses a proposer must own (> 0)
     constructor(
@@ -188,6 +196,7 @@ contract AlignmentGovernor is AccessControl, ReentrancyGuard {
         Proposal storage p = _proposal(proposalId);
         if (p.executed || p.canceled) revert ProposalNotPending(proposalId);
         if (block.timestamp < p.eta) revert TimelockNotElapsed(proposalId, p.eta); // eta >= voteEnd
+        if (block.timestamp > uint256(p.eta) + GRACE_PERIOD) revert ProposalExpired(proposalId, p.eta + GRACE_PERIOD);
         uint256 cast = uint256(p.forVotes) + p.againstVotes + p.abstainVotes;
         if (cast < p.quorum) revert QuorumNotReached(proposalId, cast, p.quorum);
         if (p.forVotes <= p.againstVotes) revert ProposalDefeated(proposalId, p.forVotes, p.againstVotes);
@@ -219,6 +228,7 @@ contract AlignmentGovernor is AccessControl, ReentrancyGuard {
         if (block.timestamp < p.voteEnd) return ProposalState.Active;
         uint256 cast = uint256(p.forVotes) + p.againstVotes + p.abstainVotes;
         if (cast < p.quorum || p.forVotes <= p.againstVotes) return ProposalState.Defeated;
+        if (block.timestamp > uint256(p.eta) + GRACE_PERIOD) return ProposalState.Expired;
         return ProposalState.Succeeded;
     }
 
@@ -260,7 +270,8 @@ contract AlignmentGovernor is AccessControl, ReentrancyGuard {
         private
     {
         if (
-            votingPeriod_ == 0 || votingPeriod_ > 365 days || timelockDelay_ > 365 days || quorumBps_ == 0
+            votingPeriod_ == 0 || votingPeriod_ > 365 days || timelockDelay_ < MIN_TIMELOCK_DELAY
+                || timelockDelay_ > 365 days || quorumBps_ == 0
                 || quorumBps_ > BPS || threshold == 0
         ) revert InvalidParameter();
         votingPeriod = votingPeriod_;

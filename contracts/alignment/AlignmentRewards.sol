@@ -11,23 +11,25 @@ import {IOperatorChangeHook} from "./interfaces/IAlignmentHooks.sol";
 
 /// @title AlignmentRewards: per-epoch rewards for operated licenses, paid by pull
 /// @notice The admin funds the pool in ETH (`fundRewards`). Supervision (SUPERVISION_ROLE) calls
-///         `recordOperated(epoch, operator)` once per (epoch, operator) when the operator did its duty: each of
-///         the `operatedCount(operator)` licenses it runs at that moment earns `rewardPerLicense` wei, of which
-///         the operator's commission (`commissionBps` at that moment) is credited to the operator and the rest
-///         to the license's owner.
+///         `recordOperated(epoch, operator)` once per (epoch, operator), during that epoch, when the operator did
+///         its duty: each license the operator runs in the epoch (delegation's `operatedCount`: the licenses it
+///         had when the epoch began) earns `rewardPerLicense` wei, of which the operator's commission of the epoch
+///         goes to the operator and the rest to the license's owner of the time. One license has one operator per
+///         epoch, so it earns at most one reward per epoch.
 ///
 ///         Accounting in O(1) per record: every operator has an accumulator `accPerLicense[operator]`, the
-///         owners' share earned so far by one license run by it since the start; every license remembers the
-///         accumulator value when it joined its operator (`debtOf`). A license's pending reward is the
-///         difference. The delegation contract calls `onOperatorChange` before a license leaves (undelegation
-///         or transfer: the pending reward is credited to the owner of that moment) and when it joins (the
-///         debt is reset). `claim(tokenIds)` settles the caller's listed licenses and pays everything credited
-///         to the caller: claiming costs O(tokens of the caller), recording never loops over delegators.
+///         owners' share earned so far by one license it ran in every recorded epoch, and the owners' share of
+///         each record (`ownerShareOf[epoch][operator]`). A license remembers the accumulator when it joined its
+///         operator (`debt`); delegations take effect at the next epoch, so a record of the joining epoch made
+///         after the join is not the license's (it is subtracted). A license that leaves an operator during an
+///         epoch in which it ran still earns that epoch's record if it comes later: that share is kept for the
+///         owner at the time it left ("trailing share") and credited when the record exists. The delegation
+///         contract calls `onOperatorChange` on every change; `settle` (anyone) and `claim` credit what is due.
 ///
 ///         Conservation: `totalAllocated` (what records promised) == `totalClaimed` + credited balances +
-///         pending rewards of all delegated licenses, and the contract always holds `totalFunded -
-///         totalWithdrawn - totalClaimed` >= what is still owed. A record that the unallocated pool cannot
-///         cover reverts (`InsufficientRewardFunds`): the admin tops up and supervision retries.
+///         pending and trailing shares, and the contract always holds `totalFunded - totalWithdrawn -
+///         totalClaimed` >= what is still owed. A record the unallocated pool cannot cover reverts
+///         (`InsufficientRewardFunds`): the admin tops up and supervision retries within the epoch.
 contract AlignmentRewards is IAlignmentRewards, IOperatorChangeHook, AccessControl, ReentrancyGuard {
     /// @notice Role of the supervision contract that reports operated (epoch, operator) pairs.
     bytes32 public constant SUPERVISION_ROLE = keccak256("SUPERVISION_ROLE");
@@ -37,21 +39,37 @@ contract AlignmentRewards is IAlignmentRewards, IOperatorChangeHook, AccessContr
     /// @notice Basis points in 100 %.
     uint256 public constant BPS = 10_000;
 
+    /// @dev Reward state of one license. It runs with `operator` from epoch `from` on (`from - 1` is the epoch
+    ///      in which it joined; `joinRecorded`: that epoch's record of `operator` already existed then) and is
+    ///      owed `accPerLicense[operator] - debt` (minus the joining epoch's later record). A trailing share is
+    ///      the owner share of record (`trailEpoch`, `trailOperator`), owed to `trailOwner` if it is made.
+    struct TokenState {
+        address operator;
+        uint64 from;
+        bool joinRecorded;
+        uint256 debt;
+        address trailOperator;
+        uint64 trailEpoch;
+        address trailOwner;
+    }
+
     /// @notice The license NFT (claims check ownership).
     IERC721 public immutable license;
-    /// @notice The delegation contract (operators, counts, commissions; the only caller of the hook).
+    /// @notice The delegation contract (operators, counts, commissions, the epoch clock; the only hook caller).
     IAlignmentDelegation public immutable delegation;
 
     /// @notice Reward per operated license per recorded epoch, wei.
     uint256 public rewardPerLicense;
-    /// @notice Owners' share earned by one license run by `operator`, accumulated since the start.
+    /// @notice Owners' share earned by one license run by `operator` in every recorded epoch, summed.
     mapping(address operator => uint256) public accPerLicense;
-    /// @notice `accPerLicense` of the license's operator when the license joined it (or was last settled).
-    mapping(uint256 tokenId => uint256) public debtOf;
+    /// @notice The owners' share per license of the record of (epoch, operator).
+    mapping(uint256 epoch => mapping(address operator => uint256)) public ownerShareOf;
     /// @notice Settled, unclaimed rewards of each account (owners' settled shares, operators' commissions).
     mapping(address account => uint256) public credited;
     /// @notice Whether (epoch, operator) was recorded.
     mapping(uint256 epoch => mapping(address operator => bool)) public recorded;
+
+    mapping(uint256 tokenId => TokenState) private _tokens;
 
     /// @notice ETH put into the pool.
     uint256 public totalFunded;
@@ -66,6 +84,8 @@ contract AlignmentRewards is IAlignmentRewards, IOperatorChangeHook, AccessContr
     error ZeroAmount();
     error NotDelegationContract(address caller);
     error AlreadyRecorded(uint256 epoch, address operator);
+    /// @notice Records are made during their epoch (the counts are those of the epoch).
+    error EpochNotCurrent(uint256 epoch, uint256 current);
     error InsufficientRewardFunds(uint256 needed, uint256 available);
     error NotLicenseOwner(uint256 tokenId, address caller);
     error NothingToClaim(address account);
@@ -79,7 +99,7 @@ contract AlignmentRewards is IAlignmentRewards, IOperatorChangeHook, AccessContr
     event OperatedRecorded(
         uint256 indexed epoch, address indexed operator, uint256 licenses, uint256 perLicense, uint256 commissionBps
     );
-    /// @notice The pending reward of `tokenId` was credited to its owner.
+    /// @notice `amount` of `tokenId`'s reward (run by `operator`) was credited to `owner`.
     event RewardSettled(uint256 indexed tokenId, address indexed owner, address indexed operator, uint256 amount);
     event RewardsClaimed(address indexed account, uint256 amount);
 
@@ -137,6 +157,8 @@ contract AlignmentRewards is IAlignmentRewards, IOperatorChangeHook, AccessContr
 
     /// @inheritdoc IAlignmentRewards
     function recordOperated(uint256 epoch, address operator) external onlyRole(SUPERVISION_ROLE) {
+        uint256 current = delegation.currentEpoch();
+        if (epoch != current) revert EpochNotCurrent(epoch, current);
         if (recorded[epoch][operator]) revert AlreadyRecorded(epoch, operator);
         recorded[epoch][operator] = true;
         uint256 n = delegation.operatedCount(operator);
@@ -146,6 +168,7 @@ contract AlignmentRewards is IAlignmentRewards, IOperatorChangeHook, AccessContr
         uint256 available = unallocated();
         if (total > available) revert InsufficientRewardFunds(total, available);
         uint256 commission = (perLicense * bps) / BPS;
+        ownerShareOf[epoch][operator] = perLicense - commission;
         accPerLicense[operator] += perLicense - commission;
         credited[operator] += commission * n;
         totalAllocated += total;
@@ -153,58 +176,128 @@ contract AlignmentRewards is IAlignmentRewards, IOperatorChangeHook, AccessContr
     }
 
     /// @inheritdoc IOperatorChangeHook
+    /// @dev A leave settles the token's reward to `owner` and, when the token ran with `oldOperator` in this
+    ///      epoch and the epoch is not recorded yet, keeps its share of that record for `owner`; a join starts
+    ///      the token with `newOperator` from the next epoch.
     function onOperatorChange(uint256 tokenId, address owner, address oldOperator, address newOperator) external {
         if (msg.sender != address(delegation)) revert NotDelegationContract(msg.sender);
+        TokenState storage t = _tokens[tokenId];
+        uint256 epoch = delegation.currentEpoch();
+        _resolveTrail(tokenId, t, epoch);
         if (oldOperator != address(0)) {
-            uint256 amount = accPerLicense[oldOperator] - debtOf[tokenId];
-            if (amount != 0) {
-                credited[owner] += amount;
-                emit RewardSettled(tokenId, owner, oldOperator, amount);
+            uint256 amount = _pending(t);
+            if (amount != 0) _credit(tokenId, owner, oldOperator, amount);
+            if (t.from <= epoch && !recorded[epoch][oldOperator]) {
+                (t.trailOperator, t.trailEpoch, t.trailOwner) = (oldOperator, uint64(epoch), owner);
             }
+            t.operator = address(0);
         }
-        debtOf[tokenId] = newOperator == address(0) ? 0 : accPerLicense[newOperator];
+        if (newOperator != address(0)) {
+            t.operator = newOperator;
+            t.from = uint64(epoch + 1);
+            t.joinRecorded = recorded[epoch][newOperator];
+            t.debt = accPerLicense[newOperator];
+        }
     }
 
     /*=== claims ===*/
 
-    /// @notice The not yet settled reward of `tokenId` (for its current owner).
+    /// @notice The reward `tokenId` earned with its current operator and not yet settled (for its owner).
     function pendingOf(uint256 tokenId) public view returns (uint256) {
-        address operator = delegation.operatorOf(tokenId);
-        if (operator == address(0)) return 0;
-        return accPerLicense[operator] - debtOf[tokenId];
+        return _pending(_tokens[tokenId]);
     }
 
-    /// @notice What `claim(tokenIds)` would pay `account` (its credited balance plus the pending rewards of the
-    ///         listed licenses it owns).
+    /// @notice The trailing share of `tokenId` (see the contract's notes): who it is for and how much is owed now
+    ///         (zero until the record exists).
+    function trailingOf(uint256 tokenId) public view returns (address owner, uint256 amount) {
+        TokenState storage t = _tokens[tokenId];
+        if (t.trailOperator == address(0)) return (address(0), 0);
+        owner = t.trailOwner;
+        if (recorded[t.trailEpoch][t.trailOperator]) amount = ownerShareOf[t.trailEpoch][t.trailOperator];
+    }
+
+    /// @notice What `claim(tokenIds)` would pay `account`: its credited balance, the pending rewards of the
+    ///         listed licenses it owns, and the trailing shares of the listed licenses owed to it.
     function claimable(address account, uint256[] calldata tokenIds) external view returns (uint256 amount) {
         amount = credited[account];
         for (uint256 i = 0; i < tokenIds.length; ++i) {
-            if (license.ownerOf(tokenIds[i]) == account) amount += pendingOf(tokenIds[i]);
+            uint256 tokenId = tokenIds[i];
+            if (license.ownerOf(tokenId) == account) amount += pendingOf(tokenId);
+            (address owner, uint256 trail) = trailingOf(tokenId);
+            if (owner == account) amount += trail;
         }
     }
 
-    /// @notice Settle the pending rewards of the caller's licenses `tokenIds` and pay everything credited to
-    ///         the caller (owners' shares and operators' commissions).
-    function claim(uint256[] calldata tokenIds) external nonReentrant returns (uint256 amount) {
+    /// @notice Credit everything due on `tokenIds` to the accounts it is owed to (owners' pending rewards,
+    ///         trailing shares); anyone may call, nothing is paid out.
+    function settle(uint256[] calldata tokenIds) external {
+        uint256 epoch = delegation.currentEpoch();
         for (uint256 i = 0; i < tokenIds.length; ++i) {
             uint256 tokenId = tokenIds[i];
-            if (license.ownerOf(tokenId) != msg.sender) revert NotLicenseOwner(tokenId, msg.sender);
-            address operator = delegation.operatorOf(tokenId);
-            if (operator == address(0)) continue;
-            uint256 acc = accPerLicense[operator];
-            uint256 pending = acc - debtOf[tokenId];
-            if (pending != 0) {
-                debtOf[tokenId] = acc;
-                emit RewardSettled(tokenId, msg.sender, operator, pending);
-                amount += pending;
-            }
+            TokenState storage t = _tokens[tokenId];
+            _resolveTrail(tokenId, t, epoch);
+            _settlePending(tokenId, t, license.ownerOf(tokenId));
         }
-        amount += credited[msg.sender];
+    }
+
+    /// @notice Settle the caller's licenses `tokenIds` (each owned by the caller, or owing it a trailing share)
+    ///         and pay everything credited to the caller (owners' shares and operators' commissions).
+    function claim(uint256[] calldata tokenIds) external nonReentrant returns (uint256 amount) {
+        uint256 epoch = delegation.currentEpoch();
+        for (uint256 i = 0; i < tokenIds.length; ++i) {
+            uint256 tokenId = tokenIds[i];
+            TokenState storage t = _tokens[tokenId];
+            address owner = license.ownerOf(tokenId);
+            if (owner != msg.sender && t.trailOwner != msg.sender) revert NotLicenseOwner(tokenId, msg.sender);
+            _resolveTrail(tokenId, t, epoch);
+            _settlePending(tokenId, t, owner);
+        }
+        amount = credited[msg.sender];
         if (amount == 0) revert NothingToClaim(msg.sender);
         credited[msg.sender] = 0;
         totalClaimed += amount;
         emit RewardsClaimed(msg.sender, amount);
         _send(payable(msg.sender), amount);
+    }
+
+    /*=== internals ===*/
+
+    /// @dev accPerLicense[operator] - debt, less the joining epoch's record if it came after the join.
+    function _pending(TokenState storage t) private view returns (uint256) {
+        address operator = t.operator;
+        if (operator == address(0)) return 0;
+        uint256 debt = t.debt;
+        uint256 joined = t.from - 1;
+        if (!t.joinRecorded && recorded[joined][operator]) debt += ownerShareOf[joined][operator];
+        return accPerLicense[operator] - debt;
+    }
+
+    /// @dev Credit the pending reward to `owner` and restart the count from now.
+    function _settlePending(uint256 tokenId, TokenState storage t, address owner) private {
+        address operator = t.operator;
+        if (operator == address(0)) return;
+        uint256 amount = _pending(t);
+        t.debt = accPerLicense[operator];
+        if (!t.joinRecorded && recorded[t.from - 1][operator]) t.joinRecorded = true; // now inside the debt
+        if (amount != 0) _credit(tokenId, owner, operator, amount);
+    }
+
+    /// @dev Credit the trailing share once its record exists; drop it once its epoch is over without one.
+    function _resolveTrail(uint256 tokenId, TokenState storage t, uint256 epoch) private {
+        address operator = t.trailOperator;
+        if (operator == address(0)) return;
+        uint256 trailEpoch = t.trailEpoch;
+        if (recorded[trailEpoch][operator]) {
+            _credit(tokenId, t.trailOwner, operator, ownerShareOf[trailEpoch][operator]);
+        } else if (epoch <= trailEpoch) {
+            return; // the record may still come
+        }
+        (t.trailOperator, t.trailEpoch, t.trailOwner) = (address(0), 0, address(0));
+    }
+
+    function _credit(uint256 tokenId, address owner, address operator, uint256 amount) private {
+        credited[owner] += amount;
+        emit RewardSettled(tokenId, owner, operator, amount);
     }
 
     function _send(address payable to, uint256 amount) private {

@@ -44,6 +44,8 @@ contract ComputeLedger is IComputeLedger, AccessControl, Pausable, ReentrancyGua
     bytes32 public constant MATCHER_ROLE = keccak256("MATCHER_ROLE");
     /// @notice Role of fee services (fine-tuning): charge sub-accounts for signed task fees.
     bytes32 public constant SPENDER_ROLE = keccak256("SPENDER_ROLE");
+    /// @notice Role of funders (the compute bundle market): pay a purchase straight into a sub-account.
+    bytes32 public constant FUNDER_ROLE = keccak256("FUNDER_ROLE");
 
     /// @notice EIP-712 type of a settlement receipt (signed by the user or the provider's TEE signer).
     bytes32 public constant RECEIPT_TYPEHASH =
@@ -308,6 +310,36 @@ contract ComputeLedger is IComputeLedger, AccessControl, Pausable, ReentrancyGua
         _ledgers[user] = m;
         if (cancelled != 0) emit ReservationReleased(user, cancelled, m.available, m.reserved);
         _fund(user, provider, amount, amount - cancelled, cancelled, r);
+    }
+
+    /// @notice Credit msg.value to `user`'s available funds: stake taken from a provider that declined or
+    ///         ignored the user's match (no minimum; works while paused, like every exit).
+    function compensate(address user) external payable onlyRole(MATCHER_ROLE) {
+        if (msg.value == 0) return;
+        Ledger storage l = _ledgers[user];
+        uint256 available = uint256(l.available) + msg.value;
+        l.available = available.toUint128();
+        totalDeposited += msg.value;
+        emit FundDeposited(user, msg.sender, msg.value, available);
+    }
+
+    /*=== funders ===*/
+
+    /// @notice Pay msg.value (at least `minTransfer`) straight into the sub-account (user, provider): funds
+    ///         committed to that provider, which come back only through the refund lock. The bundle market
+    ///         uses it, so a purchase of bundles cannot be taken back at once (audit low: listings emptied for
+    ///         free). A pending refund is not cancelled.
+    function depositToAccount(address user, address provider) external payable onlyRole(FUNDER_ROLE) whenNotPaused {
+        if (user == address(0) || provider == address(0)) revert ZeroAddress();
+        uint256 minimum = minTransfer;
+        if (msg.value == 0 || msg.value < minimum) revert TransferBelowMinimum(msg.value, minimum);
+        Account storage a = _accounts[user][provider];
+        uint256 free = uint256(a.free) + msg.value;
+        uint256 balance = free + _refunds[user][provider].amount;
+        if (balance > type(uint96).max) revert AmountTooLarge(balance);
+        a.free = uint96(free);
+        totalDeposited += msg.value;
+        emit AccountDeposited(user, provider, msg.sender, msg.value, balance);
     }
 
     /*=== fee services ===*/

@@ -12,14 +12,17 @@ import {IComputeMatcher, ServiceRequest, RequestStatus, RequestInfo} from "./int
 
 /// @title ComputeMatcher: match a user's request to the cheapest suitable service and reserve its deposit
 /// @notice `requestService` asks the registry for the cheapest active service of the requested (type, model)
-///         with enough GPUs and memory within the price maxima (bounded scan, see ServiceRegistry), reserves
-///         the deposit in the user's ledger and emits `ServiceMatched`. The provider then has
-///         `declineWindow` seconds to decline (the request is re-matched, skipping every provider that
-///         declined, at most MAX_DECLINES times) or may accept at once. Silence is acceptance: after the
-///         window anyone may `finalizeMatch`. On acceptance the deposit moves into the (user, provider)
-///         sub-account. Until then the user may cancel and get the deposit back.
-/// @dev Needs MATCHER_ROLE on the ledger. msg.value sent with a request is deposited to the user's ledger
-///      first, so one transaction can fund and match.
+///         with enough GPUs and memory within the price maxima (bounded scan from the request's `start`, see
+///         ServiceRegistry), reserves the deposit in the user's ledger, records the matched (listed) prices and
+///         emits `ServiceMatched`. The provider then has `declineWindow` seconds to accept, which it may only do
+///         on the matched terms (same model, enough GPUs and memory, prices not above the matched ones: audit
+///         M3); the deposit then moves into the (user, provider) sub-account. A decline, or silence until the
+///         window closes (anyone may then `finalizeMatch`), is a strike against the provider (audit M2): part of
+///         its stake goes to the user's ledger, and the request is matched again, skipping every provider that
+///         declined, at most MAX_DECLINES times. Only an acceptance commits the deposit; until then the user may
+///         cancel and get it back at once.
+/// @dev Needs MATCHER_ROLE on the ledger and on the registry. msg.value sent with a request is deposited to the
+///      user's ledger first, so one transaction can fund and match.
 contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyGuard {
     using SafeCast for uint256;
 
@@ -51,6 +54,9 @@ contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyG
         uint128 maxOutputPrice;
         uint32 minGpuCount;
         uint64 minMemoryMiB;
+        address start;
+        uint128 matchedInputPrice;
+        uint128 matchedOutputPrice;
     }
 
     mapping(uint256 => Request) private _requests;
@@ -68,6 +74,9 @@ contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyG
     error DeclineWindowOpen(uint256 requestId, uint256 deadline);
     error ServiceNotActive(address provider);
     error DeclineWindowOutOfRange(uint256 window, uint256 min, uint256 max);
+    /// @notice The provider's service no longer offers what it was matched on (model, GPUs, memory, prices).
+    error MatchTermsChanged(uint256 requestId, address provider);
+    error DirectPaymentsDisabled();
 
     /// @param ledger_ the compute ledger (grant this contract its MATCHER_ROLE)
     /// @param registry_ the service registry
@@ -81,6 +90,11 @@ contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyG
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(PARAMS_ADMIN_ROLE, admin);
         _grantRole(PAUSER_ROLE, admin);
+    }
+
+    /// @notice Only the registry pays in (stake taken for a strike, passed on to the user's ledger).
+    receive() external payable {
+        if (msg.sender != address(registry)) revert DirectPaymentsDisabled();
     }
 
     /// @notice Match `req` with the cheapest suitable active service and reserve `req.deposit` of the caller's
@@ -99,8 +113,10 @@ contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyG
         if (req.deposit < minimum) revert DepositBelowMinimum(req.deposit, minimum);
         if (msg.value != 0) ledger.depositFundFor{value: msg.value}(msg.sender);
         bytes32 key = registry.listKeyOf(req.serviceType, req.model);
-        provider = registry.findMatch(
-            key, req.minGpuCount, req.minMemoryMiB, req.maxInputPrice, req.maxOutputPrice, new address[](0)
+        uint256 inputPrice;
+        uint256 outputPrice;
+        (provider, inputPrice, outputPrice) = registry.findMatch(
+            key, req.minGpuCount, req.minMemoryMiB, req.maxInputPrice, req.maxOutputPrice, new address[](0), req.start
         );
         if (provider == address(0)) revert NoMatchingService();
         ledger.reserve(msg.sender, req.deposit);
@@ -118,24 +134,39 @@ contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyG
             maxInputPrice: req.maxInputPrice,
             maxOutputPrice: req.maxOutputPrice,
             minGpuCount: req.minGpuCount,
-            minMemoryMiB: req.minMemoryMiB
+            minMemoryMiB: req.minMemoryMiB,
+            start: req.start,
+            matchedInputPrice: uint128(inputPrice),
+            matchedOutputPrice: uint128(outputPrice)
         });
         emit ServiceRequested(
             requestId, msg.sender, req.serviceType, req.model, req.deposit, req.maxInputPrice, req.maxOutputPrice
         );
-        _emitMatched(requestId, msg.sender, provider, req.deposit, deadline);
+        emit ServiceMatched(requestId, msg.sender, provider, req.deposit, inputPrice, outputPrice, deadline);
     }
 
-    /// @notice The matched provider accepts: the deposit moves into the (user, provider) sub-account.
+    /// @notice The matched provider accepts within the window, on the terms it was matched on: the deposit
+    ///         moves into the (user, provider) sub-account and the provider's strikes are forgiven.
     function acceptMatch(uint256 requestId) external nonReentrant {
         Request storage r = _matched(requestId);
         if (msg.sender != r.provider) revert NotMatchedProvider(requestId, msg.sender);
-        if (!registry.isActive(msg.sender)) revert ServiceNotActive(msg.sender);
-        _accept(requestId, r);
+        if (block.timestamp > r.declineDeadline) revert DeclineWindowClosed(requestId, r.declineDeadline);
+        (bytes32 listKey, uint256 gpuCount, uint256 memoryMiB, uint256 inputPrice, uint256 outputPrice, bool active) =
+            registry.matchTermsOf(msg.sender);
+        if (!active) revert ServiceNotActive(msg.sender);
+        if (
+            listKey != r.listKey || gpuCount < r.minGpuCount || memoryMiB < r.minMemoryMiB
+                || inputPrice > r.matchedInputPrice || outputPrice > r.matchedOutputPrice
+        ) revert MatchTermsChanged(requestId, msg.sender);
+        r.status = RequestStatus.Accepted;
+        ledger.fundFromReservation(r.user, msg.sender, r.deposit);
+        registry.recordAcceptance(msg.sender);
+        emit MatchAccepted(requestId, r.user, msg.sender, r.deposit);
     }
 
-    /// @notice The matched provider declines within the window: the request is matched again, excluding
-    ///         every provider that declined it, or fails (deposit released) if none is left.
+    /// @notice The matched provider declines within the window: a strike (part of its stake goes to the
+    ///         user), and the request is matched again, excluding every provider that declined it, or fails
+    ///         (deposit released) if none is left.
     /// @return newProvider the next match (zero: the request failed)
     function declineMatch(uint256 requestId) external nonReentrant returns (address newProvider) {
         Request storage r = _matched(requestId);
@@ -144,18 +175,15 @@ contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyG
         return _rematch(requestId, r);
     }
 
-    /// @notice After the decline window, anyone may complete a match: accepted if the service is still active,
-    ///         otherwise re-matched as if declined.
+    /// @notice After the window, anyone may move on from a provider that did not answer: silence is a decline
+    ///         (a strike, and the request is matched again or fails). The deposit is never committed to a
+    ///         provider that did not accept.
     /// @return provider the provider now holding the request (zero: the request failed)
     function finalizeMatch(uint256 requestId) external nonReentrant returns (address provider) {
         Request storage r = _matched(requestId);
         if (block.timestamp <= r.declineDeadline) revert DeclineWindowOpen(requestId, r.declineDeadline);
-        provider = r.provider;
-        if (registry.isActive(provider)) {
-            _accept(requestId, r);
-        } else {
-            provider = _rematch(requestId, r);
-        }
+        emit MatchTimedOut(requestId, r.provider);
+        provider = _rematch(requestId, r);
     }
 
     /// @notice The user withdraws a request not yet accepted; the deposit returns to its ledger.
@@ -183,7 +211,10 @@ contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyG
             minGpuCount: r.minGpuCount,
             minMemoryMiB: r.minMemoryMiB,
             maxInputPrice: r.maxInputPrice,
-            maxOutputPrice: r.maxOutputPrice
+            maxOutputPrice: r.maxOutputPrice,
+            matchedInputPrice: r.matchedInputPrice,
+            matchedOutputPrice: r.matchedOutputPrice,
+            start: r.start
         });
     }
 
@@ -213,23 +244,22 @@ contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyG
         if (r.status != RequestStatus.Matched) revert NotMatched(requestId, r.status);
     }
 
-    function _accept(uint256 requestId, Request storage r) private {
-        r.status = RequestStatus.Accepted;
-        ledger.fundFromReservation(r.user, r.provider, r.deposit);
-        emit MatchAccepted(requestId, r.user, r.provider, r.deposit);
-    }
-
+    /// @dev The matched provider declined or ignored the request: strike it (its penalty credited to the user),
+    ///      then match the request again or fail it.
     function _rematch(uint256 requestId, Request storage r) private returns (address provider) {
         address declined = r.provider;
         _declined[requestId].push(declined);
         uint8 declines = r.declines + 1;
         r.declines = declines;
         emit MatchDeclined(requestId, declined);
-        if (declines < MAX_DECLINES) {
-            provider = registry.findMatch(
-                r.listKey, r.minGpuCount, r.minMemoryMiB, r.maxInputPrice, r.maxOutputPrice, _declined[requestId]
-            );
+        uint256 penalty = registry.recordStrike(declined);
+        if (penalty != 0) {
+            ledger.compensate{value: penalty}(r.user);
+            emit UserCompensated(requestId, r.user, declined, penalty);
         }
+        uint256 inputPrice;
+        uint256 outputPrice;
+        if (declines < MAX_DECLINES) (provider, inputPrice, outputPrice) = _findNext(r, _declined[requestId]);
         if (provider == address(0)) {
             r.status = RequestStatus.Unmatched;
             ledger.releaseReservation(r.user, r.deposit);
@@ -238,15 +268,20 @@ contract ComputeMatcher is IComputeMatcher, AccessControl, Pausable, ReentrancyG
             uint64 deadline = uint64(block.timestamp + declineWindow);
             r.provider = provider;
             r.declineDeadline = deadline;
-            _emitMatched(requestId, r.user, provider, r.deposit, deadline);
+            r.matchedInputPrice = uint128(inputPrice);
+            r.matchedOutputPrice = uint128(outputPrice);
+            emit ServiceMatched(requestId, r.user, provider, r.deposit, inputPrice, outputPrice, deadline);
         }
     }
 
-    function _emitMatched(uint256 requestId, address user, address provider, uint256 deposit, uint256 deadline)
+    function _findNext(Request storage r, address[] storage exclude)
         private
+        view
+        returns (address provider, uint256 inputPrice, uint256 outputPrice)
     {
-        (uint256 inputPrice, uint256 outputPrice) = registry.pricesOf(provider);
-        emit ServiceMatched(requestId, user, provider, deposit, inputPrice, outputPrice, deadline);
+        return registry.findMatch(
+            r.listKey, r.minGpuCount, r.minMemoryMiB, r.maxInputPrice, r.maxOutputPrice, exclude, r.start
+        );
     }
 
     function _setDeclineWindow(uint256 newWindow) private {

@@ -12,19 +12,27 @@ import {IFineTuningServing, DeliverableSettlement, DeliverableInfo} from "./inte
 
 /// @title FineTuningServing: fine-tuning deliverables and their settlement
 /// @notice 1. The provider (a registered fine-tuning service) posts the deliverable of task `taskId` for a
-///            user: the root hash of the encrypted model in 0G storage.
-///         2. The user downloads and checks it, then `acknowledgeDeliverable`.
+///            user: the root hash of the encrypted model in 0G storage and `secretHash`, the keccak256 of the
+///            encrypted secret (the model key, encrypted for the user) it will release (audit M4: the secret
+///            cannot be swapped after the user's acknowledgement).
+///         2. The user downloads and checks the model, then `acknowledgeDeliverable` (its acknowledgement names
+///            that root and that secret hash); or, within `ackWindow`, `disputeDeliverable` when the root holds
+///            nothing usable (audit M4: a disputed deliverable pays no penalty).
 ///         3. The provider settles with a fee authorization signed by the user (when the task was ordered) or
 ///            by the TEE signer the user acknowledged in the ledger:
-///            - acknowledged: the full `taskFee` is charged and `encryptedSecret` (the model key, encrypted
-///              for the user) is released on chain (event + `getDeliverable`);
-///            - not acknowledged `ackWindow` seconds after posting: only `taskFee * penaltyBps / 10000` is
-///              charged and no secret is released (the provider keeps a share for the compute spent).
+///            - acknowledged: `encryptedSecret` must hash to the committed `secretHash`; the fee (minus any
+///              penalty already paid) is charged and the secret is released on chain (event + `getDeliverable`);
+///            - not acknowledged, not disputed, `ackWindow` seconds after posting: only `taskFee * penaltyBps /
+///              10000` is charged, once, and no secret is released (the provider keeps a share for the compute
+///              spent). The user may still acknowledge afterwards, and the provider then settles the rest with
+///              the secret (audit low: a penalty settlement front-running a late acknowledgement no longer
+///              closes the deliverable).
 ///         Fees come from the (user, provider) sub-account of the ledger (this contract needs its
-///         SPENDER_ROLE); each deliverable settles once.
+///         SPENDER_ROLE).
 /// @dev Differences to 0G's FineTuningServing: deliverables are keyed by (user, provider, bytes32 taskId) in a
-///      mapping (no 20-slot FIFO, no serial-acknowledgement rule); the unacknowledged penalty needs the ack
-///      window to pass (0G: at once); penalty in basis points (0G: percent); user-signed fees are accepted.
+///      mapping (no 20-slot FIFO, no serial-acknowledgement rule); the secret is committed when posting; the
+///      unacknowledged penalty needs the ack window to pass (0G: at once) and a dispute-free deliverable;
+///      penalty in basis points (0G: percent); user-signed fees are accepted.
 contract FineTuningServing is IFineTuningServing, AccessControl, ReentrancyGuard, EIP712 {
     bytes32 public constant PARAMS_ADMIN_ROLE = keccak256("PARAMS_ADMIN_ROLE");
 
@@ -47,8 +55,10 @@ contract FineTuningServing is IFineTuningServing, AccessControl, ReentrancyGuard
 
     struct Deliverable {
         bytes32 modelRootHash;
+        bytes32 secretHash;
         uint64 postedAt;
         bool acknowledged;
+        bool disputed;
         bool settled;
         uint128 feePaid;
         bytes encryptedSecret;
@@ -63,6 +73,17 @@ contract FineTuningServing is IFineTuningServing, AccessControl, ReentrancyGuard
     error DeliverableNotFound(address user, address provider, bytes32 taskId);
     error AlreadyAcknowledged(bytes32 taskId);
     error AlreadySettled(bytes32 taskId);
+    error ZeroSecretHash();
+    /// @notice The released secret does not hash to the one committed when the deliverable was posted.
+    error SecretMismatch(bytes32 committed, bytes32 given);
+    /// @notice The user disputed the deliverable: no penalty is due (an acknowledgement would undo it).
+    error DisputedDeliverable(bytes32 taskId);
+    error AlreadyDisputed(bytes32 taskId);
+    /// @notice A dispute is possible only before the acknowledgement window closes.
+    error AckWindowClosed(uint256 deadline);
+    error PenaltyAlreadyPaid(bytes32 taskId);
+    /// @notice The signed task fee is below what was already paid (the penalty).
+    error FeeBelowPaid(uint256 taskFee, uint256 paid);
     /// @notice An acknowledged deliverable settles only with the encrypted secret.
     error MissingSecret();
     /// @notice An unacknowledged deliverable releases no secret.
@@ -92,21 +113,25 @@ contract FineTuningServing is IFineTuningServing, AccessControl, ReentrancyGuard
         _grantRole(PARAMS_ADMIN_ROLE, admin);
     }
 
-    /// @notice Post the deliverable of task `taskId` for `user` (the caller is the provider).
-    function addDeliverable(address user, bytes32 taskId, bytes32 modelRootHash) external {
+    /// @notice Post the deliverable of task `taskId` for `user` (the caller is the provider): the model's root
+    ///         hash and `secretHash` = keccak256 of the encrypted secret the settlement will release.
+    function addDeliverable(address user, bytes32 taskId, bytes32 modelRootHash, bytes32 secretHash) external {
         if (user == address(0)) revert ZeroAddress();
         if (modelRootHash == bytes32(0)) revert ZeroRootHash();
+        if (secretHash == bytes32(0)) revert ZeroSecretHash();
         if (!registry.serviceExists(msg.sender) || registry.serviceTypeOf(msg.sender) != ServiceType.FineTuning) {
             revert NotFineTuningProvider(msg.sender);
         }
         Deliverable storage d = _deliverables[_key(user, msg.sender, taskId)];
         if (d.postedAt != 0) revert DeliverableExists(user, msg.sender, taskId);
         d.modelRootHash = modelRootHash;
+        d.secretHash = secretHash;
         d.postedAt = uint64(block.timestamp);
-        emit DeliverableAdded(user, msg.sender, taskId, modelRootHash);
+        emit DeliverableAdded(user, msg.sender, taskId, modelRootHash, secretHash);
     }
 
-    /// @notice The user (caller) accepts the deliverable of `provider` for `taskId`.
+    /// @notice The user (caller) accepts the deliverable of `provider` for `taskId` (its root and committed
+    ///         secret hash), also after the window, a dispute or a penalty settlement.
     function acknowledgeDeliverable(address provider, bytes32 taskId) external {
         Deliverable storage d = _existing(msg.sender, provider, taskId);
         if (d.settled) revert AlreadySettled(taskId);
@@ -115,8 +140,21 @@ contract FineTuningServing is IFineTuningServing, AccessControl, ReentrancyGuard
         emit DeliverableAcknowledged(msg.sender, provider, taskId);
     }
 
-    /// @notice Settle a deliverable of the caller (the provider): full fee and secret release if acknowledged,
-    ///         else the penalty share once the ack window has passed.
+    /// @notice The user (caller) rejects the deliverable within the acknowledgement window (nothing usable at
+    ///         its root): no penalty can be settled for it; the user may still acknowledge it later.
+    function disputeDeliverable(address provider, bytes32 taskId) external {
+        Deliverable storage d = _existing(msg.sender, provider, taskId);
+        if (d.acknowledged) revert AlreadyAcknowledged(taskId);
+        if (d.disputed) revert AlreadyDisputed(taskId);
+        uint256 deadline = uint256(d.postedAt) + ackWindow;
+        if (block.timestamp >= deadline) revert AckWindowClosed(deadline);
+        d.disputed = true;
+        emit DeliverableDisputed(msg.sender, provider, taskId);
+    }
+
+    /// @notice Settle a deliverable of the caller (the provider): if acknowledged, the fee (minus a penalty
+    ///         already paid) and the release of the committed secret; else, once the ack window has passed and
+    ///         unless disputed, the penalty share (once).
     /// @return fee the amount charged to the user's sub-account
     function settleDeliverable(DeliverableSettlement calldata s) external nonReentrant returns (uint256 fee) {
         Deliverable storage d = _existing(s.user, msg.sender, s.taskId);
@@ -125,19 +163,27 @@ contract FineTuningServing is IFineTuningServing, AccessControl, ReentrancyGuard
             revert SecretTooLong(s.encryptedSecret.length, MAX_SECRET_LENGTH);
         }
         bool acked = d.acknowledged;
+        uint256 paid = d.feePaid;
         if (acked) {
             if (s.encryptedSecret.length == 0) revert MissingSecret();
-            fee = s.taskFee;
+            bytes32 given = keccak256(s.encryptedSecret);
+            if (given != d.secretHash) revert SecretMismatch(d.secretHash, given);
+            if (s.taskFee < paid) revert FeeBelowPaid(s.taskFee, paid);
+            fee = s.taskFee - paid;
         } else {
             uint256 deadline = uint256(d.postedAt) + ackWindow;
             if (block.timestamp < deadline) revert AckWindowOpen(deadline);
+            if (d.disputed) revert DisputedDeliverable(s.taskId);
+            if (paid != 0) revert PenaltyAlreadyPaid(s.taskId);
             if (s.encryptedSecret.length != 0) revert UnexpectedSecret();
             fee = s.taskFee * penaltyBps / MAX_PENALTY_BPS;
         }
         _checkSignature(s, msg.sender, d.modelRootHash);
-        d.settled = true;
-        d.feePaid = uint128(fee); // <= a sub-account balance (uint96), else charge reverts
-        if (acked) d.encryptedSecret = s.encryptedSecret;
+        d.feePaid = uint128(paid + fee); // <= a sub-account balance (uint96) plus the penalty, else charge reverts
+        if (acked) {
+            d.settled = true;
+            d.encryptedSecret = s.encryptedSecret;
+        }
         emit DeliverableSettled(s.user, msg.sender, s.taskId, fee, acked, s.encryptedSecret);
         ledger.charge(s.user, msg.sender, fee);
     }
@@ -155,7 +201,9 @@ contract FineTuningServing is IFineTuningServing, AccessControl, ReentrancyGuard
             acknowledged: d.acknowledged,
             settled: d.settled,
             feePaid: d.feePaid,
-            encryptedSecret: d.encryptedSecret
+            encryptedSecret: d.encryptedSecret,
+            secretHash: d.secretHash,
+            disputed: d.disputed
         });
     }
 

@@ -26,15 +26,35 @@ import {IServiceRegistry, ServiceType, ServiceParams, Service} from "./interface
 ///         - Inserting (register, price change, re-activation) walks from a caller-supplied `hint` (a node
 ///           of the same list with a price key <= the new one; zero = from the head) for at most
 ///           MAX_INSERT_SCAN nodes; `findInsertHint` computes an exact hint off-chain. Removal is O(1).
+///         - A request may start the scan at a service of its choice (`start`, e.g. `findFirstMatch`'s answer,
+///           an unbounded view): services that never qualify for it cannot hide the ones that do (audit M2).
+///           When nothing qualifies from `start` on, the scan starts again at the head.
+///
+///         Prices (audit M3): a price increase takes effect `priceIncreaseDelay` seconds after it is announced
+///         (set it >= the ledger's refund lock, so a funded user can leave at the old price); decreases apply at
+///         once. Matching and sorting use the announced (listed) prices, billing (`pricesOf`) the prices in
+///         effect. Strikes (audit M2): the matcher reports a provider that declines or ignores a match; each
+///         strike takes `strikePenalty` of its stake (sent to the matcher, which credits the user) and
+///         MAX_STRIKES strikes in a row, or a stake that cannot pay another strike, take the service out of
+///         matching: a service that keeps failing users loses its whole stake.
 /// @dev Differences to 0G's InferenceServing / FineTuningServing: one registry for both service types; GPU,
 ///      memory and price fields are typed for matching; a stake top-up is not possible (as 0G); the TEE
-///      signer here is informational for users: the ledger trusts only the signer each user acknowledged.
+///      signer here is informational for users: the ledger trusts only the signer each user acknowledged;
+///      price increases are delayed and stakes can be struck (0G: neither).
 contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, ReentrancyGuard {
     using EnumerableSet for EnumerableSet.AddressSet;
     using SafeCast for uint256;
 
     bytes32 public constant PARAMS_ADMIN_ROLE = keccak256("PARAMS_ADMIN_ROLE");
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice Role of the matcher: reports strikes and acceptances.
+    bytes32 public constant MATCHER_ROLE = keccak256("MATCHER_ROLE");
+
+    /// @notice Strikes in a row (declines or ignored matches, no acceptance between) that take a service out
+    ///         of matching.
+    uint256 public constant MAX_STRIKES = 3;
+    /// @notice Longest price-increase delay the admin may set.
+    uint256 public constant MAX_PRICE_INCREASE_DELAY = 30 days;
 
     /// @notice Most list nodes `findMatch` examines.
     uint256 public constant MAX_SCAN = 32;
@@ -61,6 +81,14 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         string additionalInfo;
     }
 
+    /// @dev What a match must meet.
+    struct Query {
+        uint256 minGpuCount;
+        uint256 minMemoryMiB;
+        uint256 maxInputPrice;
+        uint256 maxOutputPrice;
+    }
+
     /// @dev A list node: what matching reads besides the prices (one slot).
     struct Node {
         address next;
@@ -74,8 +102,19 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         uint128 output;
     }
 
+    /// @dev What changes rarely besides the record: the price change in progress and the strike count.
+    struct Standing {
+        uint64 priceEffectiveAt;
+        uint8 strikes;
+        bool known;
+    }
+
     /// @notice Stake required to register a service.
     uint256 public minStake;
+    /// @notice Seconds between announcing a price increase and billing it.
+    uint256 public priceIncreaseDelay;
+    /// @notice Stake taken per strike (declined or ignored match).
+    uint256 public strikePenalty;
     /// @notice Cheapest active service of each list (zero: empty list).
     mapping(bytes32 listKey => address) public listHead;
     /// @notice Active services in each list.
@@ -83,7 +122,11 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
 
     mapping(address provider => Record) private _records;
     mapping(address provider => Node) private _nodes;
+    /// @dev Listed prices: matching, sorting and match terms; billed from `_standing.priceEffectiveAt` on.
     mapping(address provider => Price) private _prices;
+    /// @dev Prices billed until a pending increase takes effect.
+    mapping(address provider => Price) private _previousPrices;
+    mapping(address provider => Standing) private _standing;
     mapping(address provider => address) private _prev;
     mapping(address provider => bytes32) private _keyOf;
     EnumerableSet.AddressSet private _providers;
@@ -103,13 +146,19 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
     ///         `findInsertHint(...)`.
     error HintTooFar(bytes32 listKey);
     error TransferFailed();
+    error PriceIncreaseDelayOutOfRange(uint256 delay, uint256 max);
 
     /// @param admin receives DEFAULT_ADMIN_ROLE, PARAMS_ADMIN_ROLE and PAUSER_ROLE
     /// @param minStake_ stake required to register
-    constructor(address admin, uint256 minStake_) {
+    /// @param priceIncreaseDelay_ seconds before an announced price increase is billed (<= 30 days)
+    /// @param strikePenalty_ stake taken per declined or ignored match
+    constructor(address admin, uint256 minStake_, uint256 priceIncreaseDelay_, uint256 strikePenalty_) {
         if (admin == address(0)) revert ZeroAddress();
         minStake = minStake_;
         emit MinStakeUpdated(0, minStake_);
+        _setPriceIncreaseDelay(priceIncreaseDelay_);
+        strikePenalty = strikePenalty_;
+        emit StrikePenaltyUpdated(0, strikePenalty_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(PARAMS_ADMIN_ROLE, admin);
         _grantRole(PAUSER_ROLE, admin);
@@ -147,7 +196,7 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         r.verifiability = p.verifiability;
         r.additionalInfo = p.additionalInfo;
         _nodes[msg.sender] = Node({next: address(0), gpuCount: p.gpuCount, memoryMiB: p.memoryMiB});
-        _prices[msg.sender] = Price({input: p.inputPrice, output: p.outputPrice});
+        _schedulePrices(msg.sender, p.inputPrice, p.outputPrice);
         bytes32 key = listKeyOf(p.serviceType, p.model);
         _keyOf[msg.sender] = key;
         if (r.active) _link(key, msg.sender, hint);
@@ -164,13 +213,17 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         );
     }
 
-    /// @notice Pause (false) or resume (true) matching of the caller's service.
+    /// @notice Pause (false) or resume (true) matching of the caller's service. Resuming needs a stake that can
+    ///         pay a strike (else: remove the service and register again with a full stake) and clears the
+    ///         strikes.
     function setServiceActive(bool active, address hint) external {
         Record storage r = _records[msg.sender];
         if (r.provider == address(0)) revert ServiceNotFound(msg.sender);
         if (r.active == active) revert ServiceActiveUnchanged(active);
         if (active) {
             _requireNotPaused();
+            if (r.stake < strikePenalty) revert StakeTooLow(r.stake, strikePenalty);
+            _standing[msg.sender].strikes = 0;
             _link(_keyOf[msg.sender], msg.sender, hint);
         } else {
             _unlink(_keyOf[msg.sender], msg.sender);
@@ -179,7 +232,8 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         emit ServiceActiveChanged(msg.sender, active);
     }
 
-    /// @notice Remove the caller's service and return its stake (works while paused).
+    /// @notice Remove the caller's service and return what is left of its stake (works while paused). The
+    ///         prices are remembered: registering again at a higher price is an increase like any other.
     function removeService() external nonReentrant {
         Record storage r = _records[msg.sender];
         if (r.provider == address(0)) revert ServiceNotFound(msg.sender);
@@ -187,8 +241,8 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         uint256 stake = r.stake;
         delete _records[msg.sender];
         delete _nodes[msg.sender];
-        delete _prices[msg.sender];
         delete _keyOf[msg.sender];
+        _standing[msg.sender].strikes = 0;
         _providers.remove(msg.sender);
         emit ServiceRemoved(msg.sender);
         emit ProviderStakeReturned(msg.sender, stake);
@@ -198,32 +252,97 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
 
     /*=== matching ===*/
 
-    /// @notice The cheapest active service of list `listKey` meeting the constraints, among the MAX_SCAN
-    ///         cheapest of the list; zero when none.
+    /// @notice The first active service of list `listKey` meeting the constraints among the MAX_SCAN services
+    ///         from `start` on (a service of this list; zero or any other address: from the cheapest), else among
+    ///         the MAX_SCAN cheapest (services re-priced since the request may have moved before `start`); zero
+    ///         when none. Prices are the listed ones (a pending increase counts).
     /// @param exclude providers to skip (e.g. those that declined the request)
+    /// @param start where the scan begins (see `findFirstMatch`)
+    /// @return provider the match (zero: none)
+    /// @return inputPrice its listed input price
+    /// @return outputPrice its listed output price
     function findMatch(
         bytes32 listKey,
         uint256 minGpuCount,
         uint256 minMemoryMiB,
         uint256 maxInputPrice,
         uint256 maxOutputPrice,
-        address[] calldata exclude
+        address[] calldata exclude,
+        address start
+    ) external view returns (address provider, uint256 inputPrice, uint256 outputPrice) {
+        Query memory q = Query(minGpuCount, minMemoryMiB, maxInputPrice, maxOutputPrice);
+        address head = listHead[listKey];
+        bool fromStart = start != address(0) && start != head && _records[start].active && _keyOf[start] == listKey;
+        if (fromStart) {
+            (provider, inputPrice, outputPrice) = _scan(q, exclude, start);
+            if (provider != address(0)) return (provider, inputPrice, outputPrice);
+        }
+        return _scan(q, exclude, head);
+    }
+
+    /// @notice The cheapest active service of list `listKey` meeting the constraints, however far down the list
+    ///         (unbounded walk: for eth_call; pass the answer as a request's `start`); zero when none.
+    function findFirstMatch(
+        bytes32 listKey,
+        uint256 minGpuCount,
+        uint256 minMemoryMiB,
+        uint256 maxInputPrice,
+        uint256 maxOutputPrice
     ) external view returns (address) {
-        uint256 maxKey = maxInputPrice > type(uint256).max - maxOutputPrice
-            ? type(uint256).max
-            : maxInputPrice + maxOutputPrice;
-        address cur = listHead[listKey];
-        for (uint256 i; i < MAX_SCAN && cur != address(0); ++i) {
+        for (address cur = listHead[listKey]; cur != address(0); cur = _nodes[cur].next) {
             Node memory node = _nodes[cur];
             Price memory price = _prices[cur];
-            if (uint256(price.input) + price.output > maxKey) break;
             if (
                 price.input <= maxInputPrice && price.output <= maxOutputPrice && node.gpuCount >= minGpuCount
-                    && node.memoryMiB >= minMemoryMiB && !_contains(exclude, cur)
+                    && node.memoryMiB >= minMemoryMiB
             ) return cur;
-            cur = node.next;
         }
         return address(0);
+    }
+
+    /// @notice What a match with `provider` was made on, as of now: its list, GPUs, memory, listed prices and
+    ///         whether it is in matching (the matcher re-checks them at acceptance, audit M3).
+    function matchTermsOf(address provider)
+        external
+        view
+        returns (bytes32 listKey, uint256 gpuCount, uint256 memoryMiB, uint256 inputPrice, uint256 outputPrice, bool active)
+    {
+        Node memory node = _nodes[provider];
+        Price memory price = _prices[provider];
+        return (_keyOf[provider], node.gpuCount, node.memoryMiB, price.input, price.output, _records[provider].active);
+    }
+
+    /*=== strikes (matcher) ===*/
+
+    /// @notice `provider` declined or ignored a match: take `strikePenalty` of its stake (what is left, if less)
+    ///         and send it to the matcher (which credits the user); after MAX_STRIKES strikes in a row, or when
+    ///         the stake left cannot pay another strike, the service leaves matching.
+    /// @return penalty the stake taken (sent to the caller)
+    function recordStrike(address provider) external onlyRole(MATCHER_ROLE) nonReentrant returns (uint256 penalty) {
+        Record storage r = _records[provider];
+        if (r.provider == address(0)) return 0;
+        Standing storage st = _standing[provider];
+        uint8 strikes = st.strikes < type(uint8).max ? st.strikes + 1 : st.strikes;
+        st.strikes = strikes;
+        uint256 stake = r.stake;
+        penalty = strikePenalty < stake ? strikePenalty : stake;
+        stake -= penalty;
+        r.stake = uint96(stake);
+        emit ServiceStruck(provider, strikes, penalty, stake);
+        if (r.active && (strikes >= MAX_STRIKES || stake < strikePenalty)) {
+            _unlink(_keyOf[provider], provider);
+            r.active = false;
+            emit ServiceActiveChanged(provider, false);
+        }
+        if (penalty != 0) {
+            (bool ok,) = payable(msg.sender).call{value: penalty}("");
+            if (!ok) revert TransferFailed();
+        }
+    }
+
+    /// @notice `provider` accepted a match: its strikes are forgiven.
+    function recordAcceptance(address provider) external onlyRole(MATCHER_ROLE) {
+        if (_standing[provider].strikes != 0) _standing[provider].strikes = 0;
     }
 
     /// @notice The list of a (service type, model) pair.
@@ -295,16 +414,25 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         return _records[provider].signer;
     }
 
+    /// @notice The prices billed now: the previous ones while an announced increase is pending.
     function pricesOf(address provider) external view returns (uint256 inputPrice, uint256 outputPrice) {
-        Price memory price = _prices[provider];
+        Price memory price = _effectivePrices(provider);
         return (price.input, price.output);
+    }
+
+    /// @notice Strikes in a row of `provider` (declined or ignored matches since its last acceptance).
+    function strikesOf(address provider) external view returns (uint256) {
+        return _standing[provider].strikes;
     }
 
     function getService(address provider) external view returns (Service memory s) {
         Record storage r = _records[provider];
         if (r.provider == address(0)) revert ServiceNotFound(provider);
         Node memory node = _nodes[provider];
-        Price memory price = _prices[provider];
+        Price memory price = _effectivePrices(provider);
+        Price memory listed = _prices[provider];
+        uint64 at = _standing[provider].priceEffectiveAt;
+        bool pending = block.timestamp < at;
         s = Service({
             provider: provider,
             serviceType: r.serviceType,
@@ -321,7 +449,10 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
             stake: r.stake,
             registeredAt: r.registeredAt,
             updatedAt: r.updatedAt,
-            active: r.active
+            active: r.active,
+            nextInputPrice: pending ? listed.input : 0,
+            nextOutputPrice: pending ? listed.output : 0,
+            nextPriceAt: pending ? at : 0
         });
     }
 
@@ -330,6 +461,17 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
     function setMinStake(uint256 newMinStake) external onlyRole(PARAMS_ADMIN_ROLE) {
         emit MinStakeUpdated(minStake, newMinStake);
         minStake = newMinStake;
+    }
+
+    /// @notice Set the delay of price increases announced from now on (keep it >= the ledger's lock time).
+    function setPriceIncreaseDelay(uint256 newDelay) external onlyRole(PARAMS_ADMIN_ROLE) {
+        _setPriceIncreaseDelay(newDelay);
+    }
+
+    /// @notice Set the stake taken per strike.
+    function setStrikePenalty(uint256 newPenalty) external onlyRole(PARAMS_ADMIN_ROLE) {
+        emit StrikePenaltyUpdated(strikePenalty, newPenalty);
+        strikePenalty = newPenalty;
     }
 
     /// @notice Stop registrations, updates and re-activations (removal keeps working).
@@ -352,6 +494,41 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         _checkLength("verifiability", bytes(p.verifiability).length, MAX_FIELD_LENGTH);
         _checkLength("additionalInfo", bytes(p.additionalInfo).length, MAX_ADDITIONAL_INFO_LENGTH);
         if (p.serviceType == ServiceType.FineTuning && p.outputPrice != 0) revert FineTuningOutputPrice();
+    }
+
+    /// @dev Set the listed prices; an increase of either price is billed only `priceIncreaseDelay` from now
+    ///      (until then each price is billed at the lower of the old and the new), a decrease at once. A
+    ///      provider registering for the first time has no old prices.
+    function _schedulePrices(address provider, uint128 inputPrice, uint128 outputPrice) private {
+        Standing storage st = _standing[provider];
+        Price memory next = Price({input: inputPrice, output: outputPrice});
+        if (!st.known) {
+            st.known = true;
+        } else {
+            Price memory current = _effectivePrices(provider);
+            if (inputPrice > current.input || outputPrice > current.output) {
+                uint256 at = block.timestamp + priceIncreaseDelay;
+                _previousPrices[provider] = Price({
+                    input: inputPrice < current.input ? inputPrice : current.input,
+                    output: outputPrice < current.output ? outputPrice : current.output
+                });
+                st.priceEffectiveAt = uint64(at);
+                emit PriceIncreaseScheduled(provider, inputPrice, outputPrice, at);
+            } else if (st.priceEffectiveAt > block.timestamp) {
+                st.priceEffectiveAt = 0; // every price at or below what is billed now: no pending increase
+            }
+        }
+        _prices[provider] = next;
+    }
+
+    function _effectivePrices(address provider) private view returns (Price memory) {
+        return block.timestamp < _standing[provider].priceEffectiveAt ? _previousPrices[provider] : _prices[provider];
+    }
+
+    function _setPriceIncreaseDelay(uint256 newDelay) private {
+        if (newDelay > MAX_PRICE_INCREASE_DELAY) revert PriceIncreaseDelayOutOfRange(newDelay, MAX_PRICE_INCREASE_DELAY);
+        emit PriceIncreaseDelayUpdated(priceIncreaseDelay, newDelay);
+        priceIncreaseDelay = newDelay;
     }
 
     function _checkLength(string memory field, uint256 length, uint256 max) private pure {
@@ -395,6 +572,29 @@ contract ServiceRegistry is IServiceRegistry, AccessControl, Pausable, Reentranc
         _nodes[provider].next = address(0);
         delete _prev[provider];
         --listLength[key];
+    }
+
+    /// @dev The first service from `cur` on, within MAX_SCAN nodes, meeting `q` and not excluded; stops at the first
+    ///      price key above the maxima's sum (no later node can qualify).
+    function _scan(Query memory q, address[] calldata exclude, address cur)
+        private
+        view
+        returns (address, uint256, uint256)
+    {
+        uint256 maxKey = q.maxInputPrice > type(uint256).max - q.maxOutputPrice
+            ? type(uint256).max
+            : q.maxInputPrice + q.maxOutputPrice;
+        for (uint256 i; i < MAX_SCAN && cur != address(0); ++i) {
+            Node memory node = _nodes[cur];
+            Price memory price = _prices[cur];
+            if (uint256(price.input) + price.output > maxKey) break;
+            if (
+                price.input <= q.maxInputPrice && price.output <= q.maxOutputPrice && node.gpuCount >= q.minGpuCount
+                    && node.memoryMiB >= q.minMemoryMiB && !_contains(exclude, cur)
+            ) return (cur, price.input, price.output);
+            cur = node.next;
+        }
+        return (address(0), 0, 0);
     }
 
     function _contains(address[] calldata list, address a) private pure returns (bool) {

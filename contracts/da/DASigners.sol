@@ -2,10 +2,12 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Blockhash} from "@openzeppelin/contracts/utils/Blockhash.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
 import {IDASigners} from "./interfaces/IDASigners.sol";
 import {BN254} from "./libraries/BN254.sol";
+import {QuorumMath} from "./libraries/QuorumMath.sol";
 
 /// @title DASigners: the DA signer registry, epochs and quorums (0G's `IDASigners` precompile as a contract)
 /// @notice Life of a signer:
@@ -14,24 +16,34 @@ import {BN254} from "./libraries/BN254.sol";
 ///            a rogue key `x*G - pk_victim` would let one signer forge "aggregate" signatures.
 ///            msg.value is added to the signer's stake.
 ///         2. `registerNextEpoch` during each epoch, with a BLS signature over the next epoch number;
-///            votes = min(stake / tokensPerVote, maxVotesPerSigner).
+///            votes = min(stake / tokensPerVote, maxVotesPerSigner). Registration for the next epoch closes
+///            `epochBlocks / 8` blocks before the epoch may end (`registrationClosesAt`). At most
+///            `maxSignersPerEpoch` signers register for an epoch; when it is full, a newcomer with more votes
+///            takes the place of the registration with the fewest (ties: the earlier one stays).
 ///         3. `makeEpoch` (anyone, e.g. DAEntrance on every upload) starts the next epoch once
-///            `epochBlocks` blocks have passed, and turns its registrations into quorums.
-/// @dev Quorums. Registrations are ordered by keccak256 of their (unique, unpredictable) epoch
-///      signature; each signer contributes `votes` consecutive ballots. With V ballots and R =
-///      `encodedSlices` rows per quorum: if V >= R, quorum k holds ballots [k*R, (k+1)*R) and, if
-///      V mod R != 0, one more quorum holds the last R ballots (at most `maxQuorums` in all, as 0G);
-///      if V < R, one quorum in which signer j (cumulative votes c_j) holds rows
-///      [floor(c_{j-1} * R / V), floor(c_j * R / V)). Either way every signer of a quorum holds one
-///      contiguous range of rows ("member"), so a quorum is stored as members (address, row end, G1 key)
-///      plus the aggregate G1 key of all members. `getAggPkG1` starts from that aggregate and subtracts
-///      the members whose rows are clear in the bitmap (EigenDA-style): its cost grows with the
-///      non-signers, not with the quorum's 3072 rows. 0G interleaves rows per ballot instead.
+///            `epochBlocks` blocks have passed. Its seed is the hash of the first block after registration
+///            closed, so nobody registering knew it; the seed orders the signers and rounds their rows.
+///         4. A signer that signs two different erasure commitments for one (dataRoot, epoch, quorum) loses
+///            its whole stake to anyone who shows both signatures (`slashEquivocation`); slashed stake goes to
+///            the admin's pool, never back to the signer. Stake can be withdrawn `stakeLockEpochs` epochs after
+///            the last epoch the signer registered for (so that it stays slashable while its signatures can
+///            still be used on chain).
+/// @dev Quorums (see QuorumMath): every quorum of an epoch is the same stake-proportional sample of all its
+///      registered signers, so a party's rows follow its stake whatever the keys, addresses or registration
+///      order it chooses; the number of quorums follows 0G's rule (ceil(votes / rows), at most `maxQuorums`).
+///      Each signer holds one contiguous range of rows ("member"), so the quorum is stored once per epoch as
+///      members (address, row end, G1 key) plus the aggregate G1 key of all members. `getAggPkG1` starts from
+///      that aggregate and subtracts the members whose rows are clear in the bitmap (EigenDA-style): its cost
+///      grows with the non-signers, not with the quorum's 3072 rows. 0G instead shuffles ballots per vote and
+///      cuts them into quorums of different signers.
 contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
     /// @notice Role allowed to change the parameters and to start an epoch early (`forceMakeEpoch`).
     bytes32 public constant PARAMS_ADMIN_ROLE = keccak256("PARAMS_ADMIN_ROLE");
-    /// @notice Registrations accepted per epoch (bounds the gas of `makeEpoch`).
+    /// @notice Most registrations `maxSignersPerEpoch` may allow per epoch (bounds the gas of `makeEpoch`).
     uint256 public constant MAX_SIGNERS_PER_EPOCH = 128;
+    /// @notice Registration for the next epoch closes epochBlocks / REGISTRATION_CLOSE_DIVISOR blocks before
+    ///         the current epoch may end.
+    uint256 public constant REGISTRATION_CLOSE_DIVISOR = 8;
     /// @notice Upper bound of `encodedSlices` (row ends are stored as uint16).
     uint256 public constant MAX_ROWS = 65_535;
     /// @dev Words of 16-bit entries for a member count and MAX_SIGNERS_PER_EPOCH row ends.
@@ -49,8 +61,8 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
 
     struct Registration {
         uint64 votes;
-        /// @dev high 192 bits of keccak256(signature): the signer's ballot order in the epoch
-        uint192 ballot;
+        /// @dev position in the epoch's registration list
+        uint32 index;
     }
 
     /// @dev One quorum: members in row order; member i holds rows [end(i-1), end(i)) (end(-1) = 0), so
@@ -74,6 +86,16 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
     /// @notice Stake of each signer in wei (deposited with `registerSigner` / `addStake`).
     mapping(address => uint256) public stakeOf;
 
+    /// @notice Registrations accepted per epoch (<= MAX_SIGNERS_PER_EPOCH).
+    uint256 public maxSignersPerEpoch;
+    /// @notice Epochs after the last one a signer registered for during which its stake stays locked.
+    uint256 public stakeLockEpochs;
+    /// @notice Slashed stake not yet withdrawn by the admin.
+    uint256 public slashedPool;
+    /// @notice The last epoch each signer registered for (0: never).
+    mapping(address => uint256) public lastRegisteredEpoch;
+
+    mapping(uint256 => bytes32) private _seeds;
     mapping(uint256 => address[]) private _registered;
     mapping(uint256 => mapping(address => Registration)) private _registrations;
     mapping(uint256 => uint256) private _quorumCount;
@@ -84,6 +106,16 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
     event StakeWithdrawn(address indexed signer, address indexed to, uint256 amount, uint256 stake);
     /// @notice `signer` registered for `epoch` with `votes` votes.
     event EpochRegistered(address indexed signer, uint256 indexed epoch, uint256 votes);
+    /// @notice `signer`'s registration for `epoch` was dropped: a signer with more votes took its place, or it
+    ///         was slashed.
+    event RegistrationRemoved(address indexed signer, uint256 indexed epoch, uint256 votes);
+    /// @notice The seed of `epoch` (signer order and row rounding).
+    event EpochSeeded(uint256 indexed epoch, bytes32 seed);
+    /// @notice `signer` signed two commitments for (dataRoot, epoch, quorumId): its `amount` of stake was slashed.
+    event SignerSlashed(address indexed signer, uint256 amount, bytes32 dataRoot, uint256 epoch, uint256 quorumId,
+        address reporter);
+    event SlashedWithdrawn(address indexed to, uint256 amount);
+    event LimitsUpdated(uint256 maxSignersPerEpoch, uint256 stakeLockEpochs);
     /// @notice Epoch `epoch` started at `startBlock` with `quorums` quorums.
     event NewEpoch(uint256 indexed epoch, uint256 startBlock, uint256 quorums);
 
@@ -104,11 +136,21 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
     /// @notice The epoch registration signature does not verify against the signer's keys.
     error InvalidEpochSignature(address signer, uint256 epoch);
     error AlreadyRegistered(address signer, uint256 epoch);
+    /// @notice Registration for `epoch` closed at block `closedAt` (its seed may be known).
+    error RegistrationClosed(uint256 epoch, uint256 closedAt);
     /// @notice stake / tokensPerVote is zero.
     error NotEligibleToVote(address signer, uint256 stake, uint256 tokensPerVote);
-    error EpochFull(uint256 epoch);
-    /// @notice Stake can be withdrawn only while not registered for the current or the next epoch.
-    error StakeLocked(address signer, uint256 epoch);
+    /// @notice `epoch` is full and every registration has at least `lowestVotes` votes (a newcomer needs more).
+    error EpochFull(uint256 epoch, uint256 lowestVotes);
+    /// @notice Stake can be withdrawn from epoch `untilEpoch` on.
+    error StakeLocked(address signer, uint256 untilEpoch);
+    /// @notice Equivocation evidence must show two different commitments.
+    error NotEquivocation();
+    /// @notice A signature of the evidence is not the signer's on that commitment.
+    error InvalidEvidence(address signer);
+    error NothingToSlash(address signer);
+    /// @notice A precompile call failed (only out of gas can cause it for points checked on registration).
+    error PrecompileFailed();
     error InsufficientStake(uint256 requested, uint256 stake);
     error TransferFailed();
     /// @notice `epoch` is after the current epoch.
@@ -124,10 +166,14 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
     error InconsistentBitmap(uint256 member, uint256 rowStart, uint256 rowEnd);
 
     /// @param params_ initial parameters (see `Params`)
+    /// @param maxSignersPerEpoch_ registrations per epoch (1..MAX_SIGNERS_PER_EPOCH)
+    /// @param stakeLockEpochs_ epochs a signer's stake stays locked after the last epoch it registered for
+    ///        (deploy with the DA window + 1: a signature for an epoch can be used until the epoch expires)
     /// @param admin receives DEFAULT_ADMIN_ROLE and PARAMS_ADMIN_ROLE
-    constructor(Params memory params_, address admin) {
+    constructor(Params memory params_, uint256 maxSignersPerEpoch_, uint256 stakeLockEpochs_, address admin) {
         if (admin == address(0)) revert ZeroAddress();
         _setParams(params_);
+        _setLimits(maxSignersPerEpoch_, stakeLockEpochs_);
         _epochStartBlock = block.number;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(PARAMS_ADMIN_ROLE, admin);
@@ -143,6 +189,20 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
     /// @notice Change the parameters (PARAMS_ADMIN_ROLE); quorums already made keep their shape.
     function setParams(Params calldata params_) external onlyRole(PARAMS_ADMIN_ROLE) {
         _setParams(params_);
+    }
+
+    /// @notice Change the registrations per epoch and the stake lock (PARAMS_ADMIN_ROLE).
+    function setLimits(uint256 maxSignersPerEpoch_, uint256 stakeLockEpochs_) external onlyRole(PARAMS_ADMIN_ROLE) {
+        _setLimits(maxSignersPerEpoch_, stakeLockEpochs_);
+    }
+
+    function _setLimits(uint256 maxSigners, uint256 lockEpochs) private {
+        if (maxSigners == 0 || maxSigners > MAX_SIGNERS_PER_EPOCH || lockEpochs > type(uint64).max) {
+            revert InvalidParams();
+        }
+        maxSignersPerEpoch = maxSigners;
+        stakeLockEpochs = lockEpochs;
+        emit LimitsUpdated(maxSigners, lockEpochs);
     }
 
     function _setParams(Params memory p) private {
@@ -201,19 +261,24 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
         _addStake(msg.sender);
     }
 
-    /// @notice Withdraw `amount` of msg.sender's stake to `to`; allowed while msg.sender is registered for
-    ///         neither the current nor the next epoch.
+    /// @notice Withdraw `amount` of msg.sender's stake to `to`; allowed from `stakeUnlockEpoch(msg.sender)` on.
     function withdrawStake(uint256 amount, address payable to) external nonReentrant {
         if (to == address(0)) revert ZeroAddress();
-        uint256 epoch = _epochNumber;
-        if (_registrations[epoch][msg.sender].votes != 0) revert StakeLocked(msg.sender, epoch);
-        if (_registrations[epoch + 1][msg.sender].votes != 0) revert StakeLocked(msg.sender, epoch + 1);
+        uint256 unlock = stakeUnlockEpoch(msg.sender);
+        if (_epochNumber < unlock) revert StakeLocked(msg.sender, unlock);
         uint256 stake = stakeOf[msg.sender];
         if (amount > stake) revert InsufficientStake(amount, stake);
         stakeOf[msg.sender] = stake - amount;
         emit StakeWithdrawn(msg.sender, to, amount, stake - amount);
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert TransferFailed();
+    }
+
+    /// @notice The first epoch in which `signer` may withdraw stake: `stakeLockEpochs` + 1 epochs after the last
+    ///         epoch it registered for (0 if it never registered).
+    function stakeUnlockEpoch(address signer) public view returns (uint256) {
+        uint256 last = lastRegisteredEpoch[signer];
+        return last == 0 ? 0 : last + stakeLockEpochs + 1;
     }
 
     function _addStake(address account) private {
@@ -259,27 +324,65 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
         return _epochStartBlock;
     }
 
+    /// @notice The block from which registration for the next epoch is closed: epochBlocks / 8 blocks before
+    ///         the current epoch may end. The hash of that block seeds the next epoch.
+    function registrationClosesAt() public view returns (uint256) {
+        uint256 epochBlocks = _params.epochBlocks;
+        return _epochStartBlock + epochBlocks - epochBlocks / REGISTRATION_CLOSE_DIVISOR;
+    }
+
     /// @inheritdoc IDASigners
+    /// @dev When the epoch is full, the registration with the fewest votes (the earliest of equals) is dropped
+    ///      for this one if it has more votes (`RegistrationRemoved`), else `EpochFull`.
     function registerNextEpoch(BN254.G1Point calldata _signature) external {
         Signer storage s = _signers[msg.sender];
         if (!s.exists) revert SignerNotFound(msg.sender);
         uint256 next = _epochNumber + 1;
+        uint256 closes = registrationClosesAt();
+        if (block.number >= closes) revert RegistrationClosed(next, closes);
         Registration storage reg = _registrations[next][msg.sender];
         if (reg.votes != 0) revert AlreadyRegistered(msg.sender, next);
         uint256 stake = stakeOf[msg.sender];
         uint256 votes = stake / _params.tokensPerVote;
         if (votes == 0) revert NotEligibleToVote(msg.sender, stake, _params.tokensPerVote);
         if (votes > _params.maxVotesPerSigner) votes = _params.maxVotesPerSigner;
-        if (_registered[next].length >= MAX_SIGNERS_PER_EPOCH) revert EpochFull(next);
         _requireOnCurve(_signature);
         BN254.G1Point memory h = BN254.hashToG1(epochDigest(msg.sender, next));
         (bool valid, bool callOk) = BN254.verifyBLS(h, _signature, s.pkG1, _toEip197(s.pkG2));
         if (!valid || !callOk) revert InvalidEpochSignature(msg.sender, next);
 
+        address[] storage list = _registered[next];
+        if (list.length >= maxSignersPerEpoch) {
+            (uint256 lowest, uint256 at) = _lowest(next, list);
+            if (votes <= lowest) revert EpochFull(next, lowest);
+            _unregister(next, list, at);
+        }
         reg.votes = uint64(votes);
-        reg.ballot = uint192(uint256(keccak256(abi.encode(_signature.X, _signature.Y))) >> 64);
-        _registered[next].push(msg.sender);
+        reg.index = uint32(list.length);
+        list.push(msg.sender);
+        lastRegisteredEpoch[msg.sender] = next;
         emit EpochRegistered(msg.sender, next, votes);
+    }
+
+    /// @dev The fewest votes among `epoch`'s registrations and the first position holding them.
+    function _lowest(uint256 epoch, address[] storage list) private view returns (uint256 lowest, uint256 at) {
+        lowest = type(uint256).max;
+        for (uint256 i = 0; i < list.length; ++i) {
+            uint256 v = _registrations[epoch][list[i]].votes;
+            if (v < lowest) (lowest, at) = (v, i);
+        }
+    }
+
+    /// @dev Drop the registration at position `at` of `epoch` (the last one takes its place).
+    function _unregister(uint256 epoch, address[] storage list, uint256 at) private {
+        address signer = list[at];
+        uint256 votes = _registrations[epoch][signer].votes;
+        address moved = list[list.length - 1];
+        list[at] = moved;
+        _registrations[epoch][moved].index = uint32(at);
+        list.pop();
+        delete _registrations[epoch][signer];
+        emit RegistrationRemoved(signer, epoch, votes);
     }
 
     /// @inheritdoc IDASigners
@@ -309,89 +412,61 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
 
     function _makeEpoch() private {
         uint256 next = _epochNumber + 1;
-        uint256 count = _formQuorums(next);
+        bytes32 seed = _seed(next);
+        _seeds[next] = seed;
+        emit EpochSeeded(next, seed);
+        uint256 count = _formQuorums(next, seed);
         _epochNumber = next;
         _epochStartBlock = block.number;
         emit NewEpoch(next, block.number, count);
     }
 
-    /// @dev Build the quorums of `epoch` from its registrations (see the contract's notes).
-    function _formQuorums(uint256 epoch) private returns (uint256 count) {
-        (address[] memory addrs, uint256[] memory cum) = _ballots(epoch);
-        uint256 n = addrs.length;
-        if (n == 0) return 0;
-        uint256 total = cum[n - 1];
-        uint256 rows = _params.encodedSlices;
-        mapping(uint256 => Quorum) storage quorums = _quorums[epoch];
-        if (total < rows) {
-            uint256[] memory ends = new uint256[](n);
-            for (uint256 j = 0; j < n; ++j) {
-                ends[j] = cum[j] * rows / total;
-            }
-            _storeQuorum(quorums[count++], addrs, ends);
-        } else {
-            uint256 maxQuorums = _params.maxQuorums;
-            uint256 full = total / rows;
-            uint256 nFull = full < maxQuorums ? full : maxQuorums;
-            for (uint256 k = 0; k < nFull; ++k) {
-                _buildQuorum(quorums[count++], addrs, cum, k * rows, rows);
-            }
-            if (total % rows != 0 && nFull < maxQuorums) {
-                _buildQuorum(quorums[count++], addrs, cum, total - rows, rows);
-            }
-        }
-        _quorumCount[epoch] = count;
+    /// @dev The hash of the block at which registration closed, when it is in the past and still available
+    ///      (EIP-2935: 8191 blocks), else (a forced epoch, or one made very late) of the previous block.
+    function _seed(uint256 epoch) private view returns (bytes32) {
+        uint256 closed = registrationClosesAt();
+        bytes32 h = closed < block.number ? Blockhash.blockHash(closed) : bytes32(0);
+        if (h == bytes32(0)) h = blockhash(block.number - 1);
+        return keccak256(abi.encode(h, epoch, address(this)));
     }
 
-    /// @dev The registrations of `epoch` sorted by (ballot, address), and their cumulative votes.
-    function _ballots(uint256 epoch) private view returns (address[] memory addrs, uint256[] memory cum) {
+    /// @notice The seed of `epoch` (zero before it is made).
+    function epochSeed(uint256 epoch) external view returns (bytes32) {
+        return _seeds[epoch];
+    }
+
+    /// @dev The quorum of `epoch` from its registrations (see QuorumMath), stored once; returns the number of
+    ///      quorums: ceil(votes / rows), at least 1 and at most maxQuorums.
+    function _formQuorums(uint256 epoch, bytes32 seed) private returns (uint256 count) {
         address[] storage regs = _registered[epoch];
         uint256 n = regs.length;
-        addrs = new address[](n);
-        cum = new uint256[](n);
-        uint256[] memory keys = new uint256[](n);
+        if (n == 0) return 0;
+        address[] memory addrs = new address[](n);
+        uint256[] memory votes = new uint256[](n);
+        uint256 total = 0;
         for (uint256 i = 0; i < n; ++i) {
-            address a = regs[i];
-            Registration storage r = _registrations[epoch][a];
-            // insertion sort by (ballot, address)
-            uint256 key = r.ballot;
-            uint256 j = i;
-            while (j > 0 && (keys[j - 1] > key || (keys[j - 1] == key && addrs[j - 1] > a))) {
-                addrs[j] = addrs[j - 1];
-                keys[j] = keys[j - 1];
-                cum[j] = cum[j - 1];
-                --j;
-            }
-            addrs[j] = a;
-            keys[j] = key;
-            cum[j] = r.votes;
+            addrs[i] = regs[i];
+            votes[i] = _registrations[epoch][addrs[i]].votes;
+            total += votes[i];
         }
-        for (uint256 i = 1; i < n; ++i) {
-            cum[i] += cum[i - 1];
-        }
-    }
-
-    /// @dev A quorum of the ballots [start, start + rows); cum[j] = cumulative votes of signers 0..j.
-    function _buildQuorum(Quorum storage q, address[] memory addrs, uint256[] memory cum, uint256 start, uint256 rows)
-        private
-    {
-        uint256 end = start + rows;
-        address[] memory members = new address[](addrs.length);
-        uint256[] memory ends = new uint256[](addrs.length);
+        QuorumMath.sortBySeed(seed, addrs, votes);
+        uint256 rows = _params.encodedSlices;
+        uint256[] memory ends = QuorumMath.rowEnds(votes, rows, QuorumMath.offset(seed, total));
         uint256 m = 0;
-        for (uint256 j = 0; j < addrs.length; ++j) {
-            if (j > 0 && cum[j - 1] >= end) break;
-            uint256 to = cum[j];
-            if (to > start) {
-                members[m] = addrs[j];
-                ends[m++] = (to < end ? to : end) - start;
-            }
+        uint256 prev = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            if (ends[i] == prev) continue; // no row: not a member
+            addrs[m] = addrs[i];
+            ends[m++] = prev = ends[i];
         }
         assembly ("memory-safe") {
-            mstore(members, m)
+            mstore(addrs, m)
             mstore(ends, m)
         }
-        _storeQuorum(q, members, ends);
+        _storeQuorum(_quorums[epoch][0], addrs, ends);
+        count = (total + rows - 1) / rows;
+        if (count > _params.maxQuorums) count = _params.maxQuorums;
+        _quorumCount[epoch] = count;
     }
 
     function _storeQuorum(Quorum storage q, address[] memory members, uint256[] memory ends) private {
@@ -402,7 +477,9 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
             BN254.G1Point memory pk = _signers[members[i]].pkG1;
             q.members.push(members[i]);
             q.pks.push(pk);
-            (apk,) = BN254.add(apk, pk);
+            bool ok;
+            (apk, ok) = BN254.add(apk, pk);
+            if (!ok) revert PrecompileFailed();
             uint256 entry = i + 1;
             word |= ends[i] << ((entry & 15) * 16);
             if (entry & 15 == 15 || i == n - 1) {
@@ -412,6 +489,66 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
         }
         q.apkX = apk.X;
         q.apkY = apk.Y;
+    }
+
+    /*=== slashing ===*/
+
+    /// @notice Slash `signer`'s whole stake: it signed two different erasure commitments for one (dataRoot,
+    ///         epoch, quorumId), the digest DAEntrance checks (`keccak256(dataRoot ‖ epoch ‖ quorumId ‖ C.x ‖
+    ///         C.y)` hashed to G1). Anyone may report; the stake goes to `slashedPool` (the admin's), and the
+    ///         signer's registration for the next epoch is dropped.
+    function slashEquivocation(
+        address signer,
+        bytes32 dataRoot,
+        uint256 epoch,
+        uint256 quorumId,
+        BN254.G1Point calldata commitment1,
+        BN254.G1Point calldata signature1,
+        BN254.G1Point calldata commitment2,
+        BN254.G1Point calldata signature2
+    ) external nonReentrant {
+        Signer storage s = _signers[signer];
+        if (!s.exists) revert SignerNotFound(signer);
+        if (commitment1.X == commitment2.X && commitment1.Y == commitment2.Y) revert NotEquivocation();
+        _checkCommitSignature(s, signer, dataRoot, epoch, quorumId, commitment1, signature1);
+        _checkCommitSignature(s, signer, dataRoot, epoch, quorumId, commitment2, signature2);
+        uint256 amount = stakeOf[signer];
+        if (amount == 0) revert NothingToSlash(signer);
+        stakeOf[signer] = 0;
+        slashedPool += amount;
+        uint256 next = _epochNumber + 1;
+        Registration storage reg = _registrations[next][signer];
+        if (reg.votes != 0) _unregister(next, _registered[next], reg.index);
+        emit SignerSlashed(signer, amount, dataRoot, epoch, quorumId, msg.sender);
+    }
+
+    /// @notice Send `amount` of slashed stake to `to` (DEFAULT_ADMIN_ROLE).
+    function withdrawSlashed(address payable to, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) nonReentrant {
+        if (to == address(0)) revert ZeroAddress();
+        uint256 pool = slashedPool;
+        if (amount > pool) revert InsufficientStake(amount, pool);
+        slashedPool = pool - amount;
+        emit SlashedWithdrawn(to, amount);
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    function _checkCommitSignature(
+        Signer storage s,
+        address signer,
+        bytes32 dataRoot,
+        uint256 epoch,
+        uint256 quorumId,
+        BN254.G1Point calldata commitment,
+        BN254.G1Point calldata signature
+    ) private view {
+        _requireOnCurve(commitment);
+        _requireOnCurve(signature);
+        BN254.G1Point memory h = BN254.hashToG1(
+            keccak256(abi.encodePacked(dataRoot, epoch, quorumId, commitment.X, commitment.Y))
+        );
+        (bool valid, bool callOk) = BN254.verifyBLS(h, signature, s.pkG1, _toEip197(s.pkG2));
+        if (!valid || !callOk) revert InvalidEvidence(signer);
     }
 
     /*=== quorums ===*/
@@ -507,7 +644,9 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
             if (state == ALL_SET) {
                 hit += end - start;
             } else if (state == ALL_CLEAR) {
-                (aggPkG1,) = BN254.add(aggPkG1, BN254.negate(q.pks[i]));
+                bool ok;
+                (aggPkG1, ok) = BN254.add(aggPkG1, BN254.negate(q.pks[i]));
+                if (!ok) revert PrecompileFailed();
             } else {
                 revert InconsistentBitmap(i, start, end);
             }
@@ -575,10 +714,11 @@ contract DASigners is IDASigners, AccessControl, ReentrancyGuard {
         return (q.packed[entry >> 4] >> ((entry & 15) * 16)) & 0xffff;
     }
 
+    /// @dev Every quorum of an epoch has the same members (stored under id 0).
     function _quorum(uint256 epoch, uint256 quorumId) private view returns (Quorum storage q) {
         if (epoch > _epochNumber) revert UnknownEpoch(epoch, _epochNumber);
-        q = _quorums[epoch][quorumId];
-        if (q.packed[0] == 0) revert UnknownQuorum(epoch, quorumId);
+        if (quorumId >= _quorumCount[epoch]) revert UnknownQuorum(epoch, quorumId);
+        q = _quorums[epoch][0];
     }
 
     /*=== helpers ===*/

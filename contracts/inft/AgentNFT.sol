@@ -10,6 +10,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
 import {IERC7857, IERC7857Cloneable, IERC7857Authorize, IntelligentData} from "./interfaces/IERC7857.sol";
+import {IERC7857SaleSupport} from "./interfaces/IERC7857SaleSupport.sol";
 import {
     IERC7857DataVerifier,
     TransferValidityProof,
@@ -23,8 +24,26 @@ import {
 ///         (receiver's access proof + the re-encryption oracle's ownership proof, checked by `verifier()`)
 ///         and store each proof's `newDataHash`. Plain ERC-721 transfers are disabled. Royalties (ERC-2981) go
 ///         to the token's creator. Usage authorizations are cleared on every transfer.
-contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, IERC7857, IERC7857Cloneable, IERC7857Authorize {
+///
+///         Sales (audit H1): proofs are EIP-712 typed data naming this contract, the token id, `from` and `to`
+///         (checked by the verifier); a transfer or clone calls no receiver hook (`onERC721Received`), since the
+///         receiver's signed access proof already is its consent, and a hook would let a buyer contract make a
+///         market's settlement revert after reading the sealed key in its calldata; a trusted market
+///         (DELEGATION_LOCKER_ROLE) freezes a buyer's access delegation until its purchase's deadline.
+contract AgentNFT is
+    ERC721,
+    ERC2981,
+    AccessControl,
+    Pausable,
+    ReentrancyGuard,
+    IERC7857,
+    IERC7857Cloneable,
+    IERC7857Authorize,
+    IERC7857SaleSupport
+{
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice Role of trusted markets: may freeze a buyer's access delegation for a pending purchase.
+    bytes32 public constant DELEGATION_LOCKER_ROLE = keccak256("DELEGATION_LOCKER_ROLE");
     /// @notice Most users one token can authorize at a time (0G's limit).
     uint256 public constant MAX_AUTHORIZED_USERS = 100;
     /// @notice Most IntelligentData entries per token (bounds every per-token loop).
@@ -41,6 +60,8 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
     mapping(uint256 tokenId => IntelligentData[]) private _datas;
     mapping(uint256 tokenId => address) private _creators;
     mapping(address user => address assistant) private _assistants;
+    mapping(address user => uint64 until) private _delegationLocks;
+    mapping(uint256 tokenId => uint32) private _dataVersions;
     /// @dev Authorizations live under a per-token epoch; a transfer bumps the epoch, which clears them in O(1).
     mapping(uint256 tokenId => uint256) private _authEpoch;
     mapping(uint256 tokenId => mapping(uint256 epoch => address[])) private _authUsers;
@@ -110,7 +131,13 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
         _checkDataCount(newDatas.length);
         IntelligentData[] memory old = _datas[tokenId];
         _storeDatas(tokenId, newDatas);
+        ++_dataVersions[tokenId];
         emit Updated(tokenId, old, newDatas);
+    }
+
+    /// @inheritdoc IERC7857SaleSupport
+    function dataVersionOf(uint256 tokenId) external view returns (uint32) {
+        return _dataVersions[tokenId];
     }
 
     /// @inheritdoc IERC7857
@@ -134,6 +161,8 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
 
     /// @inheritdoc IERC7857
     /// @dev Caller: the owner or an approved operator. Each entry's dataHash becomes the proof's newDataHash.
+    ///      No `onERC721Received` call: the receiver consented by signing the access proofs (see the contract's
+    ///      notice), and nothing the receiver controls can make a transfer with valid proofs revert.
     function iTransferFrom(address from, address to, uint256 tokenId, TransferValidityProof[] calldata proofs)
         external
         whenNotPaused
@@ -141,16 +170,17 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
     {
         if (to == address(0)) revert ERC721InvalidReceiver(address(0));
         _checkFrom(from, tokenId);
-        (IntelligentData[] memory newDatas, bytes[] memory sealedKeys) = _proofCheck(to, tokenId, proofs);
+        (IntelligentData[] memory newDatas, bytes[] memory sealedKeys) = _proofCheck(from, to, tokenId, proofs);
         IntelligentData[] memory old = _datas[tokenId];
         _storeDatas(tokenId, newDatas);
         emit Updated(tokenId, old, newDatas);
         emit PublishedSealedKey(to, tokenId, sealedKeys);
-        _safeTransfer(from, to, tokenId, "");
+        _transfer(from, to, tokenId);
     }
 
     /// @inheritdoc IERC7857Cloneable
     /// @dev Caller: the owner or an approved operator. The original keeps its data; the clone gets the new hashes.
+    ///      The proofs name the original token id. No `onERC721Received` call (as iTransferFrom).
     function iCloneFrom(address from, address to, uint256 tokenId, TransferValidityProof[] calldata proofs)
         external
         whenNotPaused
@@ -159,7 +189,7 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
     {
         if (to == address(0)) revert ERC721InvalidReceiver(address(0));
         _checkFrom(from, tokenId);
-        (IntelligentData[] memory newDatas, bytes[] memory sealedKeys) = _proofCheck(to, tokenId, proofs);
+        (IntelligentData[] memory newDatas, bytes[] memory sealedKeys) = _proofCheck(from, to, tokenId, proofs);
         newTokenId = nextTokenId++;
         address creator = _creators[tokenId];
         _creators[newTokenId] = creator;
@@ -168,7 +198,7 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
         emit CreatorSet(newTokenId, creator);
         emit Cloned(tokenId, newTokenId, from, to);
         emit PublishedSealedKey(to, newTokenId, sealedKeys);
-        _safeMint(to, newTokenId);
+        _mint(to, newTokenId);
     }
 
     /// @notice Disabled: a plain transfer would leave the data sealed for the old owner. Use iTransferFrom.
@@ -179,9 +209,12 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
     /*=== access delegation and usage authorization ===*/
 
     /// @inheritdoc IERC7857
-    /// @dev `address(0)` removes the delegation; delegating to oneself is rejected.
+    /// @dev `address(0)` removes the delegation; delegating to oneself is rejected; a delegation locked by a
+    ///      market for a pending purchase (see lockDelegation) cannot change until the lock ends.
     function delegateAccess(address assistant) external {
         if (assistant == msg.sender) revert ERC7857InvalidAssistant(assistant);
+        uint64 until = _delegationLocks[msg.sender];
+        if (block.timestamp <= until) revert ERC7857DelegationLocked(msg.sender, until);
         _assistants[msg.sender] = assistant;
         emit DelegateAccess(msg.sender, assistant);
     }
@@ -189,6 +222,18 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
     /// @inheritdoc IERC7857
     function getDelegateAccess(address user) external view returns (address) {
         return _assistants[user];
+    }
+
+    /// @inheritdoc IERC7857SaleSupport
+    function lockDelegation(address user, uint64 until) external onlyRole(DELEGATION_LOCKER_ROLE) {
+        if (until <= _delegationLocks[user]) return;
+        _delegationLocks[user] = until;
+        emit DelegationLocked(user, until);
+    }
+
+    /// @inheritdoc IERC7857SaleSupport
+    function delegationLockedUntil(address user) external view returns (uint64) {
+        return _delegationLocks[user];
     }
 
     /// @inheritdoc IERC7857Authorize
@@ -267,7 +312,8 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
         returns (bool)
     {
         return interfaceId == type(IERC7857).interfaceId || interfaceId == type(IERC7857Cloneable).interfaceId
-            || interfaceId == type(IERC7857Authorize).interfaceId || ERC721.supportsInterface(interfaceId)
+            || interfaceId == type(IERC7857Authorize).interfaceId
+            || interfaceId == type(IERC7857SaleSupport).interfaceId || ERC721.supportsInterface(interfaceId)
             || ERC2981.supportsInterface(interfaceId) || AccessControl.supportsInterface(interfaceId);
     }
 
@@ -319,8 +365,8 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
         if (!_isAuthorized(owner, msg.sender, tokenId)) revert ERC7857Unauthorized(msg.sender, tokenId);
     }
 
-    /// @dev Verify `proofs` for moving `tokenId`'s data to `to`; the new data entries and the sealed keys.
-    function _proofCheck(address to, uint256 tokenId, TransferValidityProof[] calldata proofs)
+    /// @dev Verify `proofs` for moving `tokenId`'s data from `from` to `to`; the new data entries and the sealed keys.
+    function _proofCheck(address from, address to, uint256 tokenId, TransferValidityProof[] calldata proofs)
         private
         returns (IntelligentData[] memory newDatas, bytes[] memory sealedKeys)
     {
@@ -328,7 +374,7 @@ contract AgentNFT is ERC721, ERC2981, AccessControl, Pausable, ReentrancyGuard, 
         IntelligentData[] storage datas = _datas[tokenId];
         uint256 count = datas.length;
         if (proofs.length != count) revert ERC7857ProofCountMismatch();
-        TransferValidityProofOutput[] memory outputs = _verifier.verifyTransferValidity(proofs);
+        TransferValidityProofOutput[] memory outputs = _verifier.verifyTransferValidity(tokenId, from, to, proofs);
         if (outputs.length != count) revert ERC7857ProofCountMismatch();
         address assistant = _assistants[to];
         newDatas = new IntelligentData[](count);

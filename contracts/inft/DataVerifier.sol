@@ -3,26 +3,40 @@ pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 import {
     IERC7857DataVerifier,
     OracleType,
     AccessProof,
     OwnershipProof,
+    TransferContext,
     TransferValidityProof,
     TransferValidityProofOutput
 } from "./interfaces/IERC7857DataVerifier.sol";
 
 /// @title DataVerifier: ERC-7857 transfer-validity proofs signed by a trusted re-encryption oracle
-/// @notice Checks, per proof, the receiver's access signature and the oracle's ownership signature
-///         (both EIP-191 personal signatures over the hex string of a keccak digest, as 0G's verifier), and
-///         marks both nonces used for the calling token contract so a proof works once.
+/// @notice Checks, per proof, the receiver's access signature and the oracle's ownership signature and marks
+///         both nonces used for the token, so a proof works once. Both are EIP-712 signatures (domain
+///         "deaios INFT DataVerifier" v1, this chain, this contract) over typed data naming the token contract
+///         (the caller), the token id, `from` and `to` of the transfer: a proof moves exactly one token from one
+///         owner to one receiver, on one deployment.
 /// @dev The oracle signer stands in for a TEE's attested key: whoever holds it can move any token's data.
-contract DataVerifier is IERC7857DataVerifier, AccessControl, Pausable {
+///      Differences to 0G's verifier: 0G signs EIP-191 messages over abi.encodePacked(dataHash, …, nonce), which
+///      name neither the chain, the contracts, the token nor the parties (audit H1: a copy token with the same
+///      data hashes could spend a sale's proofs), and records nonces per caller only.
+contract DataVerifier is IERC7857DataVerifier, AccessControl, Pausable, EIP712 {
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+
+    /// @notice EIP-712 type of the receiver's access proof.
+    bytes32 public constant ACCESS_TYPEHASH = keccak256(
+        "AccessProof(address token,uint256 tokenId,address from,address to,bytes32 dataHash,bytes targetPubkey,bytes nonce)"
+    );
+    /// @notice EIP-712 type of the oracle's ownership proof.
+    bytes32 public constant OWNERSHIP_TYPEHASH = keccak256(
+        "OwnershipProof(address token,uint256 tokenId,address from,address to,bytes32 dataHash,bytes32 newDataHash,bytes sealedKey,bytes targetPubkey,bytes nonce)"
+    );
 
     uint8 private constant ACCESS_NONCE = 0;
     uint8 private constant OWNERSHIP_NONCE = 1;
@@ -35,15 +49,17 @@ contract DataVerifier is IERC7857DataVerifier, AccessControl, Pausable {
 
     /// @notice The oracle signer changed.
     event OracleSignerUpdated(address indexed previousSigner, address indexed newSigner);
-    /// @notice A proof's two nonces were consumed by `caller` (a token contract).
-    event ProofNoncesUsed(address indexed caller, bytes32 accessNonceKey, bytes32 ownershipNonceKey);
+    /// @notice A proof's two nonces were consumed for token `tokenId` of `caller` (a token contract).
+    event ProofNoncesUsed(
+        address indexed caller, uint256 indexed tokenId, bytes32 accessNonceKey, bytes32 ownershipNonceKey
+    );
 
     /// @notice The oracle signer cannot be the zero address.
     error ZeroOracleSigner();
 
     /// @param admin receives DEFAULT_ADMIN_ROLE (sets the oracle signer) and PAUSER_ROLE
     /// @param signer the oracle's signing address
-    constructor(address admin, address signer) {
+    constructor(address admin, address signer) EIP712("deaios INFT DataVerifier", "1") {
         if (signer == address(0)) revert ZeroOracleSigner();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(PAUSER_ROLE, admin);
@@ -70,43 +86,71 @@ contract DataVerifier is IERC7857DataVerifier, AccessControl, Pausable {
     }
 
     /// @inheritdoc IERC7857DataVerifier
-    function verifyTransferValidity(TransferValidityProof[] calldata proofs)
+    /// @dev The caller is the token contract: proofs signed for another contract or token do not verify.
+    function verifyTransferValidity(uint256 tokenId, address from, address to, TransferValidityProof[] calldata proofs)
         external
         whenNotPaused
         returns (TransferValidityProofOutput[] memory outputs)
     {
+        TransferContext memory ctx = TransferContext(msg.sender, tokenId, from, to);
         outputs = new TransferValidityProofOutput[](proofs.length);
         for (uint256 i = 0; i < proofs.length; ++i) {
-            outputs[i] = _verifyOne(proofs[i]);
+            outputs[i] = _verifyOne(ctx, proofs[i]);
         }
     }
 
-    /// @notice The digest a receiver (or its assistant) signs, EIP-191, as a 66-character hex string.
-    function accessDigest(bytes32 dataHash, bytes calldata targetPubkey, bytes calldata nonce)
-        public
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encodePacked(dataHash, targetPubkey, nonce));
+    /// @notice The EIP-712 digest a receiver (or its assistant) signs for `ctx` (`proof.proof` is ignored).
+    /// @param ctx the transfer: token contract, token id, from, to
+    /// @param proof the access proof's fields
+    function accessDigest(TransferContext memory ctx, AccessProof calldata proof) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    ACCESS_TYPEHASH,
+                    ctx.token,
+                    ctx.tokenId,
+                    ctx.from,
+                    ctx.to,
+                    proof.dataHash,
+                    keccak256(proof.targetPubkey),
+                    keccak256(proof.nonce)
+                )
+            )
+        );
     }
 
-    /// @notice The digest the oracle signs, EIP-191, as a 66-character hex string.
-    function ownershipDigest(
-        bytes32 dataHash,
-        bytes32 newDataHash,
-        bytes calldata sealedKey,
-        bytes calldata targetPubkey,
-        bytes calldata nonce
-    ) public pure returns (bytes32) {
-        return keccak256(abi.encodePacked(dataHash, newDataHash, sealedKey, targetPubkey, nonce));
+    /// @notice The EIP-712 digest the oracle signs for `ctx` (`proof.proof` and `proof.oracleType` are ignored).
+    /// @param ctx the transfer: token contract, token id, from, to
+    /// @param proof the ownership proof's fields
+    function ownershipDigest(TransferContext memory ctx, OwnershipProof calldata proof) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    OWNERSHIP_TYPEHASH,
+                    ctx.token,
+                    ctx.tokenId,
+                    ctx.from,
+                    ctx.to,
+                    proof.dataHash,
+                    proof.newDataHash,
+                    keccak256(proof.sealedKey),
+                    keccak256(proof.targetPubkey),
+                    keccak256(proof.nonce)
+                )
+            )
+        );
     }
 
-    /// @notice The key under which a nonce is recorded: kind 0 = access proof, 1 = ownership proof.
-    function nonceKey(uint8 kind, bytes calldata nonce, address caller) public pure returns (bytes32) {
-        return keccak256(abi.encode(kind, nonce, caller));
+    /// @notice The key under which a nonce is recorded: kind 0 = access proof, 1 = ownership proof, per token.
+    /// @param kind 0 (access) or 1 (ownership)
+    /// @param token the token contract
+    /// @param tokenId the token
+    /// @param nonce the proof's nonce
+    function nonceKey(uint8 kind, address token, uint256 tokenId, bytes calldata nonce) public pure returns (bytes32) {
+        return keccak256(abi.encode(kind, token, tokenId, nonce));
     }
 
-    function _verifyOne(TransferValidityProof calldata p)
+    function _verifyOne(TransferContext memory ctx, TransferValidityProof calldata p)
         private
         returns (TransferValidityProofOutput memory out)
     {
@@ -116,19 +160,17 @@ contract DataVerifier is IERC7857DataVerifier, AccessControl, Pausable {
         if (own.oracleType != OracleType.TEE) revert ERC7857UnsupportedOracleType(own.oracleType);
         if (access.nonce.length == 0 || own.nonce.length == 0) revert ERC7857EmptyNonce();
 
-        (address assistant, ECDSA.RecoverError accessErr,) =
-            ECDSA.tryRecover(_personalHash(accessDigest(access.dataHash, access.targetPubkey, access.nonce)), access.proof);
+        (address assistant, ECDSA.RecoverError accessErr,) = ECDSA.tryRecover(accessDigest(ctx, access), access.proof);
         if (accessErr != ECDSA.RecoverError.NoError) revert ERC7857InvalidAccessProof();
 
-        bytes32 ownDigest = ownershipDigest(own.dataHash, own.newDataHash, own.sealedKey, own.targetPubkey, own.nonce);
-        (address signer, ECDSA.RecoverError ownErr,) = ECDSA.tryRecover(_personalHash(ownDigest), own.proof);
+        (address signer, ECDSA.RecoverError ownErr,) = ECDSA.tryRecover(ownershipDigest(ctx, own), own.proof);
         if (ownErr != ECDSA.RecoverError.NoError || signer != oracleSigner) {
             revert ERC7857InvalidOwnershipProof(signer);
         }
 
-        bytes32 accessKey = _useNonce(ACCESS_NONCE, access.nonce);
-        bytes32 ownKey = _useNonce(OWNERSHIP_NONCE, own.nonce);
-        emit ProofNoncesUsed(msg.sender, accessKey, ownKey);
+        bytes32 accessKey = _useNonce(ACCESS_NONCE, ctx, access.nonce);
+        bytes32 ownKey = _useNonce(OWNERSHIP_NONCE, ctx, own.nonce);
+        emit ProofNoncesUsed(ctx.token, ctx.tokenId, accessKey, ownKey);
 
         out = TransferValidityProofOutput({
             dataHash: own.dataHash,
@@ -142,14 +184,9 @@ contract DataVerifier is IERC7857DataVerifier, AccessControl, Pausable {
         });
     }
 
-    function _useNonce(uint8 kind, bytes calldata nonce) private returns (bytes32 key) {
-        key = nonceKey(kind, nonce, msg.sender);
+    function _useNonce(uint8 kind, TransferContext memory ctx, bytes calldata nonce) private returns (bytes32 key) {
+        key = nonceKey(kind, ctx.token, ctx.tokenId, nonce);
         if (usedNonces[key]) revert ERC7857ProofAlreadyUsed(key);
         usedNonces[key] = true;
-    }
-
-    /// @dev EIP-191 hash of the digest's "0x" + 64 lowercase hex characters (0G's message format).
-    function _personalHash(bytes32 digest) private pure returns (bytes32) {
-        return MessageHashUtils.toEthSignedMessageHash(bytes(Strings.toHexString(uint256(digest), 32)));
     }
 }

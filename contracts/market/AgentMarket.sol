@@ -9,6 +9,7 @@ import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IERC7857, IERC7857Authorize} from "../inft/interfaces/IERC7857.sol";
+import {IERC7857SaleSupport} from "../inft/interfaces/IERC7857SaleSupport.sol";
 import {TransferValidityProof} from "../inft/interfaces/IERC7857DataVerifier.sol";
 import {
     IAgentMarket,
@@ -38,7 +39,14 @@ import {
 ///         Money is never pushed: every payout is a credit withdrawn with `withdraw` (pull payment). Hence at
 ///         all times `address(this).balance == escrowedOffers + escrowedPurchases + escrowedRentals +
 ///         totalCredits`, and every path (cancel, expiry, withdrawal, settlement) ends in a credit.
-/// @dev The market serves one INFT contract (immutable `nft`), trusted to implement IERC7857 honestly.
+///
+///         Between payment and settlement neither side can change what was sold (audit H1 and the
+///         "update while listed" low): a purchase freezes the buyer's access delegation on the token contract
+///         until its deadline (so proofs its assistant signed stay valid), and the token's data version is
+///         recorded by listings, offers and purchases: after an `update` by the seller, a listing or offer can
+///         no longer be bought or accepted and a purchase no longer settles (the buyer gets its money back).
+/// @dev The market serves one INFT contract (immutable `nft`), trusted to implement IERC7857 honestly, and needs
+///      its DELEGATION_LOCKER_ROLE (IERC7857SaleSupport).
 contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
     using SafeCast for uint256;
 
@@ -119,6 +127,8 @@ contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
     /// @notice Before its end a rental ends only if the lessor ends it or it is broken.
     error RentalNotOver(uint256 rentalId, uint64 end);
     error SettleWindowOutOfRange(uint256 window, uint256 min, uint256 max);
+    /// @notice The seller replaced the token's data (`update`) after it was listed, bid for or bought.
+    error TokenDataChanged(uint256 tokenId, uint32 expectedVersion, uint32 currentVersion);
 
     /// @param nft_ the ERC-7857 contract traded here
     /// @param admin receives DEFAULT_ADMIN_ROLE, PARAMS_ADMIN_ROLE and PAUSER_ROLE
@@ -147,7 +157,7 @@ contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
         _checkSellable(tokenId, msg.sender);
         _closeListing(listingOf[tokenId]);
         listingId = ++listingCount;
-        _listings[listingId] = Listing(msg.sender, expiry, true, tokenId, price);
+        _listings[listingId] = Listing(msg.sender, expiry, true, tokenId, price.toUint128(), _dataVersion(tokenId));
         listingOf[tokenId] = listingId;
         emit Listed(listingId, msg.sender, tokenId, price, expiry);
     }
@@ -171,8 +181,10 @@ contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
         uint256 tokenId = l.tokenId;
         if (msg.sender == seller) revert SelfTrade();
         _checkSellable(tokenId, seller);
+        uint32 version = l.dataVersion;
+        _checkDataVersion(tokenId, version);
         _closeListing(listingId);
-        purchaseId = _openPurchase(msg.sender, seller, tokenId, msg.value, false, listingId);
+        purchaseId = _openPurchase(msg.sender, seller, tokenId, msg.value, version, false, listingId);
     }
 
     /*=== sales: offers ===*/
@@ -184,7 +196,7 @@ contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
         _checkFuture(expiry);
         if (nft.ownerOf(tokenId) == msg.sender) revert SelfTrade();
         offerId = ++offerCount;
-        _offers[offerId] = Offer(msg.sender, expiry, OfferStatus.Open, tokenId, msg.value);
+        _offers[offerId] = Offer(msg.sender, expiry, OfferStatus.Open, tokenId, msg.value.toUint128(), _dataVersion(tokenId));
         escrowedOffers += msg.value;
         emit OfferMade(offerId, msg.sender, tokenId, msg.value, expiry);
     }
@@ -209,11 +221,13 @@ contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
         uint256 tokenId = o.tokenId;
         if (o.buyer == msg.sender) revert SelfTrade();
         _checkSellable(tokenId, msg.sender);
+        uint32 version = o.dataVersion;
+        _checkDataVersion(tokenId, version);
         o.status = OfferStatus.Accepted;
         uint256 amount = o.amount;
         escrowedOffers -= amount;
         _closeListing(listingOf[tokenId]);
-        purchaseId = _openPurchase(o.buyer, msg.sender, tokenId, amount, true, offerId);
+        purchaseId = _openPurchase(o.buyer, msg.sender, tokenId, amount, version, true, offerId);
         emit OfferAccepted(offerId, purchaseId);
     }
 
@@ -222,12 +236,15 @@ contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
     /// @notice Complete a pending purchase before its deadline: the token moves to the buyer through
     ///         `iTransferFrom(seller, buyer, tokenId, proofs)` (the token contract checks the proofs), the seller
     ///         is credited `price - royalty` and the ERC-2981 receiver `royalty`. Callable by anyone: the proofs
-    ///         themselves bind the data keys to the buyer.
+    ///         themselves bind the data keys to the buyer. Nothing the buyer does after paying makes valid proofs
+    ///         fail here (no receiver hook, its delegation frozen, proofs bound to this token): simulate the call
+    ///         (eth_call) before sending it, since the sealed keys become public with the transaction.
     function settle(uint256 purchaseId, TransferValidityProof[] calldata proofs) external nonReentrant {
         Purchase storage p = _purchases[purchaseId];
         if (p.status != PurchaseStatus.Pending) revert PurchaseNotPending(purchaseId);
         if (block.timestamp > p.deadline) revert SettleDeadlinePassed(purchaseId, p.deadline);
         (address seller, address buyer, uint256 tokenId, uint256 price) = (p.seller, p.buyer, p.tokenId, p.price);
+        _checkDataVersion(tokenId, p.dataVersion);
         (address receiver, uint256 royalty) = _royalty(tokenId, price);
         p.status = PurchaseStatus.Settled;
         escrowedPurchases -= price;
@@ -395,10 +412,15 @@ contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
 
     /*=== internals ===*/
 
-    function _openPurchase(address buyer, address seller, uint256 tokenId, uint256 price, bool fromOffer, uint256 sourceId)
-        private
-        returns (uint256 purchaseId)
-    {
+    function _openPurchase(
+        address buyer,
+        address seller,
+        uint256 tokenId,
+        uint256 price,
+        uint32 dataVersion,
+        bool fromOffer,
+        uint256 sourceId
+    ) private returns (uint256 purchaseId) {
         uint256 previous = purchaseOf[tokenId];
         if (previous != 0) {
             Purchase storage q = _purchases[previous];
@@ -408,10 +430,13 @@ contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
         }
         uint64 deadline = uint64(block.timestamp + settleWindow);
         purchaseId = ++purchaseCount;
-        _purchases[purchaseId] = Purchase(buyer, deadline, PurchaseStatus.Pending, seller, tokenId, price);
+        _purchases[purchaseId] =
+            Purchase(buyer, deadline, PurchaseStatus.Pending, seller, tokenId, uint128(price), dataVersion);
         purchaseOf[tokenId] = purchaseId;
         escrowedPurchases += price;
         emit PurchaseCreated(purchaseId, tokenId, buyer, seller, price, deadline, fromOffer, sourceId);
+        // The buyer's assistant stays the one that may have signed its access proofs until the deadline.
+        IERC7857SaleSupport(address(nft)).lockDelegation(buyer, deadline);
     }
 
     function _closeListing(uint256 listingId) private {
@@ -477,6 +502,15 @@ contract AgentMarket is IAgentMarket, AccessControl, Pausable, ReentrancyGuard {
         for (uint256 i; i < users.length; ++i) {
             if (users[i] == user) return (owner, true);
         }
+    }
+
+    function _dataVersion(uint256 tokenId) private view returns (uint32) {
+        return IERC7857SaleSupport(address(nft)).dataVersionOf(tokenId);
+    }
+
+    function _checkDataVersion(uint256 tokenId, uint32 expected) private view {
+        uint32 current = _dataVersion(tokenId);
+        if (current != expected) revert TokenDataChanged(tokenId, expected, current);
     }
 
     function _checkFuture(uint64 expiry) private view {

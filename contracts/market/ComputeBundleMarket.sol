@@ -22,10 +22,12 @@ struct BundleListing {
 /// @title ComputeBundleMarket: fixed-price bundles of compute from registered services, paid into the buyer's
 ///        prepaid ComputeLedger account
 /// @notice A provider with a service in the ServiceRegistry lists bundles (price, supply, expiry, free-text
-///         terms such as "1M tokens of qwen2.5"). A buyer pays `count * price`; the same transaction deposits
-///         it into the buyer's ComputeLedger with `depositFundFor` and emits `BundlesPurchased`, which the
-///         buyer (or its client) follows with `transferFund(provider, …)`. The provider is paid as usual, by
-///         receipts settled against that sub-account. The market never holds funds: its balance is always 0.
+///         terms such as "1M tokens of qwen2.5"). A buyer pays `count * price`; the same transaction pays it
+///         into the buyer's ComputeLedger sub-account with that provider (`depositToAccount`: committed to the
+///         provider, back only through the refund lock, so a listing cannot be emptied and the money taken back
+///         at once) and emits `BundlesPurchased`. The provider is paid as usual, by receipts settled against that
+///         sub-account. The market never holds funds: its balance is always 0.
+/// @dev Needs the ledger's FUNDER_ROLE.
 contract ComputeBundleMarket is AccessControl, Pausable, ReentrancyGuard {
     /// @notice Role allowed to pause new listings and purchases.
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
@@ -98,8 +100,9 @@ contract ComputeBundleMarket is AccessControl, Pausable, ReentrancyGuard {
         emit BundleListingCancelled(listingId);
     }
 
-    /// @notice Buy `count` bundles for exactly `count * price`, deposited at once into your ComputeLedger ledger
-    ///         (then commit it to the provider with `ComputeLedger.transferFund`).
+    /// @notice Buy `count` bundles for exactly `count * price`, paid at once into your ComputeLedger sub-account
+    ///         with the listing's provider (spendable by its receipts; `requestRefund` to take it back after
+    ///         the ledger's lock time).
     function buyBundles(uint256 listingId, uint64 count) external payable whenNotPaused nonReentrant {
         BundleListing storage l = _listings[listingId];
         if (!l.active) revert BundleNotActive(listingId);
@@ -114,7 +117,7 @@ contract ComputeBundleMarket is AccessControl, Pausable, ReentrancyGuard {
         l.sold += count;
         if (l.sold == l.supply) l.active = false;
         emit BundlesPurchased(listingId, msg.sender, provider, count, amount);
-        ledger.depositFundFor{value: amount}(msg.sender);
+        ledger.depositToAccount{value: amount}(msg.sender, provider);
     }
 
     /// @notice Stop new listings and purchases.

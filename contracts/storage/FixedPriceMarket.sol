@@ -10,7 +10,8 @@ import {IMarket} from "./interfaces/IMarket.sol";
 /// @notice The Flow contract forwards each submission's fee through `chargeFee`. Fees stay here and are
 ///         accounted per 0G "pricing chunk" (2^25 sectors = 8 GiB of flow positions): the fee of a
 ///         submission is attributed to the chunks its sectors occupy, in proportion to the sectors in
-///         each. A reward contract (set by the admin, replaceable) pulls funds with `withdrawToReward`.
+///         each. A reward contract, set once by the admin (so that nobody can later redirect the fees it holds),
+///         pulls funds with `withdrawToReward`.
 /// @dev Deploy order: market, then Flow(market, ...), then `setFlow(flow)` (can be set once).
 contract FixedPriceMarket is IMarket, AccessControl, ReentrancyGuard {
     /// @notice Role allowed to change the price.
@@ -44,6 +45,8 @@ contract FixedPriceMarket is IMarket, AccessControl, ReentrancyGuard {
     /// @notice Only the reward contract may pull fees.
     error OnlyReward(address caller);
     error FlowAlreadySet(address flow);
+    /// @notice The reward contract is set once and cannot be replaced.
+    error RewardAlreadySet(address reward);
     error ZeroAddress();
     /// @notice The value sent is not uploadSectors * pricePerSector.
     error FeeMismatch(uint256 expected, uint256 paid);
@@ -68,9 +71,10 @@ contract FixedPriceMarket is IMarket, AccessControl, ReentrancyGuard {
         emit FlowSet(flow_);
     }
 
-    /// @notice Set or replace the reward contract that may pull fees (DEFAULT_ADMIN_ROLE).
+    /// @notice Set the reward contract that may pull fees (DEFAULT_ADMIN_ROLE, once).
     function setReward(address reward_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (reward_ == address(0)) revert ZeroAddress();
+        if (reward != address(0)) revert RewardAlreadySet(reward);
         emit RewardSet(reward, reward_);
         reward = reward_;
     }

@@ -14,14 +14,20 @@ import {FlowTree} from "./FlowTree.sol";
 
 /// @title Flow: the storage log of deaios, ABI-compatible with 0G's (fixed-price) Flow contract
 /// @notice Files are appended as 0G submissions (up to four power-of-two subtrees of 256-byte sectors)
-///         to an append-only merkle tree, the "flow". Each submission pays
+///         to an append-only merkle tree, the "flow". A submission is recorded for the account that sends it:
+///         `submission.submitter` must be msg.sender (the `Submit` event's `sender`, which the KV layer's access
+///         control trusts; 0G's SDK fills in its signer). Each submission pays
 ///         `size(submission) * market.pricePerSector()` wei; the fee goes to the market contract.
 ///         Overpayment is not forwarded: it is credited to msg.sender (`refundOf`) and can be withdrawn
 ///         with `withdrawRefund` (pull payment). Mining epochs (`blocksPerEpoch`) seal flow ranges with a
 ///         context digest = keccak256(abi.encode(blockhash(epoch start block), flow root, flow length)).
 /// @dev Differences to 0G's Flow: not upgradeable (immutables instead of initializer), no root history
-///      contract, `tree()` returns (currentLength, tree height), `computeFlowRoot` is a view, and invalid
-///      submissions revert with specific custom errors (see SubmissionLib.sol).
+///      contract, `tree()` returns (currentLength, tree height), `computeFlowRoot` is a view, invalid
+///      submissions revert with specific custom errors (see SubmissionLib.sol), the submitter must be the
+///      sender (0G records any submitter), each submission's place and size are kept (`submissionInfo`, for
+///      supervision challenges), and a submission seals at most MAX_SEALED_PER_CALL ended mining epochs one by
+///      one: idle epochs beyond that are skipped in one step (0G seals them all in a loop, which an idle
+///      period can make cost more than a block).
 contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
     using FlowTree for FlowTree.Tree;
 
@@ -32,6 +38,8 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
     bytes32 private constant EMPTY_HASH = 0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470;
     /// @dev Block hashes older than this many blocks are unavailable (EIP-2935 window).
     uint256 private constant BLOCKHASH_WINDOW = 8191;
+    /// @notice Ended mining epochs sealed one by one per call; older idle epochs are skipped in one step.
+    uint256 public constant MAX_SEALED_PER_CALL = 4;
 
     address payable private immutable _market;
     uint256 private immutable _blocksPerEpoch;
@@ -45,6 +53,8 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
     mapping(bytes32 => EpochRange) private _epochRanges;
     EpochRangeWithContextDigest[] private _epochRangeHistory;
     mapping(uint256 => bytes32) private _rootByTxSeq;
+    /// @dev txSeq => startPos (bits 0..63) | sectors (64..127) | size in bytes (128..255)
+    mapping(uint256 => uint256) private _infoByTxSeq;
 
     /// @notice Overpaid fees each account can withdraw with `withdrawRefund`.
     mapping(address => uint256) public refundOf;
@@ -61,6 +71,8 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
     error NoContextForPosition(uint256 position);
     error NothingToWithdraw();
     error RefundFailed();
+    /// @notice A submission must be recorded for its sender (`submitter == msg.sender`).
+    error SubmitterNotSender(address submitter, address sender);
 
     /// @notice `amount` wei paid above the fee was credited to `account`.
     event RefundCredited(address indexed account, uint256 amount);
@@ -108,7 +120,8 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
     /*=== submissions ===*/
 
     /// @notice Append one submission to the flow, paying `size * pricePerSector` wei (excess is credited).
-    /// @param submission the data (length, tags, nodes) and the submitter it is recorded for
+    /// @param submission the data (length, tags, nodes) and the submitter it is recorded for, which must be
+    ///        msg.sender (`SubmitterNotSender`)
     /// @return index the submission's transaction sequence number
     /// @return digest keccak256 of the concatenated node roots (the event's `identity`)
     /// @return startIndex flow position of the first sector
@@ -122,6 +135,7 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
         returns (uint256 index, bytes32 digest, uint256 startIndex, uint256 length)
     {
         length = SubmissionLib.check(submission);
+        _checkSubmitter(submission);
         uint256 price = IMarket(_market).pricePerSector();
         uint256 fee = length * price;
         if (msg.value < fee) revert NotEnoughFee(price, length, msg.value);
@@ -134,7 +148,8 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
         return (p.index, p.digest, p.startIndex, length);
     }
 
-    /// @notice Append several submissions in order; msg.value must cover the sum of their fees.
+    /// @notice Append several submissions in order (each one's submitter must be msg.sender); msg.value must
+    ///         cover the sum of their fees.
     /// @return indexes per submission, as returned by `submit`
     /// @return digests per submission
     /// @return startIndexes per submission
@@ -157,6 +172,7 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
         uint256 total;
         for (uint256 i = 0; i < n; ++i) {
             uint256 sectors = SubmissionLib.check(submissions[i]);
+            _checkSubmitter(submissions[i]);
             lengths[i] = sectors;
             total += sectors;
         }
@@ -199,7 +215,8 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
 
     /*=== epochs ===*/
 
-    /// @notice Seal every mining epoch that has ended.
+    /// @notice Seal the mining epochs that have ended (the last MAX_SEALED_PER_CALL one by one, older idle ones
+    ///         skipped in one step).
     function makeContext() public whenNotPaused launched {
         _advanceEpochs();
     }
@@ -301,6 +318,16 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
         return _rootByTxSeq[txSeq];
     }
 
+    /// @notice Where submission `txSeq` lies in the flow and how big its file is (zeros if there is no such
+    ///         submission).
+    /// @return startPos flow position of its first sector
+    /// @return sectors sectors its nodes occupy
+    /// @return size the file's length in bytes
+    function submissionInfo(uint256 txSeq) external view returns (uint256 startPos, uint256 sectors, uint256 size) {
+        uint256 info = _infoByTxSeq[txSeq];
+        return (uint64(info), uint64(info >> 64), info >> 128);
+    }
+
     /// @notice The mining context of the last sealed epoch.
     function getContext() external view returns (MineContext memory) {
         return _context;
@@ -341,6 +368,8 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
         p.index = _submissionIndex;
         _submissionIndex = p.index + 1;
         _rootByTxSeq[p.index] = _tree.root();
+        _infoByTxSeq[p.index] = uint256(uint64(p.startIndex)) | (uint256(uint64(sectors)) << 64)
+            | (uint256(uint128(submission.data.length)) << 128);
         emit Submit(submission.submitter, p.digest, p.index, p.startIndex, sectors, submission.data);
     }
 
@@ -350,8 +379,20 @@ contract Flow is IFlow, AccessControl, Pausable, ReentrancyGuard {
         emit RefundCredited(msg.sender, excess);
     }
 
+    function _checkSubmitter(Submission calldata submission) private view {
+        if (submission.submitter != msg.sender) revert SubmitterNotSender(submission.submitter, msg.sender);
+    }
+
+    /// @dev Seals up to MAX_SEALED_PER_CALL ended epochs one by one; if more have ended, the flow did not change
+    ///      during them (no submission sealed them), so the last ended epoch is sealed directly: the skipped ones
+    ///      would all have had the same root, length and an empty range.
     function _advanceEpochs() private {
-        while (_makeContext()) {}
+        for (uint256 i = 0; i < MAX_SEALED_PER_CALL; ++i) {
+            if (!_makeContext()) return;
+        }
+        uint256 ended = (block.number - 1 - _firstBlock) / _blocksPerEpoch; // epochs whose end block is past
+        if (ended > _epoch + 1) _epoch = ended - 1;
+        _makeContext();
     }
 
     /// @dev Seals the next epoch if it has ended; returns false otherwise.

@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 from deaios import testing
 from deaios.deployment import load_script
-from eth_abi import decode
-from eth_utils import keccak, to_checksum_address
 
 ETHER = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -31,6 +29,7 @@ FUNDING = 10**9
 VOTING_PERIOD = 600
 TIMELOCK = 300
 QUORUM_BPS = 2_500
+EPOCH = 3_600  # seconds: delegations and commissions apply from the next epoch
 
 deploy_alignment_module = load_script("deploy_alignment")
 
@@ -50,6 +49,7 @@ def deploy(owner: Any, project: Any, **overrides: Any) -> dict[str, Any]:
         voting_period=VOTING_PERIOD,
         timelock_delay=TIMELOCK,
         quorum_bps=QUORUM_BPS,
+        epoch_seconds=EPOCH,
     )
     params.update(overrides)
     return deploy_alignment_module.deploy_alignment(owner, project, **params)
@@ -90,6 +90,22 @@ def time_travel(seconds: int) -> None:
 
     chain.pending_timestamp += seconds
     chain.mine()
+
+
+def next_epoch(dlg: Any) -> int:
+    """Move the chain's clock to the start of the next alignment epoch; that epoch."""
+    from ape import chain
+
+    start = dlg.epochStart(dlg.currentEpoch() + 1)
+    if start > chain.pending_timestamp:
+        chain.pending_timestamp = start
+    chain.mine()
+    return dlg.currentEpoch()
+
+
+def record(rew: Any, dlg: Any, operator: Any, supervisor: Any) -> Any:
+    """recordOperated for the current epoch, as supervision does."""
+    return rew.recordOperated(dlg.currentEpoch(), operator, sender=supervisor)
 
 
 def split(reward: int, bps: int) -> tuple[int, int]:
@@ -203,84 +219,5 @@ __all__ = [
 ]
 
 
-def _abi_type(o: dict) -> str:
-    """The canonical ABI type of a JSON ABI parameter (tuples spelled out)."""
-    if o["type"].startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in o["components"]) + ")" + o["type"][5:]
-    return o["type"]
-
-
-class Rpc:
-    """Thin raw-JSON-RPC access to deployed contracts for the stateful test: an eth_call learns a
-    transaction's outcome (custom error name, or the return value), then the transaction is sent from
-    Anvil's unlocked dev account. Much cheaper per step than ape's transaction machinery."""
-
-    def __init__(self, w3: Any, contracts: dict[str, Any]) -> None:
-        self.w3 = w3
-        self.c: dict[str, Any] = {}
-        self.errors: dict[bytes, str] = {}
-        self._encoded: dict[tuple, tuple] = {}
-        for name, ape_contract in contracts.items():
-            abi = [a.model_dump(mode="json", by_alias=True) for a in ape_contract.contract_type.abi]
-            self.c[name] = w3.eth.contract(address=ape_contract.address, abi=abi)
-            for err in ape_contract.contract_type.errors:
-                self.errors[keccak(text=err.selector)[:4]] = err.name
-
-    def rpc(self, method: str, params: list) -> Any:
-        return self.w3.provider.make_request(method, params)
-
-    def _try(self, contract: str, fn: str, args: tuple, sender: str, value: int) -> tuple[dict, str | None]:
-        """The transaction, and the custom error name an eth_call of it reverts with (None: success)."""
-        c = self.c[contract]
-        tx = {"from": sender, "to": c.address, "value": hex(value), "data": c.encode_abi(fn, args=list(args))}
-        res = self.rpc("eth_call", [tx, "latest"])
-        if "error" not in res:
-            return tx, None
-        data = res["error"].get("data") or ""
-        return tx, self.errors.get(bytes.fromhex(data[2:10]), data[:10]) if len(data) >= 10 else "revert"
-
-    def send(self, contract: str, fn: str, *args: Any, sender: str, value: int = 0) -> tuple[bool, Any]:
-        """(True, receipt) or (False, custom error name); the transaction is sent only when it succeeds."""
-        tx, error = self._try(contract, fn, args, sender, value)
-        if error is not None:
-            return False, error
-        sent = self.rpc("eth_sendTransaction", [{**tx, "gas": hex(3_000_000)}])
-        assert "result" in sent, sent
-        rcpt = self.w3.eth.wait_for_transaction_receipt(sent["result"], poll_latency=0.001)
-        assert rcpt.status == 1, (contract, fn, args)
-        return True, rcpt
-
-    def error_of(self, contract: str, fn: str, *args: Any, sender: str) -> str | None:
-        """The custom error name `fn` would revert with now, or None if it would succeed (eth_call only)."""
-        return self._try(contract, fn, args, sender, 0)[1]
-
-    def views(self, calls: list[tuple]) -> list:
-        """Many eth_calls in one JSON-RPC batch: [(contract, fn, args), ...] -> decoded outputs."""
-        requests, types = [], []
-        for call in calls:
-            if call not in self._encoded:  # web3's encoder is slow and the same reads repeat every step
-                contract, fn, args = call
-                c = self.c[contract]
-                outs = c.get_function_by_name(fn).abi["outputs"]
-                self._encoded[call] = (
-                    {"to": c.address, "data": c.encode_abi(fn, args=list(args))},
-                    [_abi_type(o) for o in outs],
-                )
-            tx, t = self._encoded[call]
-            requests.append(("eth_call", [tx, "latest"]))
-            types.append(t)
-        results = self.w3.provider.make_batch_request(requests)
-        out = []
-        for res, t in zip(results, types):
-            assert "result" in res, res
-            values = [
-                to_checksum_address(v) if typ == "address" else v
-                for typ, v in zip(t, decode(t, bytes.fromhex(res["result"][2:])))
-            ]
-            out.append(values[0] if len(values) == 1 else values)
-        return out
-
-    def events(self, contract: str, name: str, rcpt: Any) -> list:
-        from web3.logs import DISCARD
-
-        return list(getattr(self.c[contract].events, name)().process_receipt(rcpt, errors=DISCARD))
+# the raw JSON-RPC access of the stateful tests lives in deaios.testing (the DA tests use it too)
+Rpc = testing.ChainRpc

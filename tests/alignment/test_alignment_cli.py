@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from alignment_econ_helpers import *  # noqa: F401,F403  (fixtures)
-from alignment_econ_helpers import REWARD, TIMELOCK, TIER_PRICES, VOTING_PERIOD, deploy, split, time_travel
+from alignment_econ_helpers import (
+    REWARD, TIMELOCK, TIER_PRICES, VOTING_PERIOD, deploy, next_epoch, split, time_travel,
+)
 from click.testing import CliRunner
 from deaios.alignment.cli import alignment as alignment_cli
 from deaios.alignment.economy import ABI_FILE, encode_call, parse_argument, render, split_signature
@@ -92,7 +94,8 @@ def test_buy_delegate_record_claim_undelegate(cli, alice, ops, supervisor, lic, 
     assert cli(op, "buy")[0]["tokenIds"] == [4]
     (registered,) = cli(op, "register-operator", "--commission-bps", str(COMMISSION_BPS))
     assert (registered["registered"], registered["commissionBps"]) == (True, COMMISSION_BPS)
-    cli(alice, "delegate", op.address, "1", "2", "3")
+    (delegated,) = cli(alice, "delegate", op.address, "1", "2", "3")
+    assert delegated["effectiveEpoch"] == dlg.currentEpoch() + 1  # delegations apply from the next epoch
     assert cli(op, "delegate", "self", "4")[0]["operator"] == op.address
     listed = cli(alice, "licenses")
     assert [(x["tokenId"], x["owner"], x["operator"]) for x in listed] == [(t, alice.address, op.address)
@@ -100,10 +103,11 @@ def test_buy_delegate_record_claim_undelegate(cli, alice, ops, supervisor, lic, 
     assert listed[0]["transferLockedUntil"] == lic.unlockAt(1)
     assert [x["tokenId"] for x in cli(None, "licenses", "--all")] == [1, 2, 3, 4]
 
-    rew.recordOperated(1, op, sender=supervisor)  # supervision: op ran its 4 licenses in epoch 1
+    epoch = next_epoch(dlg)
+    rew.recordOperated(epoch, op, sender=supervisor)  # supervision: op ran its 4 licenses in the epoch
     owner_share, commission = split(REWARD, COMMISSION_BPS)
     (due,) = cli(alice, "rewards")
-    assert due == {"account": alice.address, "credited": 0, "claimable": 3 * owner_share,
+    assert due == {"account": alice.address, "epoch": epoch, "credited": 0, "claimable": 3 * owner_share,
                    "pending": {"1": owner_share, "2": owner_share, "3": owner_share}}
     assert cli(None, "rewards", "4", "--account", op.address)[0]["claimable"] == owner_share + 4 * commission
     assert cli(alice, "claim")[0]["claimed"] == 3 * owner_share

@@ -1,11 +1,12 @@
 """End to end: 4 real storage node processes on the test chain hold a file as 2-of-4 erasure shares and 2 real
 DA nodes hold a blob (one of them withholds its rows); the supervision contract lists all 6; 3 alignment
-operators (Anvil dev keys 10..12, one self-operated license each) run `deaios alignment node --once`. One
-storage node loses its data (killed, data directory wiped, restarted with repair off): in that epoch every
-operator attests it and the withholding DA node failed and the others passed (each storage pass carries a
-chunk proven on chain against the flow root; DA rows are checked with their KZG cell proofs); the first
-operator pass of the next epoch finalizes the results: the two failing nodes are flagged (the staked one
-slashed), the others pass, and every operator's duty is recorded in the rewards contract.
+operators (Anvil dev keys 10..12, one self-operated license each, running from the epoch after they delegated)
+run `deaios alignment node --once`. One storage node loses its data (killed, data directory wiped, restarted with
+repair off): in that epoch every operator tries it and the withholding DA node several times over the evidence
+span, attests them failed (with the evidence of the tries) and the others passed (each storage pass carries the
+chunk the contract challenges, proven on chain against the flow root; DA rows are checked with their KZG cell
+proofs); the first operator pass of the next epoch finalizes the results: the two failing nodes are flagged (the
+staked one slashed), the others pass, and every operator's duty is recorded in the rewards contract.
 
 The nodes run against ape's Anvil (as tests/da/network does) rather than under `deaios up`: the alignment
 contracts are deployed by ape in-process, and the stack's KV node, indexer and compute provider would only
@@ -42,12 +43,14 @@ from deaios.jsonrpc import RpcCallError, rpc_call
 from deaios.stack.config import Stack
 from deaios.procs import free_ports
 from deaios.storage.client import StorageClient
+from deaios.storage.erasure import ErasureCode
 from deaios.storage.merkle import CHUNK_SIZE
 
 NODES = 4
 VICTIM = 3
 DA_FAULTS = ["none", "withhold"]  # supervision node ids 4 and 5
 EPOCH = 300
+FAIL_SPAN = 4  # seconds a fail's tries must span (short, for the test's time)
 SLASH_BPS = 2_000
 FILE_SIZE = 3 * SEGMENT_SIZE + 1000  # 4 flow-padded segments: every node keeps a data share of one of them
 DEAIOS = [sys.executable, "-m", "deaios.cli"]
@@ -152,7 +155,7 @@ def net(accounts, project, tmp_path_factory):
     da_procs = start_da_nodes(rpc, da["da_entrance"], [accounts[i].private_key for i in (2, 3)], base)
     nodes: list[StorageNode] = []
     try:
-        world = deploy_world(accounts, project, epoch_seconds=EPOCH, slash_bps=SLASH_BPS)
+        world = deploy_world(accounts, project, epoch_seconds=EPOCH, slash_bps=SLASH_BPS, min_fail_span=FAIL_SPAN)
         ops = operator_accounts(accounts, 3)
         for op in ops:
             make_operator(world, op)
@@ -183,10 +186,12 @@ def net(accounts, project, tmp_path_factory):
         assert blob.signers == len(DA_FAULTS)
         sup = world.supervision
         node_operator = accounts[5]
+        code = ErasureCode.for_nodes(NODES)
+        sup.setErasureCode(code.n, code.k, sender=world.owner)
         for node in nodes:
-            sup.registerNode(STORAGE, node.url, node_operator.address, sender=world.owner)
+            sup.registerNode(STORAGE, node.url, node_operator.address, node.index, sender=world.owner)
         for info in da_nodes:  # a DA node is registered with its signer address as operator
-            sup.registerNode(DA, info["url"], info["address"], sender=world.owner)
+            sup.registerNode(DA, info["url"], info["address"], 0, sender=world.owner)
         sup.stake(VICTIM, sender=node_operator, value=ETHER)
         stack_path = Stack(rpc=rpc, chain_id=ape.chain.chain_id,
                            contracts={"flow": storage["flow"], "market": storage["market"],
@@ -243,6 +248,11 @@ def test_node_that_lost_its_data_is_flagged_within_one_epoch(net):
         assert {i: v["verdict"] for i, v in verdicts.items()} == EXPECTED, json.dumps(lines, indent=1)
         assert all(v["epoch"] == epoch and v["tx"] for v in verdicts.values())
         assert "not held here" in verdicts[VICTIM]["reason"] and "blob not available" in verdicts[5]["reason"]
+        for failed in (VICTIM, 5):  # judged failed only after tries over the evidence span, recorded
+            tries = verdicts[failed]["detail"]["tries"]
+            assert len(tries) >= 3 and tries[-1]["offset"] >= FAIL_SPAN and all(t["error"] for t in tries)
+            assert verdicts[failed]["detail"]["evidence"]["tries"] == [t["offset"] for t in tries]
+        assert all("latencyMs" in verdicts[i]["detail"] for i, v in EXPECTED.items() if v == "pass")
         assert verdicts[0]["detail"]["txSeq"] == net["uploaded"].tx_seq
         assert verdicts[4]["detail"]["dataRoot"] == "0x" + net["blob"].ref.data_root.hex()
     for i in EXPECTED:  # every operator derived the same challenge for each node
@@ -251,7 +261,7 @@ def test_node_that_lost_its_data_is_flagged_within_one_epoch(net):
     for i, verdict in EXPECTED.items():
         tally = sup.tallyOf(epoch, i)
         assert (tally.passes, tally.fails) == ((3, 0) if verdict == "pass" else (0, 3))
-    for op in ops:  # each attested all 6 nodes: duty reported to the rewards contract
+    for op in ops:  # each attested all 4 storage nodes (checked on chain): duty reported to the rewards contract
         assert sup.dutyRecorded(epoch, op.address) and rewards.recorded(epoch, op.address)
 
     travel_to(sup.epochStart(epoch + 1))

@@ -1,15 +1,17 @@
 """AlignmentDelegation: operators, commissions, delegate / undelegate (0G's manager shape), caps and
-transfers."""
+transfers; the epoch clock (every change takes effect at the next epoch)."""
 
 from __future__ import annotations
 
 from alignment_econ_helpers import *  # noqa: F401,F403  (fixtures)
 from alignment_econ_helpers import (
+    EPOCH,
     MAX_COMMISSION_BPS,
     MAX_PER_OPERATOR,
     TRANSFER_LOCK,
     ZERO_ADDRESS,
     buy,
+    next_epoch,
     reverts,
     time_travel,
 )
@@ -35,12 +37,23 @@ def test_register_operator(lic, dlg, holders, ops):
     assert not dlg.isRegistered(alice)
 
 
+def test_epoch_clock(dlg, deployment):
+    assert dlg.epochSeconds() == EPOCH and dlg.genesis() == deployment["genesis"]
+    epoch = dlg.currentEpoch()
+    assert dlg.epochStart(epoch) <= dlg.epochStart(epoch) + EPOCH == dlg.epochStart(epoch + 1)
+    assert next_epoch(dlg) == epoch + 1
+
+
 def test_commission_update_and_bounds(dlg, op, alice, admin):
     reverts(dlg.setCommission, 1, sender=alice, error="OperatorNotRegistered", operator=alice.address)
     reverts(dlg.setCommission, MAX_COMMISSION_BPS + 1, sender=op, error="CommissionTooHigh")
     tx = dlg.setCommission(0, sender=op)
     ev = tx.events.filter(dlg.CommissionUpdated)[0]
-    assert (ev.oldBps, ev.newBps) == (1000, 0) and dlg.commissionBps(op) == 0
+    assert (ev.oldBps, ev.newBps) == (1000, 0)
+    assert (dlg.commissionBps(op), dlg.nextCommissionBps(op)) == (1000, 0)  # owners have an epoch to react
+    dlg.setCommission(200, sender=op)  # changed again in the same epoch: the last one applies
+    next_epoch(dlg)
+    assert dlg.commissionBps(op) == 200
     dlg.setMaxCommissionBps(10_000, sender=admin)
     dlg.setCommission(10_000, sender=op)
     reverts(dlg.setMaxCommissionBps, 10_001, sender=admin, error="InvalidParameter")
@@ -52,6 +65,9 @@ def test_delegate_and_undelegate_by_owner(lic, dlg, rew, alice, op):
     tx = dlg.delegateNfts(op, tokens, sender=alice)
     assert len(tx.events.filter(dlg.Delegated)) == 3
     assert [dlg.operatorOf(t) for t in tokens] == [op.address] * 3
+    # the operator runs them from the next epoch
+    assert dlg.operatedCount(op) == 0 and not dlg.isActiveOperator(op) and dlg.nextOperatedCount(op) == 3
+    next_epoch(dlg)
     assert dlg.operatedCount(op) == 3 and dlg.isActiveOperator(op) and dlg.totalDelegated() == 3
     assert list(dlg.getDelegatorInfo(alice, op)) == tokens
     # the owner keeps the token and its vote
@@ -62,14 +78,17 @@ def test_delegate_and_undelegate_by_owner(lic, dlg, rew, alice, op):
         (alice.address, op.address, t, False) for t in tokens[:2]
     ]
     assert list(dlg.getDelegatorInfo(alice, op)) == tokens[2:]
-    assert dlg.operatorOf(tokens[0]) == ZERO_ADDRESS and dlg.operatedCount(op) == 1
+    assert dlg.operatorOf(tokens[0]) == ZERO_ADDRESS and dlg.nextOperatedCount(op) == 1
+    assert dlg.operatedCount(op) == 3  # it still runs them until the epoch ends
+    next_epoch(dlg)
+    assert dlg.operatedCount(op) == 1
 
 
 def test_undelegate_by_operator(lic, dlg, alice, op):
     tokens = buy(lic, alice, 2)
     dlg.delegateNfts(op, tokens, sender=alice)
     dlg.undelegateNfts(alice, [tokens[1]], True, sender=op)
-    assert dlg.operatorOf(tokens[1]) == ZERO_ADDRESS and dlg.operatedCount(op) == 1
+    assert dlg.operatorOf(tokens[1]) == ZERO_ADDRESS and dlg.nextOperatedCount(op) == 1
 
 
 def test_undelegate_by_wrong_party(lic, dlg, holders, ops, operator_setup):
@@ -143,7 +162,7 @@ def test_operator_cap(lic, dlg, holders, op, admin):
         remaining=1,
     )
     dlg.delegateNfts(op, more[:1], sender=bob)
-    assert dlg.operatedCount(op) == MAX_PER_OPERATOR
+    assert dlg.nextOperatedCount(op) == MAX_PER_OPERATOR
     reverts(
         dlg.delegateNfts,
         op,
@@ -162,6 +181,7 @@ def test_operator_cap(lic, dlg, holders, op, admin):
 def test_self_operation(dlg, op, operator_setup):
     own = operator_setup[op.address]
     dlg.delegateNfts(op, [own], sender=op)
+    next_epoch(dlg)
     assert dlg.operatorOf(own) == op.address and dlg.operatedCount(op) == 1 and dlg.isActiveOperator(op)
 
 
@@ -173,7 +193,7 @@ def test_transfer_clears_delegation(lic, dlg, holders, op, admin):
     tx = lic.transferFrom(alice, bob, tokens[0], sender=alice)
     ev = tx.events.filter(dlg.Undelegated)[0]
     assert (ev.delegator, ev.operator, ev.tokenId) == (alice.address, op.address, tokens[0]) and ev.byTransfer
-    assert dlg.operatorOf(tokens[0]) == ZERO_ADDRESS and dlg.operatedCount(op) == 1
+    assert dlg.operatorOf(tokens[0]) == ZERO_ADDRESS and dlg.nextOperatedCount(op) == 1
     assert list(dlg.getDelegatorInfo(alice, op)) == [tokens[1]]
     # the new owner may delegate it again
     dlg.delegateNfts(op, [tokens[0]], sender=bob)
@@ -196,7 +216,11 @@ def test_deregister(lic, dlg, alice, op):
     (token,) = buy(lic, alice, 1)
     dlg.delegateNfts(op, [token], sender=alice)
     reverts(dlg.deregisterOperator, sender=op, error="OperatorHasLicenses", operator=op.address, count=1)
+    next_epoch(dlg)
     dlg.undelegateNfts(alice, [token], True, sender=op)
+    # it still runs the license in this epoch (its record may still pay it)
+    reverts(dlg.deregisterOperator, sender=op, error="OperatorHasLicenses", operator=op.address, count=1)
+    next_epoch(dlg)
     dlg.deregisterOperator(sender=op)
     assert not dlg.isRegistered(op) and dlg.commissionBps(op) == 0
     reverts(dlg.deregisterOperator, sender=op, error="OperatorNotRegistered")
@@ -217,6 +241,6 @@ def test_rewards_set_once(dlg, admin, alice):
 
 def test_delegation_needs_rewards(project, lic, admin, ops, operator_setup):
     op = ops[0]
-    fresh = project.AlignmentDelegation.deploy(lic.address, admin, 5, 100, sender=admin)
+    fresh = project.AlignmentDelegation.deploy(lic.address, admin, 5, 100, EPOCH, sender=admin)
     fresh.registerOperator(0, sender=op)
     reverts(fresh.delegateNfts, op, [operator_setup[op.address]], sender=op, error="RewardsNotSet")

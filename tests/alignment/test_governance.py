@@ -19,7 +19,7 @@ from alignment_econ_helpers import (
 from deaios.deployment import load_script
 
 AGAINST, FOR, ABSTAIN = 0, 1, 2
-ACTIVE, DEFEATED, SUCCEEDED, EXECUTED, CANCELED = range(5)
+ACTIVE, DEFEATED, SUCCEEDED, EXECUTED, CANCELED, EXPIRED = range(6)
 
 
 @pytest.fixture(scope="module")
@@ -272,11 +272,12 @@ def test_proposal_threshold_and_cancel(gov, storage, voters, alice, bob, admin, 
 
 
 def test_voting_params(gov, admin, alice):
-    reverts(gov.setVotingParams, 0, 1, 1, 1, sender=admin, error="InvalidParameter")
-    reverts(gov.setVotingParams, 1, 1, 10_001, 1, sender=admin, error="InvalidParameter")
-    reverts(gov.setVotingParams, 1, 1, 1, 1, sender=alice, error="AccessControlUnauthorizedAccount")
-    gov.setVotingParams(10, 0, 10_000, 2, sender=admin)
-    assert (gov.votingPeriod(), gov.timelockDelay()) == (10, 0)
+    reverts(gov.setVotingParams, 0, 60, 1, 1, sender=admin, error="InvalidParameter")
+    reverts(gov.setVotingParams, 1, 60, 10_001, 1, sender=admin, error="InvalidParameter")
+    reverts(gov.setVotingParams, 1, 60, 1, 1, sender=alice, error="AccessControlUnauthorizedAccount")
+    reverts(gov.setVotingParams, 10, 59, 1, 1, sender=admin, error="InvalidParameter")  # below the minimum timelock
+    gov.setVotingParams(10, 60, 10_000, 2, sender=admin)
+    assert (gov.votingPeriod(), gov.timelockDelay()) == (10, 60)
     assert (gov.quorumBps(), gov.proposalThreshold()) == (10_000, 2)
 
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deaios.alignment.challenge import (
-    MAX_ATTEMPTS, candidate_seqs, chunk_siblings, data_share_chunks, flow_tree_at, node_height, pick_chunk,
-    pick_da_blob, pick_da_row, root_of,
+    MAX_ATTEMPTS, attempt_hash, chunk_siblings, eligible, flow_tree_at, full_data_segments, node_height, pick_chunk,
+    pick_da_blob, pick_da_row, root_of, storage_challenge,
 )
 from deaios.storage.erasure import ErasureCode, segment_lengths
 from deaios.storage.flow_tree import FlowTree
@@ -53,44 +53,45 @@ def test_chunk_proofs_reach_the_flow_root(file_sizes, data):
 
 
 @pytest.mark.parametrize("nodes", [4, 7, 10])
-def test_data_share_chunks_are_the_nodes_own_bytes(nodes):
+def test_challenged_chunks_are_the_nodes_own_bytes(nodes):
+    """Whatever the attempt hash, the challenged chunk lies wholly inside one of the node's data shares of a
+    full data segment: the node can answer it from its own data (checked against the real encoder)."""
     code = ErasureCode.for_nodes(nodes)
     size = (nodes + 1) * SEGMENT_SIZE + 777
+    sectors = padded_chunks(num_chunks(size))
     content = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    full = content + bytes(padded_chunks(num_chunks(size)) * CHUNK_SIZE - size)
-    covered = 0
+    full = content + bytes(sectors * CHUNK_SIZE - size)
+    segments = full_data_segments(size, sectors)
+    assert segments >= nodes + 1 and eligible(size, sectors, code.n, code.k)
     for node in range(nodes):
-        for segment, first, end in data_share_chunks(code, size, node):
-            seg = full[segment * SEGMENT_SIZE:segment * SEGMENT_SIZE + segment_lengths(size)[segment]]
+        for i in range(12):
+            chunk = pick_chunk(attempt_hash(b"\5" * 32, node, i), segments, node, code.n, code.k)
+            segment = chunk // 1024
+            assert segment < segments
+            seg = full[segment * SEGMENT_SIZE:(segment + 1) * SEGMENT_SIZE]
             number = code.share_of(segment, node)
+            assert number < code.k  # a data share
             share = bytes(code.encode(seg, [number])[0])
-            offset = number * code.share_size(len(seg))
-            for c in (first, end - 1):  # the chunk lies wholly inside the node's share
-                lo = c * CHUNK_SIZE
-                assert share[lo - offset:lo + CHUNK_SIZE - offset] == seg[lo:lo + CHUNK_SIZE]
-            covered += end - first
-    # the data shares cover every chunk of every data segment but those straddling a share boundary
-    data = segment_lengths(size)[:-(-size // SEGMENT_SIZE)]
-    assert covered >= sum(length // CHUNK_SIZE - (code.k - 1) for length in data)
+            lo = (chunk % 1024) * CHUNK_SIZE - number * code.share_size(len(seg))
+            assert 0 <= lo and share[lo:lo + CHUNK_SIZE] == seg[(chunk % 1024) * CHUNK_SIZE:][:CHUNK_SIZE]
 
 
 def test_derivation_is_deterministic_and_in_range():
     seed = b"\7" * 32
-    seqs = candidate_seqs(seed, 3, 5)
-    assert seqs == candidate_seqs(seed, 3, 5) and len(seqs) == MAX_ATTEMPTS
-    assert all(0 <= s < 5 for s, _ in seqs) and seqs != candidate_seqs(seed, 4, 5)
-    assert candidate_seqs(seed, 3, 0) == []
-    # restricted to the files that give the node a chunk (and that exist when the epoch opened)
-    picked = {s for s, _ in candidate_seqs(seed, 3, 5, [1, 4, 7])}
-    assert picked <= {1, 4} and picked
-    assert candidate_seqs(seed, 3, 5, [7]) == [] and candidate_seqs(seed, 3, 5, []) == []
-    code = ErasureCode.for_nodes(4)
-    size = 3 * SEGMENT_SIZE + 1000
-    for node in range(4):
-        ranges = data_share_chunks(code, size, node)
-        chunks = {pick_chunk(h, code, size, node) for _, h in candidate_seqs(seed, node, 9)}
-        assert all(any(s * 1024 + a <= c < s * 1024 + b for s, a, b in ranges) for c in chunks)
-    assert pick_chunk(seed, code, 1, 0) is None  # a 1-byte file: no whole chunk in any 128-byte share
+    events = {e.seq: e for e in submit_all([bytes(5 * SEGMENT_SIZE), bytes(3000), bytes(4 * SEGMENT_SIZE)])}
+    pool = [0, 2]
+    got = [storage_challenge(seed, 3, a, pool, 2, events, 1, 4, 2) for a in range(MAX_ATTEMPTS)]
+    assert got == [storage_challenge(seed, 3, a, pool, 2, events, 1, 4, 2) for a in range(MAX_ATTEMPTS)]
+    assert all(c is not None and c.tx_seq in pool and c.attempt == a for a, c in enumerate(got))
+    assert all(c.position == events[c.tx_seq].start_pos + c.chunk_index for c in got)
+    assert got != [storage_challenge(seed, 4, a, pool, 2, events, 1, 4, 2) for a in range(MAX_ATTEMPTS)]
+    # only the pool as it was when the epoch opened; attempts beyond the contract's are refused
+    assert {c.tx_seq for c in (storage_challenge(seed, 3, a, pool, 1, events, 1, 4, 2) for a in range(8))} == {0}
+    assert storage_challenge(seed, 3, MAX_ATTEMPTS, pool, 2, events, 1, 4, 2) is None
+    assert storage_challenge(seed, 3, 0, pool, 0, events, 1, 4, 2) is None
+    # a small file gives no node a chunk of a full data segment and cannot enter the pool
+    assert not eligible(3000, events[1].sectors, 4, 2) and full_data_segments(3000, events[1].sectors) == 0
+    assert pick_chunk(seed, 0, 0, 4, 2) is None
 
 
 def test_node_height_and_flow_siblings_guard():

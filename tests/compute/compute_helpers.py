@@ -104,9 +104,10 @@ def request(
     min_memory: int = 0,
     max_input: int = 10**9,
     max_output: int = 10**9,
+    start: str = ZERO_ADDRESS,
 ) -> tuple:
-    """The ServiceRequest tuple, in field order."""
-    return (service_type, model, min_gpu, min_memory, max_input, max_output, deposit)
+    """The ServiceRequest tuple, in field order (`start`: where the list scan begins, zero = its head)."""
+    return (service_type, model, min_gpu, min_memory, max_input, max_output, deposit, start)
 
 
 def user_receipt(

@@ -125,7 +125,14 @@ def test_other_operation_gas(ledger, registry, matcher, fine_tuning, owner, alic
         .events.filter(matcher.ServiceMatched)[0]
         .requestId
     )
-    figures["declineMatch (no other service: fails)"] = matcher.declineMatch(rid2, sender=prov).gas_used
+    figures["declineMatch (strike, no other service: fails)"] = matcher.declineMatch(rid2, sender=prov).gas_used
+    rid3 = (
+        matcher.requestService(request(deposit=10**12, start=prov.address), sender=alice)
+        .events.filter(matcher.ServiceMatched)[0]
+        .requestId
+    )
+    time_travel(61)
+    figures["finalizeMatch (ignored: strike, no other service)"] = matcher.finalizeMatch(rid3, sender=alice).gas_used
     figures["withdrawEarnings"] = None
     registry.addOrUpdateService(
         service_params(service_type=FINE_TUNING, output_price=0), ZERO_ADDRESS, sender=prov2, value=MIN_STAKE
@@ -133,7 +140,8 @@ def test_other_operation_gas(ledger, registry, matcher, fine_tuning, owner, alic
     ledger.transferFund(prov2.address, 10**12, sender=alice)
     ledger.acknowledgeSigner(prov2.address, TEE_SIGNER, sender=alice)
     task, root, secret = keccak(text="t"), keccak(text="r"), b"s" * 64
-    figures["addDeliverable"] = fine_tuning.addDeliverable(alice.address, task, root, sender=prov2).gas_used
+    figures["addDeliverable"] = fine_tuning.addDeliverable(alice.address, task, root, keccak(secret),
+                                                           sender=prov2).gas_used
     figures["acknowledgeDeliverable"] = fine_tuning.acknowledgeDeliverable(
         prov2.address, task, sender=alice
     ).gas_used

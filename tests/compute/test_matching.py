@@ -1,5 +1,5 @@
-"""ComputeMatcher: cheapest suitable service, reservation, accept / decline / re-match / finalize / cancel,
-bounded scan."""
+"""ComputeMatcher: cheapest suitable service, reservation, accept / decline / re-match / finalize (silence is a
+decline) / cancel, strikes and the user's compensation, bounded scan and its start."""
 
 from __future__ import annotations
 
@@ -150,14 +150,19 @@ def test_decline_rematches_next_cheapest(matcher, ledger, market, rich):
     assert ledger.getAccount(rich.address, market[1].address).balance == 1_000
 
 
-def test_decline_until_nothing_left_releases(matcher, ledger, market, rich):
+def test_decline_until_nothing_left_releases(matcher, ledger, registry, market, rich):
     rid, _, _ = match(matcher, rich, min_gpu=4)  # candidates: (3,3,8 GPUs) then (2,6,4 GPUs)
     matcher.declineMatch(rid, sender=market[3])
     tx = matcher.declineMatch(rid, sender=market[1])
     assert tx.events.filter(matcher.MatchFailed)[0].requestId == rid
     assert tx.events.filter(ledger.ReservationReleased)[0].amount == 1_000
     assert status(matcher, rid) == UNMATCHED
-    assert ledger.getLedger(rich.address) == (100_000, 0)
+    # each decline cost the provider a strike penalty, credited to the user
+    penalty = registry.strikePenalty()
+    ev = tx.events.filter(matcher.UserCompensated)[0]
+    assert (ev.requestId, ev.user, ev["provider"], ev.amount) == (rid, rich.address, market[1].address, penalty)
+    assert ledger.getLedger(rich.address) == (100_000 + 2 * penalty, 0)
+    assert registry.getService(market[1]).stake == MIN_STAKE - penalty
 
 
 def test_max_declines(matcher, ledger, market, registry, rich, accounts, owner):
@@ -186,15 +191,40 @@ def test_decline_window(matcher, market, rich):
     time_travel(DECLINE_WINDOW + 1)
     with ape.reverts(matcher.DeclineWindowClosed, requestId=rid, deadline=deadline):
         matcher.declineMatch(rid, sender=market[2])
+    with ape.reverts(matcher.DeclineWindowClosed, requestId=rid, deadline=deadline):
+        matcher.acceptMatch(rid, sender=market[2])  # too late to accept too
 
 
-def test_silence_is_acceptance(matcher, ledger, market, rich, outsider):
+def test_silence_is_a_decline(matcher, ledger, registry, market, rich, outsider):
     rid, provider, _ = match(matcher, rich)
     time_travel(DECLINE_WINDOW + 1)
     tx = matcher.finalizeMatch(rid, sender=outsider)
-    assert tx.events.filter(matcher.MatchAccepted)[0]["provider"] == provider
-    assert ledger.getAccount(rich.address, provider).balance == 1_000
-    assert status(matcher, rid) == ACCEPTED
+    assert tx.events.filter(matcher.MatchTimedOut)[0]["provider"] == provider
+    assert tx.events.filter(matcher.MatchDeclined)[0]["provider"] == provider
+    assert tx.events.filter(matcher.ServiceMatched)[0]["provider"] == market[3].address
+    assert ledger.getAccount(rich.address, provider).balance == 0  # nothing committed to the silent one
+    assert registry.strikesOf(provider) == 1 and status(matcher, rid) == MATCHED
+
+
+def test_three_strikes_take_a_service_out_and_acceptance_forgives(matcher, registry, market, rich):
+    cheapest = market[2]
+    for _ in range(2):
+        rid, provider, _ = match(matcher, rich)
+        assert provider == cheapest.address
+        matcher.declineMatch(rid, sender=cheapest)
+    assert registry.strikesOf(cheapest) == 2
+    rid, _, _ = match(matcher, rich)
+    matcher.acceptMatch(rid, sender=cheapest)
+    assert registry.strikesOf(cheapest) == 0  # an acceptance forgives
+    for _ in range(3):
+        rid, provider, _ = match(matcher, rich)
+        assert provider == cheapest.address
+        tx = matcher.declineMatch(rid, sender=cheapest)
+    ev = tx.events.filter(registry.ServiceStruck)[0]
+    assert (ev["provider"], ev.strikes) == (cheapest.address, 3)
+    assert not registry.isActive(cheapest) and match(matcher, rich)[1] != cheapest.address
+    registry.setServiceActive(True, ZERO_ADDRESS, sender=cheapest)  # back, strikes cleared
+    assert registry.strikesOf(cheapest) == 0 and match(matcher, rich)[1] == cheapest.address
 
 
 def test_finalize_rematches_when_service_went_inactive(matcher, registry, ledger, market, rich):
@@ -286,6 +316,13 @@ def test_scan_is_bounded(project, owner, accounts, alice):
     )
     with ape.reverts(matcher.NoMatchingService):
         matcher.requestService(request(min_gpu=8), sender=alice)
+    # the scan may start where the client's unbounded view found the first qualifying service
+    key = registry.listKeyOf(0, MODEL)
+    start = registry.findFirstMatch(key, 8, 0, 10**9, 10**9)
+    assert start == signers[limit].address
+    tx = matcher.requestService(request(min_gpu=8, start=start), sender=alice)
+    assert tx.events.filter(matcher.ServiceMatched)[0]["provider"] == start
+    print(f"\nGAS requestService starting at the match: {tx.gas_used}")
     # a full scan of MAX_SCAN nodes that ends in a match at the last one costs bounded gas
     registry.removeService(sender=signers[0])
     tx = matcher.requestService(request(min_gpu=8), sender=alice)

@@ -1,10 +1,21 @@
-"""ServiceRegistry: registration with stake, updates, validation, price-sorted lists, activity, removal."""
+"""ServiceRegistry: registration with stake, updates, validation, price-sorted lists, activity, removal, delayed
+price increases, strikes."""
 
 from __future__ import annotations
 
 import ape
 import pytest
-from compute_helpers import FINE_TUNING, INFERENCE, MIN_STAKE, MODEL, TEE_SIGNER, ZERO_ADDRESS, service_params
+from compute_helpers import (
+    FINE_TUNING,
+    INFERENCE,
+    LOCK_TIME,
+    MIN_STAKE,
+    MODEL,
+    TEE_SIGNER,
+    ZERO_ADDRESS,
+    service_params,
+    time_travel,
+)
 
 
 def key(registry, model=MODEL, service_type=INFERENCE):
@@ -155,7 +166,7 @@ def test_hints(registry, providers, accounts):
 
 def test_insert_scan_is_bounded(project, owner, accounts):
     """More than MAX_INSERT_SCAN nodes between the hint and the position: HintTooFar; a good hint works."""
-    registry = project.ServiceRegistry.deploy(owner.address, 0, sender=owner)
+    registry = project.ServiceRegistry.deploy(owner.address, 0, 0, 0, sender=owner)
     limit = registry.MAX_INSERT_SCAN()
     signers = [accounts.generate_test_account() for _ in range(limit + 2)]
     for s in signers:
@@ -266,7 +277,66 @@ def test_find_match_view(registry, providers):
     register(registry, p1, input_price=1, output_price=1, gpu_count=4)
     k = key(registry)
     top = 2**256 - 1
-    assert registry.findMatch(k, 0, 0, top, top, []) == p1.address  # no overflow on huge maxima
-    assert registry.findMatch(k, 0, 0, top, top, [p1.address]) == p0.address
-    assert registry.findMatch(k, 8, 0, top, top, []) == ZERO_ADDRESS
-    assert registry.findMatch(k, 0, 0, 0, 0, []) == ZERO_ADDRESS
+    assert registry.findMatch(k, 0, 0, top, top, [], ZERO_ADDRESS) == (p1.address, 1, 1)  # no overflow
+    assert registry.findMatch(k, 0, 0, top, top, [p1.address], ZERO_ADDRESS)[0] == p0.address
+    assert registry.findMatch(k, 8, 0, top, top, [], ZERO_ADDRESS)[0] == ZERO_ADDRESS
+    assert registry.findMatch(k, 0, 0, 0, 0, [], ZERO_ADDRESS)[0] == ZERO_ADDRESS
+    assert registry.findMatch(k, 0, 0, top, top, [], p0.address)[0] == p0.address  # starts at p0
+    assert registry.findMatch(k, 0, 0, top, top, [], providers[2].address)[0] == p1.address  # not listed
+    # nothing qualifies from the start on (here: the start itself is excluded and last): again from the head
+    assert registry.findMatch(k, 0, 0, top, top, [p0.address], p0.address)[0] == p1.address
+    assert registry.findFirstMatch(k, 2, 0, top, top) == p1.address
+    assert registry.findFirstMatch(k, 0, 0, 4, 4) == p1.address
+    assert registry.findFirstMatch(k, 8, 0, top, top) == ZERO_ADDRESS
+
+
+def test_price_increase_is_delayed(registry, prov, chain):
+    register(registry, prov, input_price=10, output_price=20)
+    assert tuple(registry.pricesOf(prov)) == (10, 20)  # a new service bills its prices at once
+    tx = registry.addOrUpdateService(service_params(input_price=15, output_price=5), ZERO_ADDRESS, sender=prov)
+    at = tx.timestamp + registry.priceIncreaseDelay()
+    ev = tx.events.filter(registry.PriceIncreaseScheduled)[0]
+    assert (ev["provider"], ev.inputPrice, ev.outputPrice, ev.effectiveAt) == (prov.address, 15, 5, at)
+    # the decrease applies at once, the increase only from `at`; matching uses the announced prices already
+    assert tuple(registry.pricesOf(prov)) == (10, 5)
+    s = registry.getService(prov)
+    assert (s.inputPrice, s.outputPrice, s.nextInputPrice, s.nextOutputPrice, s.nextPriceAt) == (10, 5, 15, 5, at)
+    assert registry.matchTermsOf(prov)[3:5] == (15, 5)
+    # a decrease below what is billed cancels the pending increase
+    registry.addOrUpdateService(service_params(input_price=9, output_price=5), ZERO_ADDRESS, sender=prov)
+    assert tuple(registry.pricesOf(prov)) == (9, 5) and registry.getService(prov).nextPriceAt == 0
+    registry.addOrUpdateService(service_params(input_price=30, output_price=5), ZERO_ADDRESS, sender=prov)
+    time_travel(LOCK_TIME + 1)
+    assert tuple(registry.pricesOf(prov)) == (30, 5) and registry.getService(prov).nextPriceAt == 0
+    # removing and registering again is no way around the delay
+    registry.removeService(sender=prov)
+    register(registry, prov, input_price=100, output_price=5)
+    assert tuple(registry.pricesOf(prov)) == (30, 5)
+
+
+def test_strikes_need_the_matcher_role(registry, matcher, owner, prov, providers):
+    register(registry, prov)
+    outsider = providers[1]
+    with ape.reverts(registry.AccessControlUnauthorizedAccount):
+        registry.recordStrike(prov, sender=outsider)
+    with ape.reverts(registry.AccessControlUnauthorizedAccount):
+        registry.recordAcceptance(prov, sender=outsider)
+    assert registry.hasRole(registry.MATCHER_ROLE(), matcher.address)
+    # the owner acting as a matcher: the penalty is sent to the caller; a stake that cannot pay another strike
+    # takes the service out and keeps it out
+    registry.grantRole(registry.MATCHER_ROLE(), owner, sender=owner)
+    penalty = MIN_STAKE // 2 + 1
+    registry.setStrikePenalty(penalty, sender=owner)
+    before = owner.balance
+    tx = registry.recordStrike(prov, sender=owner)
+    assert owner.balance == before + penalty - tx.total_fees_paid
+    assert not registry.isActive(prov) and registry.getService(prov).stake == MIN_STAKE - penalty
+    with ape.reverts(registry.StakeTooLow, sent=MIN_STAKE - penalty, required=penalty):
+        registry.setServiceActive(True, ZERO_ADDRESS, sender=prov)
+    registry.recordStrike(prov, sender=owner)  # takes what is left
+    assert registry.getService(prov).stake == 0
+    assert registry.recordStrike(providers[2], sender=owner).return_value == 0  # no service: nothing
+    with ape.reverts(registry.PriceIncreaseDelayOutOfRange):
+        registry.setPriceIncreaseDelay(31 * 86_400, sender=owner)
+    with ape.reverts(registry.AccessControlUnauthorizedAccount):
+        registry.setStrikePenalty(1, sender=outsider)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 from deaios.da import bls
-from deaios.da.quorums import Registration, form_quorums
+from deaios.da.quorums import Registration, form_quorums, order_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,19 +95,21 @@ def test_quorum_bitmap_is_lsb_first():
 
 
 def _regs(votes: list[int], rng: random.Random) -> list[Registration]:
-    return [Registration("0x%040x" % rng.getrandbits(160), v, (rng.getrandbits(250), rng.getrandbits(250)))
-            for v in votes]
+    return [Registration("0x%040x" % rng.getrandbits(160), v) for v in votes]
 
 
 @settings(max_examples=80, deadline=None)
 @given(votes=st.lists(st.integers(1, 40), min_size=1, max_size=20), rows=st.integers(1, 64),
        max_quorums=st.integers(1, 4), seed=st.integers(0, 2**32))
 def test_form_quorums_shape(votes, rows, max_quorums, seed):
-    regs = _regs(votes, random.Random(seed))
-    quorums = form_quorums(regs, rows, max_quorums)
+    rng = random.Random(seed)
+    regs = _regs(votes, rng)
+    quorums = form_quorums(regs, rows, max_quorums, rng.randbytes(32))
     total = sum(votes)
-    assert quorums
+    assert len(quorums) == min(-(-total // rows), max_quorums)
+    by_signer = {r.signer: r.votes for r in regs}
     for q in quorums:
+        assert q == quorums[0]  # every quorum of an epoch has the same members
         assert q.rows == rows
         assert list(q.ends) == sorted(set(q.ends)) and q.ends[0] > 0  # every member holds >= 1 row
         assert len(set(q.members)) == len(q.members)
@@ -115,26 +117,20 @@ def test_form_quorums_shape(votes, rows, max_quorums, seed):
         for i, member in enumerate(q.members):
             assert q.rows_of(member) == q.row_range(i)
             assert all(q.owner(r) == member for r in q.row_range(i))
-    if total < rows:
-        assert len(quorums) == 1 and len(quorums[0].members) == len(regs)
-        by_signer = {r.signer: r.votes for r in regs}
-        for i, m in enumerate(quorums[0].members):  # rows proportional to votes (floor boundaries)
-            assert len(quorums[0].row_range(i)) >= by_signer[m] * rows // total
-    else:
-        full = total // rows
-        expected = min(full + (1 if total % rows else 0), max_quorums)
-        assert len(quorums) == expected
-        if full >= 1:  # a signer holds exactly its votes' worth of rows over the full quorums
-            ballots = {}
-            for q in quorums[:min(full, max_quorums)]:
-                for i, m in enumerate(q.members):
-                    ballots[m] = ballots.get(m, 0) + len(q.row_range(i))
-            if full <= max_quorums and total % rows == 0:
-                assert ballots == {r.signer: r.votes for r in regs}
+            # rows follow stake: the quota rounded down or up
+            held = len(q.row_range(i))
+            assert by_signer[member] * rows // total <= held <= -(-by_signer[member] * rows // total)
+        for signer, v in by_signer.items():
+            if signer not in q.members:
+                assert v * rows < total  # only a quota below one row may round to nothing
 
 
-def test_form_quorums_orders_by_ballot():
+def test_form_quorums_orders_by_seed():
     regs = _regs([1, 1, 1], random.Random(3))
-    (q,) = form_quorums(regs, 3, 10)
-    assert list(q.members) == [r.signer for r in sorted(regs, key=lambda r: r.ballot)]
-    assert form_quorums([], 3, 10) == []
+    seeds = [bytes([i]) * 32 for i in range(8)]
+    orders = {form_quorums(regs, 3, 10, seed)[0].members for seed in seeds}
+    for seed in seeds:
+        (q,) = form_quorums(regs, 3, 10, seed)
+        assert list(q.members) == [r.signer for r in sorted(regs, key=lambda r: order_key(seed, r.signer))]
+    assert len(orders) > 1  # the seed, not the keys, decides the order
+    assert form_quorums([], 3, 10, seeds[0]) == []

@@ -6,7 +6,7 @@ from typing import Any
 
 from deaios.deployment import load_script
 from deaios.inft.crypto import X25519Keys
-from deaios.inft.proofs import AccessProof, OwnershipProof, transfer_proofs
+from deaios.inft.proofs import AccessProof, OwnershipProof, TransferContext, transfer_proofs
 from eth_account import Account
 from eth_utils import keccak
 
@@ -41,7 +41,16 @@ def x25519_pub(label: str) -> bytes:
     return X25519Keys.derive(label.encode(), b"deaios test").public
 
 
+def ctx_for(nft: Any, token_id: int, sender: Any, receiver: Any) -> TransferContext:
+    """The transfer of `token_id` from `sender` to `receiver` (accounts or addresses) that proofs name."""
+    from ape import chain
+
+    return TransferContext(chain.chain_id, nft.verifier(), nft.address, token_id,
+                           getattr(sender, "address", sender), getattr(receiver, "address", receiver))
+
+
 def proofs_for(
+    ctx: TransferContext,
     data_hashes: list[bytes],
     receiver_key: str,
     *,
@@ -51,16 +60,16 @@ def proofs_for(
     new_hashes: list[bytes] | None = None,
     oracle_type: int = 0,
 ) -> list[tuple]:
-    """Valid-looking TransferValidityProof tuples: access proofs signed by `receiver_key`, ownership proofs
-    by `oracle_key`, sealing for `target` (default: an X25519 key of the receiver); `wanted` is the access
-    proof's targetPubkey (default = target)."""
+    """Valid-looking TransferValidityProof tuples for transfer `ctx`: access proofs signed by `receiver_key`,
+    ownership proofs by `oracle_key`, sealing for `target` (default: an X25519 key of the receiver); `wanted`
+    is the access proof's targetPubkey (default = target)."""
     target = x25519_pub(receiver_key) if target is None else target
     wanted = target if wanted is None else wanted
     new_hashes = new_hashes or [keccak(b"new" + d) for d in data_hashes]
-    access = [AccessProof.create(receiver_key, d, wanted) for d in data_hashes]
+    access = [AccessProof.create(receiver_key, ctx, d, wanted) for d in data_hashes]
     own = []
     for d, n in zip(data_hashes, new_hashes):
-        p = OwnershipProof.create(oracle_key, d, n, b"sealed:" + n, target)
+        p = OwnershipProof.create(oracle_key, ctx, d, n, b"sealed:" + n, target)
         own.append(
             OwnershipProof(
                 p.data_hash, p.new_data_hash, p.sealed_key, p.target_pubkey, p.nonce, p.proof, oracle_type
@@ -89,3 +98,71 @@ def revert_name(fn: Any, sender: str) -> str | None:
     except (ContractCustomError, ContractLogicError) as exc:
         return explain(exc).removeprefix("reverted: ").split(" ")[0]
     return None
+
+
+# --- the re-encryption oracle over an in-memory storage and the real contracts ---------------------------------
+class MemoryStorage:
+    """Storage.put/size/get over a dict (root = keccak of the blob); records what was downloaded."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[bytes, bytes] = {}
+        self.downloads: list[bytes] = []
+
+    async def put(self, session: object, blob: bytes) -> bytes:
+        root = keccak(blob)
+        self.blobs[root] = blob
+        return root
+
+    async def size(self, session: object, root: bytes) -> int:
+        from deaios.storage.client import StorageClientError
+
+        if root not in self.blobs:
+            raise StorageClientError("unknown root")
+        return len(self.blobs[root])
+
+    async def get(self, session: object, root: bytes) -> bytes:
+        from deaios.storage.client import StorageClientError
+
+        if root not in self.blobs:
+            raise StorageClientError("unknown root")
+        self.downloads.append(root)
+        return self.blobs[root]
+
+
+def inft_chain(nft: Any, account: Any) -> Any:
+    """`deaios.inft.chain.InftChain` on ape's Anvil, as `account` (an ape test account) sees it."""
+    from ape import chain
+
+    from deaios.inft.chain import InftAddresses, InftChain
+
+    return InftChain(chain.provider.http_uri, InftAddresses(nft.address, nft.verifier()), account.private_key)
+
+
+def run_oracle(nft: Any, owner: Any, job: Any, **service_options: Any) -> Any:
+    """Run `await job(client, url, service, storage)` against an oracle (signer ORACLE_KEY, the deployment's
+    oracle signer) serving the real contracts, with an in-memory storage."""
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from deaios.inft.oracle import OracleService, make_app
+
+    async def go() -> Any:
+        storage = MemoryStorage()
+        chain = inft_chain(nft, owner)
+        service = OracleService(ORACLE_KEY, storage, chain.w3.eth.chain_id, chain, **service_options)  # type: ignore[arg-type]
+        async with TestClient(TestServer(make_app(service))) as client:
+            return await job(client, str(client.make_url("")).rstrip("/"), service, storage)
+
+    return asyncio.run(go())
+
+
+async def stored_token(nft: Any, owner: Any, storage: MemoryStorage, keys: X25519Keys, plaintext: bytes) -> tuple[int, bytes]:
+    """A token of `owner` whose one entry is `plaintext` encrypted in `storage`, its key sealed to `keys`
+    (published on chain): (token id, data hash)."""
+    from deaios.inft import crypto
+
+    key = crypto.new_data_key()
+    root = await storage.put(None, crypto.encrypt_data(key, plaintext))
+    tx = nft.mintWithSealedKeys([("agent", root)], owner.address, [crypto.seal(keys.public, key)], sender=owner)
+    return int(tx.decode_logs(nft.Transfer)[0].tokenId), root

@@ -3,6 +3,8 @@ replay protection, usage authorizations, delegation, updates, royalties, admin."
 
 from __future__ import annotations
 
+import dataclasses
+
 import ape
 from eth_utils import to_checksum_address
 from inft_helpers import (
@@ -12,6 +14,7 @@ from inft_helpers import (
     OTHER_KEY,
     ROYALTY_BPS,
     ZERO_ADDRESS,
+    ctx_for,
     datas,
     deploy,
     eth_pubkey,
@@ -55,7 +58,7 @@ def test_mint_with_sealed_keys_and_counts(nft, alice, bob):
 
 
 def test_transfer_with_proofs(nft, verifier, alice, bob, token):
-    proofs = proofs_for([A, B], bob.private_key)
+    proofs = proofs_for(ctx_for(nft, token, alice, bob), [A, B], bob.private_key)
     tx = nft.iTransferFrom(alice, bob, token, proofs, sender=alice)
     assert nft.ownerOf(token) == bob
     new = [p[1][2] for p in proofs]
@@ -71,10 +74,11 @@ def test_transfer_with_proofs(nft, verifier, alice, bob, token):
 
 
 def test_operator_transfers(nft, alice, bob, carol, token):
+    proofs = proofs_for(ctx_for(nft, token, alice, bob), [A, B], bob.private_key)
     with ape.reverts(nft.ERC721InsufficientApproval):
-        nft.iTransferFrom(alice, bob, token, proofs_for([A, B], bob.private_key), sender=carol)
+        nft.iTransferFrom(alice, bob, token, proofs, sender=carol)
     nft.setApprovalForAll(carol, True, sender=alice)
-    nft.iTransferFrom(alice, bob, token, proofs_for([A, B], bob.private_key), sender=carol)
+    nft.iTransferFrom(alice, bob, token, proofs, sender=carol)
     assert nft.ownerOf(token) == bob
 
 
@@ -86,7 +90,8 @@ def test_plain_transfers_disabled(nft, alice, bob, token):
 
 
 def test_transfer_checks(nft, w3nft, alice, bob, carol, token):
-    ok = proofs_for([A, B], bob.private_key)
+    ctx = ctx_for(nft, token, alice, bob)
+    ok = proofs_for(ctx, [A, B], bob.private_key)
 
     def transfer(proofs: list[tuple], to=bob, frm=alice) -> str | None:
         return revert_name(
@@ -100,32 +105,38 @@ def test_transfer_checks(nft, w3nft, alice, bob, carol, token):
     assert transfer(ok, to=carol, frm=bob) == "ERC721IncorrectOwner"
     assert transfer([]) == "ERC7857EmptyProof"
     assert transfer(ok[:1]) == "ERC7857ProofCountMismatch"
-    assert transfer(proofs_for([A, h("other")], bob.private_key)) == "ERC7857DataHashMismatch"
+    assert transfer(proofs_for(ctx, [A, h("other")], bob.private_key)) == "ERC7857DataHashMismatch"
     # the access proof is carol's, not bob's
-    assert transfer(proofs_for([A, B], carol.private_key)) == "ERC7857AccessAssistantMismatch"
+    assert transfer(proofs_for(ctx, [A, B], carol.private_key)) == "ERC7857AccessAssistantMismatch"
     # sealed for another key than the one bob asked for
     assert (
-        transfer(proofs_for([A, B], bob.private_key, target=x25519_pub("evil"), wanted=x25519_pub("bob")))
+        transfer(proofs_for(ctx, [A, B], bob.private_key, target=x25519_pub("evil"), wanted=x25519_pub("bob")))
         == "ERC7857TargetPubkeyMismatch"
     )
     # an empty wanted key: the target must be bob's own secp256k1 key ...
     assert (
-        transfer(proofs_for([A, B], bob.private_key, target=eth_pubkey(carol.private_key), wanted=b""))
+        transfer(proofs_for(ctx, [A, B], bob.private_key, target=eth_pubkey(carol.private_key), wanted=b""))
         == "ERC7857WantedReceiverMismatch"
     )
+    # proofs for this token to bob do not move it to carol, and proofs for another token do not move this one:
+    # the oracle's signature names the transfer
+    assert transfer(ok, to=carol) == "ERC7857InvalidOwnershipProof"
+    other = ctx_for(nft, token + 1, alice, bob)
+    assert transfer(proofs_for(other, [A, B], bob.private_key)) == "ERC7857InvalidOwnershipProof"
     # ... and with it the transfer goes through
     nft.iTransferFrom(
         alice,
         bob,
         token,
-        proofs_for([A, B], bob.private_key, target=eth_pubkey(bob.private_key), wanted=b""),
+        proofs_for(ctx, [A, B], bob.private_key, target=eth_pubkey(bob.private_key), wanted=b""),
         sender=alice,
     )
     assert nft.ownerOf(token) == bob
 
 
-def test_verifier_errors(w3nft, alice, bob, token):
-    good = proofs_for([A, B], bob.private_key)
+def test_verifier_errors(nft, w3nft, alice, bob, token):
+    ctx = ctx_for(nft, token, alice, bob)
+    good = proofs_for(ctx, [A, B], bob.private_key)
 
     def with_field(part: int, field: int, value) -> list[tuple]:
         proof = [list(good[0][0]), list(good[0][1])]
@@ -139,9 +150,9 @@ def test_verifier_errors(w3nft, alice, bob, token):
 
     assert transfer(good) is None
     assert (
-        transfer(proofs_for([A, B], bob.private_key, oracle_key=OTHER_KEY)) == "ERC7857InvalidOwnershipProof"
+        transfer(proofs_for(ctx, [A, B], bob.private_key, oracle_key=OTHER_KEY)) == "ERC7857InvalidOwnershipProof"
     )
-    assert transfer(proofs_for([A, B], bob.private_key, oracle_type=1)) == "ERC7857UnsupportedOracleType"
+    assert transfer(proofs_for(ctx, [A, B], bob.private_key, oracle_type=1)) == "ERC7857UnsupportedOracleType"
     assert transfer(with_field(0, 0, h("z"))) == "ERC7857VerifierDataHashMismatch"
     assert transfer(with_field(0, 3, b"\x01" * 64)) == "ERC7857InvalidAccessProof"
     assert transfer(with_field(0, 2, b"")) == "ERC7857EmptyNonce"
@@ -149,9 +160,10 @@ def test_verifier_errors(w3nft, alice, bob, token):
 
 
 def test_replayed_proof_reverts(nft, verifier, w3nft, alice, bob, carol, token):
-    proofs = proofs_for([A, B], bob.private_key)
+    ctx = ctx_for(nft, token, alice, bob)
+    proofs = proofs_for(ctx, [A, B], bob.private_key)
     tx = nft.iCloneFrom(alice, bob, token, proofs, sender=alice)
-    key = verifier.nonceKey(0, proofs[0][0][2], nft.address)
+    key = verifier.nonceKey(0, nft.address, token, proofs[0][0][2])
     assert verifier.usedNonces(key)
     assert tx.events.filter(verifier.ProofNoncesUsed)[0].accessNonceKey == key
     f = w3nft.functions
@@ -164,24 +176,27 @@ def test_replayed_proof_reverts(nft, verifier, w3nft, alice, bob, carol, token):
         == "ERC7857ProofAlreadyUsed"
     )
     # a fresh ownership proof does not make a used access proof valid again
-    again = proofs_for([A, B], bob.private_key)
+    again = proofs_for(ctx, [A, B], bob.private_key)
     again[0] = (proofs[0][0], again[0][1])
     assert (
         revert_name(f.iTransferFrom(alice.address, bob.address, token, again), alice.address)
         == "ERC7857ProofAlreadyUsed"
     )
-    with ape.reverts(verifier.ERC7857ProofAlreadyUsed):  # replay at the verifier itself, same caller
-        verifier.verifyTransferValidity(proofs[:1], sender=carol)
-        verifier.verifyTransferValidity(proofs[:1], sender=carol)
-    # nonces are per caller: carol's direct call did not burn anything for the token
-    fresh = proofs_for([A, B], bob.private_key)
-    verifier.verifyTransferValidity(fresh, sender=carol)
+    # a caller other than the token contract: the proofs name the token, so they do not verify for carol
+    fresh = proofs_for(ctx, [A, B], bob.private_key)
+    with ape.reverts(verifier.ERC7857InvalidOwnershipProof):
+        verifier.verifyTransferValidity(token, alice, bob, fresh, sender=carol)
+    # proofs made for carol as the "token" verify once for carol, and burn nothing of the real token
+    mine = proofs_for(dataclasses.replace(ctx, token=carol.address), [A], bob.private_key)
+    verifier.verifyTransferValidity(token, alice, bob, mine, sender=carol)
+    with ape.reverts(verifier.ERC7857ProofAlreadyUsed):
+        verifier.verifyTransferValidity(token, alice, bob, mine, sender=carol)
     nft.iTransferFrom(alice, bob, token, fresh, sender=alice)
     assert nft.ownerOf(token) == bob
 
 
 def test_clone(nft, alice, bob, carol, token):
-    proofs = proofs_for([A, B], bob.private_key)
+    proofs = proofs_for(ctx_for(nft, token, alice, bob), [A, B], bob.private_key)
     tx = nft.iCloneFrom(alice, bob, token, proofs, sender=alice)
     ev = tx.events.filter(nft.Cloned)[0]
     assert (ev._tokenId, ev._newTokenId, ev._from, ev._to) == (token, 2, alice.address, bob.address)
@@ -191,11 +206,12 @@ def test_clone(nft, alice, bob, carol, token):
     assert nft.creatorOf(2) == alice and nft.royaltyInfo(2, 10_000) == (alice.address, ROYALTY_BPS)
     assert tx.events.filter(nft.PublishedSealedKey)[0]._tokenId == 2
     with ape.reverts(nft.ERC721InsufficientApproval):
-        nft.iCloneFrom(alice, carol, token, proofs_for([A, B], carol.private_key), sender=carol)
+        nft.iCloneFrom(alice, carol, token, proofs_for(ctx_for(nft, token, alice, carol), [A, B],
+                                                       carol.private_key), sender=carol)
 
 
 def test_delegated_assistant(nft, alice, bob, carol, token):
-    proofs = proofs_for([A, B], ASSISTANT_KEY, target=x25519_pub("bob"))
+    proofs = proofs_for(ctx_for(nft, token, alice, bob), [A, B], ASSISTANT_KEY, target=x25519_pub("bob"))
     with ape.reverts(nft.ERC7857AccessAssistantMismatch):
         nft.iTransferFrom(alice, bob, token, proofs, sender=alice)
     tx = nft.delegateAccess(ASSISTANT, sender=bob)
@@ -207,6 +223,48 @@ def test_delegated_assistant(nft, alice, bob, carol, token):
         nft.delegateAccess(bob, sender=bob)
     nft.delegateAccess(ZERO_ADDRESS, sender=bob)
     assert nft.getDelegateAccess(bob) == ZERO_ADDRESS
+
+
+def test_delegation_lock(chain, nft, admin, alice, bob, carol):
+    """A trusted market (DELEGATION_LOCKER_ROLE) freezes a buyer's delegation until its purchase's deadline."""
+    from inft_helpers import ASSISTANT
+
+    with ape.reverts(nft.AccessControlUnauthorizedAccount):
+        nft.lockDelegation(bob, 2**40, sender=carol)
+    nft.grantRole(nft.DELEGATION_LOCKER_ROLE(), carol, sender=admin)
+    nft.delegateAccess(ASSISTANT, sender=bob)
+    until = chain.blocks.head.timestamp + 100
+    tx = nft.lockDelegation(bob, until, sender=carol)
+    assert tx.events.filter(nft.DelegationLocked)[0].until == until == nft.delegationLockedUntil(bob)
+    nft.lockDelegation(bob, until - 50, sender=carol)  # never shortened
+    assert nft.delegationLockedUntil(bob) == until
+    with ape.reverts(nft.ERC7857DelegationLocked, user=bob.address, until=until):
+        nft.delegateAccess(ZERO_ADDRESS, sender=bob)
+    nft.delegateAccess(carol, sender=alice)  # others are free
+    chain.pending_timestamp = until + 1
+    chain.mine()
+    nft.delegateAccess(ZERO_ADDRESS, sender=bob)
+    assert nft.getDelegateAccess(bob) == ZERO_ADDRESS
+
+
+def test_data_version_counts_updates_only(nft, alice, bob, token):
+    assert nft.dataVersionOf(token) == 0
+    nft.update(token, datas("c", "d"), sender=alice)
+    assert nft.dataVersionOf(token) == 1
+    nft.iTransferFrom(alice, bob, token, proofs_for(ctx_for(nft, token, alice, bob), [h("c"), h("d")],
+                                                    bob.private_key), sender=alice)
+    assert nft.dataVersionOf(token) == 1  # a transfer re-encrypts the same data
+    assert nft.supportsInterface(_interface_id(nft, ["lockDelegation(address,uint64)",
+                                                     "delegationLockedUntil(address)", "dataVersionOf(uint256)"]))
+
+
+def _interface_id(nft, signatures: list[str]) -> bytes:
+    from eth_utils import keccak
+
+    value = 0
+    for signature in signatures:
+        value ^= int.from_bytes(keccak(text=signature)[:4], "big")
+    return value.to_bytes(4, "big")
 
 
 def test_authorizations(nft, alice, bob, carol, token):
@@ -237,7 +295,8 @@ def test_authorizations(nft, alice, bob, carol, token):
 
 def test_authorizations_cleared_on_transfer(nft, alice, bob, carol, token):
     nft.authorizeUsage(token, carol, sender=alice)
-    tx = nft.iTransferFrom(alice, bob, token, proofs_for([A, B], bob.private_key), sender=alice)
+    proofs = proofs_for(ctx_for(nft, token, alice, bob), [A, B], bob.private_key)
+    tx = nft.iTransferFrom(alice, bob, token, proofs, sender=alice)
     assert tx.events.filter(nft.AuthorizationsCleared)[0].tokenId == token
     assert list(nft.authorizedUsersOf(token)) == []
     assert not nft.isAuthorizedUser(token, carol)
@@ -291,7 +350,8 @@ def test_admin(nft, verifier, w3nft, admin, alice, token):
     assert (
         revert_name(  # the old oracle's proofs stop verifying
             w3nft.functions.iTransferFrom(
-                alice.address, alice.address, token, proofs_for([A, B], alice.private_key)
+                alice.address, alice.address, token,
+                proofs_for(ctx_for(nft, token, alice, alice), [A, B], alice.private_key)
             ),
             alice.address,
         )
@@ -303,13 +363,14 @@ def test_admin(nft, verifier, w3nft, admin, alice, token):
     nft.unpause(sender=admin)
     verifier.pause(sender=admin)
     with ape.reverts(verifier.EnforcedPause):
-        verifier.verifyTransferValidity([], sender=alice)
+        verifier.verifyTransferValidity(token, alice, alice, [], sender=alice)
 
 
 def test_transfer_gas(nft, alice, bob, token):
     """Gas of the main paths (reported in docs/inft.md)."""
     one = nft.mint(datas("g"), alice, sender=alice)
-    two = nft.iTransferFrom(alice, bob, token, proofs_for([A, B], bob.private_key), sender=alice)
+    two = nft.iTransferFrom(alice, bob, token, proofs_for(ctx_for(nft, token, alice, bob), [A, B],
+                                                          bob.private_key), sender=alice)
     print(f"\ngas: mint(1 entry) {one.gas_used}, iTransferFrom(2 entries) {two.gas_used}")
     assert two.gas_used < 400_000
 

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from deaios.inft import crypto
 from deaios.inft.chain import ABI_FILE, render_abis
-from deaios.inft.proofs import AccessProof, OwnershipProof, oracle_key_digest, recover_digest, sign_digest
+from deaios.inft.proofs import (
+    AccessProof,
+    OwnershipProof,
+    TransferContext,
+    oracle_key_digest,
+    recover_attestation,
+    sign_attestation,
+)
 from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,14 +69,22 @@ def test_key_files(tmp_path: Path) -> None:
 
 
 def test_proofs_sign_and_serialize() -> None:
-    receiver, oracle = Account.create(), Account.create()
-    a = AccessProof.create(receiver.key, b"\x01" * 32, b"\x02" * 32)
-    assert a.signer() == receiver.address and AccessProof.from_json(a.to_json()) == a
-    o = OwnershipProof.create(oracle.key, b"\x01" * 32, b"\x03" * 32, b"sealed", b"\x02" * 32)
-    assert o.signer() == oracle.address and OwnershipProof.from_json(o.to_json()) == o
-    assert len(a.nonce) == 32 and a.nonce != AccessProof.create(receiver.key, b"\x01" * 32, b"").nonce
+    receiver, oracle, owner = Account.create(), Account.create(), Account.create()
+    verifier, token = Account.create().address, Account.create().address
+    ctx = TransferContext(31337, verifier, token, 7, owner.address, receiver.address)
+    assert TransferContext.from_json(ctx.to_json()) == ctx
+    a = AccessProof.create(receiver.key, ctx, b"\x01" * 32, b"\x02" * 32)
+    assert a.signer(ctx) == receiver.address and AccessProof.from_json(a.to_json()) == a
+    o = OwnershipProof.create(oracle.key, ctx, b"\x01" * 32, b"\x03" * 32, b"sealed", b"\x02" * 32)
+    assert o.signer(ctx) == oracle.address and OwnershipProof.from_json(o.to_json()) == o
+    assert len(a.nonce) == 32 and a.nonce != AccessProof.create(receiver.key, ctx, b"\x01" * 32, b"").nonce
+    # a proof names its transfer: under another token id, owner or receiver it is someone else's signature
+    for other in (TransferContext(31337, ctx.verifier, ctx.token, 8, ctx.from_, ctx.to),
+                  TransferContext(31337, ctx.verifier, ctx.token, 7, receiver.address, ctx.to),
+                  TransferContext(1, ctx.verifier, ctx.token, 7, ctx.from_, ctx.to)):
+        assert a.signer(other) != receiver.address and o.signer(other) != oracle.address
     digest = oracle_key_digest(b"\x05" * 32, 31337)
-    assert recover_digest(digest, sign_digest(oracle.key, digest)) == oracle.address
+    assert recover_attestation(digest, sign_attestation(oracle.key, digest)) == oracle.address
 
 
 def test_abi_file_is_current() -> None:

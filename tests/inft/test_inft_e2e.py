@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,18 +104,14 @@ def test_mint_transfer_decrypt(run: RunningStack, oracle: str, tmp_path: Path) -
                 crypto.decrypt_data(old_key, new_blob)
             with pytest.raises(flows.InftFlowError):  # nothing was ever sealed to the sender for the new data
                 await flows.read(session, chain, storage, token, sender_keys, owner=RECEIVER.address)
-            # the oracle refuses a key that does not open the data
+            # the oracle refuses a key that does not open the data (a request signed by the owner, with the
+            # receiver's valid access proofs: only the key is wrong)
             oracle_pub = await flows.oracle_public_key(session, oracle, chain)
-            bad = {
-                "tokenId": token,
-                "receiverPubkey": "0x" + receiver_keys.public.hex(),
-                "items": [
-                    {
-                        "dataHash": moved["newDataHashes"][0],
-                        "sealedKey": "0x" + crypto.seal(oracle_pub, old_key).hex(),
-                    }
-                ],
-            }
+            as_owner = InftChain(stack.rpc, InftAddresses.from_mapping(stack.contracts), RECEIVER.key.hex())
+            access = flows.access_proofs(as_owner, token, stack.private_key, sender_keys.public)
+            new_hash = bytes.fromhex(moved["newDataHashes"][0][2:])
+            bad = flows.reencrypt_request(as_owner, token, sender, sender_keys.public,
+                                          [(new_hash, crypto.seal(oracle_pub, old_key))], access)
             async with session.post(oracle + "/reencrypt", json=bad) as resp:
                 assert resp.status == 400 and "does not open" in (await resp.json())["error"]
 
@@ -151,3 +148,4 @@ def test_mint_transfer_decrypt(run: RunningStack, oracle: str, tmp_path: Path) -
     )
     copy = cli(run, "show", str(cloned["newTokenId"]), "--decrypt", "-o", str(tmp_path / "out"))
     assert copy["owner"] == sender and (tmp_path / "out" / "0.bin").read_bytes() == METADATA.encode()
+    assert stat.S_IMODE((tmp_path / "out" / "0.bin").stat().st_mode) == 0o600  # plaintext: owner only

@@ -1,101 +1,70 @@
-"""The re-encryption oracle's logic without a network: an in-memory storage stands in for the storage nodes.
-Re-encryption round trip, the signed proof, and every refusal (bad JSON, bad receiver key, wrong data key,
-unknown data, too many items) through its HTTP app."""
+"""The re-encryption oracle's logic over an in-memory storage (standing in for the storage nodes) and the real
+AgentNFT/DataVerifier: a whole transfer through the client flow (`deaios.inft.flows.reencrypt`), the signed
+proofs it returns, the transfer they allow, and the refusals of malformed or wrong requests."""
 
 from __future__ import annotations
 
-import asyncio
-
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from deaios.inft import crypto
-from deaios.inft.oracle import MAX_ITEMS, OracleService, make_app
-from deaios.inft.proofs import OwnershipProof, oracle_key_digest, recover_digest
-from deaios.storage.client import StorageClientError
+import aiohttp
+from deaios.inft import crypto, flows
+from deaios.inft.oracle import MAX_ITEMS, RateLimiter
+from deaios.inft.proofs import oracle_key_digest, recover_attestation, transfer_proofs
 from eth_account import Account
-from eth_utils import keccak
-
-ORACLE_KEY = "0x" + keccak(text="deaios test oracle service").hex()
+from inft_helpers import ORACLE_KEY, inft_chain, run_oracle, stored_token
 
 
-class MemoryStorage:
-    """Storage.put/get over a dict (root = keccak of the blob)."""
+def test_reencrypt_round_trip(nft, alice, bob) -> None:
+    alice_keys, bob_keys = crypto.X25519Keys.generate(), crypto.X25519Keys.generate()
+    as_alice, as_bob = inft_chain(nft, alice), inft_chain(nft, bob)
 
-    def __init__(self) -> None:
-        self.blobs: dict[bytes, bytes] = {}
-
-    async def put(self, session: object, blob: bytes) -> bytes:
-        root = keccak(blob)
-        self.blobs[root] = blob
-        return root
-
-    async def get(self, session: object, root: bytes) -> bytes:
-        if root not in self.blobs:
-            raise StorageClientError("unknown root")
-        return self.blobs[root]
-
-
-def call(job) -> object:
-    async def go():
-        storage = MemoryStorage()
-        service = OracleService(ORACLE_KEY, storage, 31337)  # type: ignore[arg-type]
-        async with TestClient(TestServer(make_app(service))) as client:
-            return await job(client, service, storage)
-
-    return asyncio.run(go())
-
-
-def test_reencrypt_round_trip() -> None:
-    receiver = crypto.X25519Keys.generate()
-
-    async def job(client: TestClient, service: OracleService, storage: MemoryStorage):
+    async def job(client, url, service, storage):
         info = await (await client.get("/info")).json()
         oracle_public = bytes.fromhex(info["x25519PublicKey"][2:])
-        assert info["signer"] == Account.from_key(ORACLE_KEY).address
-        assert (
-            recover_digest(oracle_key_digest(oracle_public, 31337), bytes.fromhex(info["attestation"][2:]))
-            == info["signer"]
-        )
-        key = crypto.new_data_key()
-        old = await storage.put(None, crypto.encrypt_data(key, b"agent memory"))
-        body = {
-            "receiverPubkey": "0x" + receiver.public.hex(),
-            "items": [
-                {"dataHash": "0x" + old.hex(), "sealedKey": "0x" + crypto.seal(oracle_public, key).hex()}
-            ],
-        }
-        resp = await client.post("/reencrypt", json=body)
-        assert resp.status == 200
-        (proof,) = [OwnershipProof.from_json(p) for p in (await resp.json())["proofs"]]
-        assert (
-            proof.signer() == info["signer"]
-            and proof.data_hash == old
-            and proof.target_pubkey == receiver.public
-        )
-        new_key = crypto.unseal(receiver, proof.sealed_key)
-        assert crypto.decrypt_data(new_key, storage.blobs[proof.new_data_hash]) == b"agent memory"
-        with pytest.raises(crypto.CryptoError):
-            crypto.decrypt_data(key, storage.blobs[proof.new_data_hash])
+        assert info["signer"] == Account.from_key(ORACLE_KEY).address == as_alice.oracle_signer()
+        assert recover_attestation(oracle_key_digest(oracle_public, info["chainId"]),
+                                   bytes.fromhex(info["attestation"][2:])) == info["signer"]
+        token, old = await stored_token(nft, alice, storage, alice_keys, b"agent memory")
+        access = flows.access_proofs(as_bob, token, bob.private_key, bob_keys.public)
+        async with aiohttp.ClientSession() as session:
+            ownership = await flows.reencrypt(session, as_alice, url, token, bob.address, bob_keys.public, access,
+                                              alice_keys)
+            (proof,) = ownership
+            assert proof.data_hash == old and proof.target_pubkey == bob_keys.public
+            new_key = crypto.unseal(bob_keys, proof.sealed_key)
+            assert crypto.decrypt_data(new_key, storage.blobs[proof.new_data_hash]) == b"agent memory"
+            nft.iTransferFrom(alice, bob, token, transfer_proofs(access, ownership), sender=alice)
+            assert nft.ownerOf(token) == bob.address
 
-        async def refused(payload: object) -> str:
-            r = await client.post(
-                "/reencrypt",
-                data=payload if isinstance(payload, str) else None,
-                json=None if isinstance(payload, str) else payload,
-            )
-            assert r.status == 400
-            return (await r.json())["error"]
+            # refusals: what the client sends, spoiled one way at a time
+            key = flows.data_keys(as_bob, bob.address, token, bob_keys)[0]
+            items = [(proof.new_data_hash, crypto.seal(oracle_public, key))]
+            back = flows.access_proofs(as_alice, token, alice.private_key, alice_keys.public)
+            good = flows.reencrypt_request(as_bob, token, alice.address, alice_keys.public, items, back)
 
-        item = body["items"][0]
-        assert await refused("{not json")
-        assert "receiverPubkey" in await refused({**body, "receiverPubkey": "0x1234"})
-        assert "items" in await refused({**body, "items": []})
-        assert "items" in await refused({**body, "items": [item] * (MAX_ITEMS + 1)})
-        wrong = {**item, "sealedKey": "0x" + crypto.seal(oracle_public, crypto.new_data_key()).hex()}
-        assert "does not open" in await refused({**body, "items": [wrong]})
-        not_for_oracle = {**item, "sealedKey": "0x" + crypto.seal(receiver.public, key).hex()}
-        assert "not for this X25519 key" in await refused({**body, "items": [not_for_oracle]})
-        assert "cannot fetch" in await refused({**body, "items": [{**item, "dataHash": "0x" + "11" * 32}]})
-        assert "dataHash" in await refused({**body, "items": [{**item, "dataHash": "zz"}]})
+            async def refused(payload: object, status: int = 400) -> str:
+                r = await client.post("/reencrypt", data=payload if isinstance(payload, str) else None,
+                                      json=None if isinstance(payload, str) else payload)
+                assert r.status == status, (r.status, await r.text())
+                return (await r.json())["error"]
 
-    call(job)
+            item = good["items"][0]
+            assert await refused("{not json")
+            assert "tokenId" in await refused({**good, "tokenId": "1"})
+            assert "receiverPubkey" in await refused({**good, "receiverPubkey": "0x1234"})
+            assert "items" in await refused({**good, "items": []})
+            assert "items" in await refused({**good, "items": [item] * (MAX_ITEMS + 1)})
+            assert "accessProofs" in await refused({**good, "accessProofs": []})
+            assert "deadline" in await refused({**good, "deadline": good["deadline"] + 10**6})
+            assert "belongs to" in await refused({**good, "from": alice.address}, 403)
+            wrong = {**item, "sealedKey": "0x" + crypto.seal(oracle_public, crypto.new_data_key()).hex()}
+            signed = flows.reencrypt_request(as_bob, token, alice.address, alice_keys.public,
+                                             [(proof.new_data_hash, bytes.fromhex(wrong["sealedKey"][2:]))], back)
+            assert "does not open" in await refused(signed)
+            assert "not signed by the token's owner" in await refused({**good, "items": [wrong]}, 403)
+            stranger = flows.access_proofs(as_alice, token, bob.private_key, alice_keys.public)
+            spoofed = flows.reencrypt_request(as_bob, token, alice.address, alice_keys.public, items, stranger)
+            assert "access proof" in await refused(spoofed, 403)
+            ok = await client.post("/reencrypt", json=good)
+            assert ok.status == 200
+            assert "already served" in await refused(good, 409)
+
+    run_oracle(nft, alice, job, per_client=RateLimiter(rate=100, burst=100))

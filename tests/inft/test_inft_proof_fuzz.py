@@ -1,7 +1,7 @@
 """Property tests against the real contracts: a transfer without a valid proof always reverts. Random
 corruptions of a valid proof set (one byte flipped, a field truncated, extended or replaced, entries swapped)
 and random garbage proofs are all rejected; the uncorrupted proofs pass (eth_call, so nothing is consumed).
-Also: the Python digests equal the verifier's."""
+Also: the Python (EIP-712) digests equal the verifier's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from deaios.inft.proofs import access_digest, ownership_digest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from inft_helpers import h, proofs_for, revert_name
+from inft_helpers import ctx_for, h, proofs_for, revert_name
 
 A, B = h("a"), h("b")
 SETTINGS = settings(
@@ -43,8 +43,8 @@ def mutate(value: bytes, how: str, position: int, noise: bytes) -> bytes:
     position=st.integers(0, 200),
     noise=st.binary(max_size=96),
 )
-def test_corrupted_proofs_revert(w3nft, alice, bob, token, entry, field, how, position, noise):
-    proofs = proofs_for([A, B], bob.private_key)
+def test_corrupted_proofs_revert(nft, w3nft, alice, bob, token, entry, field, how, position, noise):
+    proofs = proofs_for(ctx_for(nft, token, alice, bob), [A, B], bob.private_key)
     fn = w3nft.functions.iTransferFrom
     assert revert_name(fn(alice.address, bob.address, token, proofs), alice.address) is None
     parts = [list(proofs[entry][0]), list(proofs[entry][1])]
@@ -61,11 +61,12 @@ def test_corrupted_proofs_revert(w3nft, alice, bob, token, entry, field, how, po
 
 
 @pytest.mark.parametrize("case", ["swapped", "zkp"])
-def test_misordered_or_other_type_proofs_revert(w3nft, alice, bob, token, case):
+def test_misordered_or_other_type_proofs_revert(nft, w3nft, alice, bob, token, case):
+    ctx = ctx_for(nft, token, alice, bob)
     if case == "swapped":
-        proofs = proofs_for([A, B], bob.private_key)[::-1]
+        proofs = proofs_for(ctx, [A, B], bob.private_key)[::-1]
     else:
-        proofs = proofs_for([A, B], bob.private_key, oracle_type=1)
+        proofs = proofs_for(ctx, [A, B], bob.private_key, oracle_type=1)
     assert (
         revert_name(w3nft.functions.iTransferFrom(alice.address, bob.address, token, proofs), alice.address)
         is not None
@@ -89,9 +90,11 @@ def test_garbage_proofs_revert(w3nft, alice, bob, token, sizes, count):
     )
 
 
-def test_python_digests_match_the_verifier(verifier):
+def test_python_digests_match_the_verifier(nft, verifier, alice, bob):
     data, new, sealed, target, nonce = h("d"), h("n"), os.urandom(92), os.urandom(32), os.urandom(32)
-    assert bytes(verifier.accessDigest(data, target, nonce)) == access_digest(data, target, nonce)
-    assert bytes(verifier.ownershipDigest(data, new, sealed, target, nonce)) == ownership_digest(
-        data, new, sealed, target, nonce
+    ctx = ctx_for(nft, 7, alice, bob)
+    sol_ctx = (ctx.token, ctx.token_id, ctx.from_, ctx.to)
+    assert bytes(verifier.accessDigest(sol_ctx, (data, target, nonce, b""))) == access_digest(ctx, data, target, nonce)
+    assert bytes(verifier.ownershipDigest(sol_ctx, (0, data, new, sealed, target, nonce, b""))) == ownership_digest(
+        ctx, data, new, sealed, target, nonce
     )

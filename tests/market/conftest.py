@@ -44,6 +44,11 @@ def nft(inft):
 
 
 @pytest.fixture(scope="session")
+def verifier(inft):
+    return inft[1]
+
+
+@pytest.fixture(scope="session")
 def compute(owner, project):
     return deploy_compute(owner, project)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from deaios import testing
 from deaios.deployment import load_script
-from deaios.inft.proofs import AccessProof, OwnershipProof, transfer_proofs
+from deaios.inft.proofs import AccessProof, OwnershipProof, TransferContext, transfer_proofs
 from eth_account import Account
 from eth_utils import keccak
 
@@ -51,20 +51,34 @@ def mint(nft: Any, creator: Any, to: Any, entries: int = 1) -> int:
     return int(tx.decode_logs(nft.Transfer)[0].tokenId)
 
 
-def proofs_for(data_hashes: list[bytes], receiver_key: str) -> list[tuple]:
-    """Valid TransferValidityProof tuples moving data at `data_hashes` to the holder of `receiver_key`."""
-    access = [AccessProof.create(receiver_key, h, TARGET_PUBKEY) for h in data_hashes]
+def context(nft: Any, token_id: int, sender: str, receiver: str, chain_id: int | None = None,
+            verifier: str | None = None) -> TransferContext:
+    """The transfer of `token_id` from `sender` to `receiver` that proofs name (chain id and verifier are read
+    from the chain unless given)."""
+    if chain_id is None:
+        from ape import chain
+
+        chain_id = chain.chain_id
+    return TransferContext(chain_id, verifier or nft.verifier(), nft.address, token_id, sender, receiver)
+
+
+def proofs_for(ctx: TransferContext, data_hashes: list[bytes], signer_key: str) -> list[tuple]:
+    """Valid TransferValidityProof tuples for transfer `ctx` of data at `data_hashes`, the access proofs signed
+    with `signer_key` (the receiver's, or its assistant's)."""
+    access = [AccessProof.create(signer_key, ctx, h, TARGET_PUBKEY) for h in data_hashes]
     ownership = [
-        OwnershipProof.create(ORACLE_KEY, h, os.urandom(32), os.urandom(48), TARGET_PUBKEY)
+        OwnershipProof.create(ORACLE_KEY, ctx, h, os.urandom(32), os.urandom(48), TARGET_PUBKEY)
         for h in data_hashes
     ]
     return transfer_proofs(access, ownership)
 
 
-def token_proofs(nft: Any, token_id: int, receiver: Any) -> list[tuple]:
-    """Valid proofs moving `token_id`'s current data to ape account `receiver`."""
+def token_proofs(nft: Any, token_id: int, receiver: Any, signer_key: str | None = None) -> list[tuple]:
+    """Valid proofs moving `token_id`'s current data from its owner to ape account `receiver` (access proofs
+    signed by the receiver, or `signer_key`)."""
     hashes = [bytes(d.dataHash) for d in nft.intelligentDatasOf(token_id)]
-    return proofs_for(hashes, receiver.private_key)
+    ctx = context(nft, token_id, nft.ownerOf(token_id), receiver.address)
+    return proofs_for(ctx, hashes, signer_key or receiver.private_key)
 
 
 def royalty_split(price: int) -> tuple[int, int]:

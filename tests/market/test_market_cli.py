@@ -13,7 +13,7 @@ from deaios.inft.proofs import AccessProof, OwnershipProof
 from deaios.market.abi import ABI_FILE, render
 from deaios.market.cli import market as market_cli
 from deaios.market.cli import parse_duration, proofs_from_json
-from market_helpers import ORACLE_KEY, TARGET_PUBKEY, mint
+from market_helpers import ORACLE_KEY, TARGET_PUBKEY, context, mint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,8 +77,9 @@ def test_cli_sell_buy_settle_withdraw_offer(cli, nft, creator, seller, buyer, tm
     assert (bought["status"], bought["buyer"], bought["price"]) == ("pending", buyer.address, 10**15)
     # the oracle's proofs for the buyer, as JSON objects
     data_hash = bytes(nft.intelligentDatasOf(token)[0].dataHash)
-    access = AccessProof.create(b, data_hash, TARGET_PUBKEY)
-    own = OwnershipProof.create(ORACLE_KEY, data_hash, b"\x01" * 32, b"sealed", TARGET_PUBKEY)
+    ctx = context(nft, token, seller.address, buyer.address)
+    access = AccessProof.create(b, ctx, data_hash, TARGET_PUBKEY)
+    own = OwnershipProof.create(ORACLE_KEY, ctx, data_hash, b"\x01" * 32, b"sealed", TARGET_PUBKEY)
     proofs = tmp_path / "proofs.json"
     proofs.write_text(json.dumps([{"accessProof": access.to_json(), "ownershipProof": own.to_json()}]))
     settled = cli(s, "settle", str(bought["id"]), "--proofs", str(proofs))[0]

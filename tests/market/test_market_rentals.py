@@ -1,5 +1,5 @@
 """AgentMarket rentals (usage authorization for a paid time, ended permissionlessly) and ComputeBundleMarket
-(bundles paid into the buyer's ComputeLedger)."""
+(bundles paid into the buyer's ComputeLedger sub-account with the provider)."""
 
 from __future__ import annotations
 
@@ -104,14 +104,15 @@ def provider(registry, other):
     return other
 
 
-def test_bundle_purchase_deposits_into_the_buyers_ledger(bundles, ledger, provider, buyer):
+def test_bundle_purchase_deposits_into_the_buyers_sub_account(bundles, ledger, provider, buyer):
     tx = bundles.listBundle(5_000, 3, now() + 1000, "100k tokens of qwen", sender=provider)
     lid = int(tx.decode_logs(bundles.BundleListed)[0].listingId)
     tx = bundles.buyBundles(lid, 2, sender=buyer, value=10_000)
     ev = tx.decode_logs(bundles.BundlesPurchased)[0]
     args = ev.event_arguments  # (`ev.provider` is ape's chain provider)
     assert (args["buyer"], args["provider"], args["count"], args["amount"]) == (buyer, provider, 2, 10_000)
-    assert ledger.getLedger(buyer)[0] == 10_000
+    assert ledger.getLedger(buyer)[0] == 0 and ledger.getAccount(buyer, provider).balance == 10_000
+    assert tx.decode_logs(ledger.AccountDeposited)[0].payer == bundles.address
     assert bundles.balance == 0
     assert_reverts(bundles, "buyBundles", lid, 2,
                    sender=buyer, value=10_000, error="SoldOut", listingId=lid, requested=2, left=1)

@@ -144,10 +144,10 @@ def test_one_live_purchase_per_token(market, token, purchase, seller, buyer, oth
     market.buy(again, sender=other, value=PRICE)
 
 
-def test_settle_errors_leave_state_unchanged(market, nft, token, purchase, seller, buyer, other):
-    # proofs for the wrong receiver: the token contract rejects them, nothing changes
+def test_settle_errors_leave_state_unchanged(market, nft, verifier, token, purchase, seller, buyer, other):
+    # proofs for the wrong receiver: the oracle's signature names another transfer, nothing changes
     assert_reverts(market, "settle", purchase, token_proofs(nft, token, other), sender=seller,
-                   error="ERC7857AccessAssistantMismatch", source=nft)
+                   error="ERC7857InvalidOwnershipProof", source=verifier)
     assert_reverts(market, "settle", purchase, [], sender=seller, error="ERC7857EmptyProof", source=nft)
     assert market.getPurchase(purchase).status == PENDING and market.totalCredits() == 0
     time_travel(SETTLE_WINDOW + 1)

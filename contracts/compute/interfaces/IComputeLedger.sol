@@ -59,6 +59,11 @@ struct AccountInfo {
 interface IComputeLedger {
     /// @notice `payer` added `amount` to `user`'s ledger (its available balance is now `available`).
     event FundDeposited(address indexed user, address indexed payer, uint256 amount, uint256 available);
+    /// @notice `payer` (a funder, e.g. the bundle market) paid `amount` straight into the sub-account
+    ///         (user, provider), whose balance is now `balance`.
+    event AccountDeposited(
+        address indexed user, address indexed provider, address indexed payer, uint256 amount, uint256 balance
+    );
     /// @notice `user` withdrew `amount` from the ledger to its wallet.
     event FundWithdrawn(address indexed user, uint256 amount, uint256 available);
     /// @notice The sub-account (user, provider) gained `amount` spendable funds: `fromLedger` from the
@@ -121,6 +126,10 @@ interface IComputeLedger {
     function reserve(address user, uint256 amount) external;
     function releaseReservation(address user, uint256 amount) external;
     function fundFromReservation(address user, address provider, uint256 amount) external;
+    function compensate(address user) external payable;
+
+    // funders such as the compute bundle market (FUNDER_ROLE)
+    function depositToAccount(address user, address provider) external payable;
 
     // fee services such as fine-tuning (SPENDER_ROLE)
     function charge(address user, address provider, uint256 amount) external;

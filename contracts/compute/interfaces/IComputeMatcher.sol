@@ -13,14 +13,17 @@ struct ServiceRequest {
     uint128 maxOutputPrice;
     /// funds committed to the matched provider once the match is accepted (taken from the ledger)
     uint256 deposit;
+    /// where the scan of the price-sorted list begins (zero: its cheapest service); pass
+    /// `ServiceRegistry.findFirstMatch(...)` so that services that never qualify cannot hide the ones that do
+    address start;
 }
 
 /// @notice Life of a request.
 enum RequestStatus {
     None,
-    /// matched with `provider`, which may still decline until `declineDeadline`
+    /// matched with `provider`, which must accept before `declineDeadline` (silence counts as a decline)
     Matched,
-    /// accepted (explicitly, or silently after the window): the deposit is in the sub-account
+    /// accepted by the provider: the deposit is in the sub-account
     Accepted,
     /// cancelled by the user before acceptance: the deposit is back in the ledger
     Cancelled,
@@ -42,6 +45,10 @@ struct RequestInfo {
     uint256 minMemoryMiB;
     uint256 maxInputPrice;
     uint256 maxOutputPrice;
+    /// the listed prices of `provider` when it was matched: it may accept only at these or lower (audit M3)
+    uint256 matchedInputPrice;
+    uint256 matchedOutputPrice;
+    address start;
 }
 
 /// @title On-chain matching of user requests to the cheapest suitable service
@@ -65,7 +72,12 @@ interface IComputeMatcher {
         uint256 outputPrice,
         uint256 declineDeadline
     );
+    /// @notice `provider` declined the match (or ignored it: see MatchTimedOut).
     event MatchDeclined(uint256 indexed requestId, address indexed provider);
+    /// @notice `provider` ignored the match until the window closed (followed by MatchDeclined).
+    event MatchTimedOut(uint256 indexed requestId, address indexed provider);
+    /// @notice The stake taken from `provider` for declining or ignoring the match was credited to the user.
+    event UserCompensated(uint256 indexed requestId, address indexed user, address indexed provider, uint256 amount);
     event MatchAccepted(uint256 indexed requestId, address indexed user, address indexed provider, uint256 deposit);
     event MatchFailed(uint256 indexed requestId, address indexed user);
     event RequestCancelled(uint256 indexed requestId, address indexed user);

@@ -27,7 +27,9 @@ struct ServiceParams {
     string additionalInfo;
 }
 
-/// @notice A registered service, as returned by `getService`.
+/// @notice A registered service, as returned by `getService`. `inputPrice`/`outputPrice` are billed now; while
+///         an announced increase is pending, `nextInputPrice`/`nextOutputPrice` are billed from `nextPriceAt` on
+///         (all three 0 when nothing is pending).
 struct Service {
     address provider;
     ServiceType serviceType;
@@ -46,6 +48,9 @@ struct Service {
     uint256 updatedAt;
     /// listed for matching (providers pause and resume with `setServiceActive`)
     bool active;
+    uint128 nextInputPrice;
+    uint128 nextOutputPrice;
+    uint256 nextPriceAt;
 }
 
 /// @title Registry of compute services (one per provider address), with stake and price-sorted lists
@@ -66,6 +71,12 @@ interface IServiceRegistry {
     event ProviderStaked(address indexed provider, uint256 amount);
     event ProviderStakeReturned(address indexed provider, uint256 amount);
     event MinStakeUpdated(uint256 oldMinStake, uint256 newMinStake);
+    /// @notice A price increase was announced: billed from `effectiveAt` on (matching uses it at once).
+    event PriceIncreaseScheduled(address indexed provider, uint256 inputPrice, uint256 outputPrice, uint256 effectiveAt);
+    /// @notice The provider declined or ignored a match: `penalty` of its stake was taken (`stake` is left).
+    event ServiceStruck(address indexed provider, uint256 strikes, uint256 penalty, uint256 stake);
+    event PriceIncreaseDelayUpdated(uint256 oldDelay, uint256 newDelay);
+    event StrikePenaltyUpdated(uint256 oldPenalty, uint256 newPenalty);
 
     function addOrUpdateService(ServiceParams calldata params, address hint) external payable;
     function setServiceActive(bool active, address hint) external;
@@ -77,8 +88,22 @@ interface IServiceRegistry {
         uint256 minMemoryMiB,
         uint256 maxInputPrice,
         uint256 maxOutputPrice,
-        address[] calldata exclude
+        address[] calldata exclude,
+        address start
+    ) external view returns (address provider, uint256 inputPrice, uint256 outputPrice);
+    function findFirstMatch(
+        bytes32 listKey,
+        uint256 minGpuCount,
+        uint256 minMemoryMiB,
+        uint256 maxInputPrice,
+        uint256 maxOutputPrice
     ) external view returns (address provider);
+    function matchTermsOf(address provider)
+        external
+        view
+        returns (bytes32 listKey, uint256 gpuCount, uint256 memoryMiB, uint256 inputPrice, uint256 outputPrice, bool active);
+    function recordStrike(address provider) external returns (uint256 penalty);
+    function recordAcceptance(address provider) external;
 
     function listKeyOf(ServiceType serviceType, string calldata model) external pure returns (bytes32);
     function serviceExists(address provider) external view returns (bool);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-// deaios: interface final (2026-11-25). 0G's IERC7857 shapes; the only change is in IERC7857DataVerifier.sol
-// (ownership proofs carry and sign `newDataHash`; a transfer or clone stores it as the token's data hash).
+// deaios: interface final (2026-11-25). 0G's IERC7857 shapes; the changes are in IERC7857DataVerifier.sol
+// (ownership proofs carry and sign `newDataHash`; a transfer or clone stores it as the token's data hash; proofs
+// are EIP-712 and name the transfer, audit H1) and, for markets, IERC7857SaleSupport.sol.
 // AgentNFT disables plain ERC-721 transferFrom/safeTransferFrom (they revert): move tokens with
 // iTransferFrom (owner or approved operator), which re-keys the data for the receiver. See docs/inft.md.
 

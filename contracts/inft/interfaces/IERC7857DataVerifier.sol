@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-// deaios: interface final (2026-11-25). Differences from 0G's IERC7857DataVerifier: OwnershipProof and
-// TransferValidityProofOutput carry `newDataHash` (the hash of the re-encrypted ciphertext, which the token
-// stores in place of the old one), the oracle signs it, and the verifier's custom errors are declared here.
+// deaios: differences from 0G's IERC7857DataVerifier: OwnershipProof and TransferValidityProofOutput carry
+// `newDataHash` (the hash of the re-encrypted ciphertext, which the token stores in place of the old one); both
+// proofs are EIP-712 signatures that name the chain, the verifier, the token contract, the token id, `from` and
+// `to` (audit H1: 0G's EIP-191 digests over abi.encodePacked named none of them), so
+// `verifyTransferValidity` takes the transfer's token id, from and to; the verifier's custom errors are here.
 
 /// @notice How an ownership proof was produced (0G's ERC-7857: a TEE oracle's signature, or a ZK proof).
 enum OracleType {
@@ -12,10 +14,11 @@ enum OracleType {
 }
 
 /// @notice The receiver's (or its delegated access assistant's) statement that it can reach the data.
-/// @dev `proof` is an EIP-191 personal signature over the 66-character hex string ("0x" + 64 lowercase hex)
-///      of keccak256(abi.encodePacked(dataHash, targetPubkey, nonce)). `dataHash` is the token's current
-///      (old) data hash. An empty `targetPubkey` means the receiver's own Ethereum key (64-byte secp256k1
-///      public key in the ownership proof); deaios' oracle seals to a 32-byte X25519 key given here.
+/// @dev `proof` is an EIP-712 signature (domain "deaios INFT DataVerifier" v1, chain id, the verifier) of
+///      `AccessProof(address token,uint256 tokenId,address from,address to,bytes32 dataHash,bytes targetPubkey,
+///      bytes nonce)`, the transfer's token contract, token id, sender and receiver included. `dataHash` is the
+///      token's current (old) data hash. An empty `targetPubkey` means the receiver's own Ethereum key (64-byte
+///      secp256k1 public key in the ownership proof); deaios' oracle seals to a 32-byte X25519 key given here.
 struct AccessProof {
     bytes32 dataHash;
     bytes targetPubkey;
@@ -25,8 +28,9 @@ struct AccessProof {
 
 /// @notice The oracle's statement that it decrypted the data at `dataHash`, re-encrypted it under a fresh key
 ///         (new ciphertext hash `newDataHash`) and sealed that key for `targetPubkey` as `sealedKey`.
-/// @dev `proof` is an EIP-191 personal signature by the verifier's oracle signer over the 66-character hex
-///      string of keccak256(abi.encodePacked(dataHash, newDataHash, sealedKey, targetPubkey, nonce)).
+/// @dev `proof` is the verifier's oracle signer's EIP-712 signature (same domain) of `OwnershipProof(address
+///      token,uint256 tokenId,address from,address to,bytes32 dataHash,bytes32 newDataHash,bytes sealedKey,
+///      bytes targetPubkey,bytes nonce)`.
 struct OwnershipProof {
     OracleType oracleType;
     bytes32 dataHash;
@@ -35,6 +39,15 @@ struct OwnershipProof {
     bytes targetPubkey;
     bytes nonce;
     bytes proof;
+}
+
+/// @notice The transfer a proof is for: signed into both proofs, so a proof moves one token of one contract
+///         from one owner to one receiver (a clone names the original token id).
+struct TransferContext {
+    address token;
+    uint256 tokenId;
+    address from;
+    address to;
 }
 
 /// @notice One proof per `IntelligentData` entry of the token being transferred or cloned, in order.
@@ -65,14 +78,15 @@ interface IERC7857DataVerifier {
     error ERC7857InvalidOwnershipProof(address recovered);
     /// @notice The oracle type has no verifier here (deaios: only TEE).
     error ERC7857UnsupportedOracleType(OracleType oracleType);
-    /// @notice A proof nonce was already used by this caller (replay).
+    /// @notice A proof nonce was already used for this token (replay).
     error ERC7857ProofAlreadyUsed(bytes32 nonceKey);
     /// @notice An empty proof nonce.
     error ERC7857EmptyNonce();
 
-    /// @notice Verify every proof, mark its nonces used for the caller, and return what each proves;
-    ///         reverts on any invalid or replayed proof.
-    function verifyTransferValidity(TransferValidityProof[] calldata proofs)
+    /// @notice Verify every proof for moving token `tokenId` of the calling token contract from `from` to `to`,
+    ///         mark its nonces used for that token, and return what each proves; reverts on any invalid or
+    ///         replayed proof.
+    function verifyTransferValidity(uint256 tokenId, address from, address to, TransferValidityProof[] calldata proofs)
         external
         returns (TransferValidityProofOutput[] memory);
 }

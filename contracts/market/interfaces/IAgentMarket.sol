@@ -4,13 +4,15 @@ pragma solidity ^0.8.24;
 import {TransferValidityProof} from "../../inft/interfaces/IERC7857DataVerifier.sol";
 
 /// @notice A fixed-price sale listing. Nothing is escrowed: the token stays with the seller, who approved the
-///         market as operator.
+///         market as operator. `dataVersion`: the token's data version when listed (a later `update` of the data
+///         makes the listing unbuyable).
 struct Listing {
     address seller;
     uint64 expiry;
     bool active;
     uint256 tokenId;
-    uint256 price;
+    uint128 price;
+    uint32 dataVersion;
 }
 
 enum OfferStatus {
@@ -20,13 +22,15 @@ enum OfferStatus {
     Withdrawn
 }
 
-/// @notice An escrowed bid for a token (the owner at acceptance time sells).
+/// @notice An escrowed bid for a token (the owner at acceptance time sells), for its data as of the bid
+///         (`dataVersion`).
 struct Offer {
     address buyer;
     uint64 expiry;
     OfferStatus status;
     uint256 tokenId;
-    uint256 amount;
+    uint128 amount;
+    uint32 dataVersion;
 }
 
 enum PurchaseStatus {
@@ -36,14 +40,16 @@ enum PurchaseStatus {
     Cancelled
 }
 
-/// @notice A paid purchase waiting for the oracle's re-encryption proofs (`settle`) until `deadline`.
+/// @notice A paid purchase waiting for the oracle's re-encryption proofs (`settle`) until `deadline`, of the
+///         token's data at `dataVersion`.
 struct Purchase {
     address buyer;
     uint64 deadline;
     PurchaseStatus status;
     address seller;
     uint256 tokenId;
-    uint256 price;
+    uint128 price;
+    uint32 dataVersion;
 }
 
 /// @notice Rental terms of a token: `pricePerPeriod` for each `period` seconds, up to `maxPeriods` at once.

@@ -29,7 +29,7 @@ struct MineContext {
 /// @title The storage log ("flow") interface, ABI-compatible with 0G's Flow contract
 interface IFlow {
     /// @notice A submission was appended to the flow.
-    /// @param sender the submission's `submitter` (not necessarily msg.sender)
+    /// @param sender the submission's `submitter`, which is the account that sent it
     /// @param identity keccak256 of the concatenated node roots
     /// @param submissionIndex the transaction sequence number of the submission
     /// @param startPos flow position (sector index) of the first node
@@ -86,6 +86,8 @@ interface IFlow {
     function tree() external view returns (uint256 currentLength, uint256 height);
 
     function getFlowRootByTxSeq(uint256 txSeq) external view returns (bytes32);
+
+    function submissionInfo(uint256 txSeq) external view returns (uint256 startPos, uint256 sectors, uint256 size);
 
     function getContext() external view returns (MineContext memory);
 

@@ -19,7 +19,8 @@ struct SubmissionData {
     SubmissionNode[] nodes;
 }
 
-/// @notice A submission: its data and the account it is submitted on behalf of (the event's `sender`).
+/// @notice A submission: its data and the account it is recorded for (the event's `sender`); deaios's Flow
+///         requires it to be msg.sender.
 struct Submission {
     SubmissionData data;
     address submitter;

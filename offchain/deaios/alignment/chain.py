@@ -22,9 +22,11 @@ from deaios.storage.node.logsync import SUBMIT_TOPIC, SubmitEvent, decode_submit
 STORAGE, DA = 0, 1
 KIND_NAMES = {STORAGE: "storage", DA: "da"}
 RESULT_NAMES = {0: "none", 1: "pass", 2: "fail", 3: "inconclusive"}
-NODE_TYPE = "(uint8,bool,bool,address,uint32,uint64,uint256,string)"
-PROOF_TYPE = "(uint256,uint256,bytes,bytes32[])"
-EMPTY_PROOF = (0, 0, b"", [])
+NODE_TYPE = "(uint8,bool,bool,address,uint32,uint64,uint16,uint32,uint256,string)"
+PROOF_TYPE = "(uint256,bytes,bytes32[])"  # (attempt, chunk, siblings)
+EVIDENCE_TYPE = "(uint32[],bytes32)"  # (try offsets in seconds from the first, hash of the record of the tries)
+PARAMS_TYPE = "(uint16,uint32,uint32,uint16,uint32)"
+EMPTY_PROOF = (0, b"", [])
 LOG_RANGE = 5000  # blocks per eth_getLogs call
 EPOCH_OPENED_TOPIC = "0x" + keccak256(b"EpochOpened(uint256,bytes32,uint256)").hex()
 
@@ -34,7 +36,10 @@ _ERRORS = [
     "EpochNotCurrent(uint256,uint256)", "EpochNotOpened(uint256)", "EpochNotOver(uint256)",
     "AlreadyAttested(uint256,uint256,address)", "UnknownSubmission(uint256)", "InvalidChunkProof(uint256,uint256)",
     "BatchTooLarge(uint256,uint256)", "BadChunkLength(uint256)", "ProofTooLong(uint256)",
-    "PositionOutOfTree(uint256,uint256)", "EnforcedPause()",
+    "PositionOutOfTree(uint256,uint256)", "EnforcedPause()", "NoErasureCode()", "NoChallenge(uint256,uint256)",
+    "AlreadyChallengeFile(uint256)", "FileTooSmall(uint256,uint256,uint256)", "InsufficientEvidence(uint256,uint256)",
+    "ResultsPending(uint256,uint256)", "StakeLocked(uint256,uint256)", "UnstakeNotRequested(uint256)",
+    "NothingToWithdraw()", "AmountTooLarge(uint256,uint256)",
 ]
 _ERROR_NAMES = {keccak256(e.encode())[:4]: e.split("(")[0] for e in _ERRORS}
 
@@ -62,10 +67,22 @@ class SupervisedNode:
     failures: int
     stake: int
     url: str
+    placement: int = 0  # a storage node's index in the erasure code
 
     @property
     def kind_name(self) -> str:
         return KIND_NAMES.get(self.kind, str(self.kind))
+
+
+@dataclass(frozen=True)
+class SupervisionParams:
+    """AlignmentSupervision's parameters (`params()`)."""
+
+    slash_bps: int
+    min_weight: int
+    unbonding_epochs: int
+    min_fail_tries: int
+    min_fail_span: int
 
 
 class SupervisionChain:
@@ -120,8 +137,35 @@ class SupervisionChain:
     def epoch_seconds(self) -> int:
         return self.view("epochSeconds()", out=["uint256"])[0]
 
+    def params(self) -> SupervisionParams:
+        return SupervisionParams(*self.view("params()", out=[PARAMS_TYPE])[0])
+
+    def erasure_code(self) -> tuple[int, int]:
+        """(n, k) of the storage network as registered ((0, 0) until set)."""
+        return self.view("codeN()", out=["uint16"])[0], self.view("codeK()", out=["uint16"])[0]
+
+    def delegation(self) -> str:
+        return Web3.to_checksum_address(self.view("delegation()", out=["address"])[0])
+
+    def weight(self, operator: str) -> int:
+        """The licenses `operator` runs in the current epoch (its attestations' weight; 0: not active)."""
+        return self.view("operatedCount(address)", ["address"], [operator], ["uint256"], to=self.delegation())[0]
+
+    def challenge_files(self) -> list[int]:
+        """The challenge pool: flow tx seqs, in pool order."""
+        count = self.view("challengeFileCount()", out=["uint256"])[0]
+        return [self.view("challengeFile(uint256)", ["uint256"], [i], ["uint256"])[0] for i in range(count)]
+
+    def is_challenge_file(self, tx_seq: int) -> bool:
+        return self.view("isChallengeFile(uint256)", ["uint256"], [tx_seq], ["bool"])[0]
+
+    def challenge_of(self, epoch: int, node_id: int, attempt: int) -> tuple[bool, int, int, int]:
+        """(ok, txSeq, chunk index, flow position) of a storage node's challenge, as the contract derives it."""
+        return self.view("challengeOf(uint256,uint256,uint256)", ["uint256", "uint256", "uint256"],
+                         [epoch, node_id, attempt], ["bool", "uint256", "uint256", "uint256"])
+
     def epoch_info(self, epoch: int) -> tuple[bytes, int]:
-        """(seed, flow submissions when opened); a zero seed means not opened yet."""
+        """(seed, challenge pool size when opened); a zero seed means not opened yet."""
         seed, submissions = self.view("epochInfo(uint256)", ["uint256"], [epoch], ["(bytes32,uint256)"])[0]
         return bytes(seed), int(submissions)
 
@@ -132,10 +176,10 @@ class SupervisionChain:
         count = self.view("nodeCount()", out=["uint256"])[0]
         out = []
         for node_id in range(count):
-            kind, active, flagged, operator, failures, _, stake, url = self.view(
+            kind, active, flagged, operator, failures, _, placement, _, stake, url = self.view(
                 "getNode(uint256)", ["uint256"], [node_id], [NODE_TYPE])[0]
             out.append(SupervisedNode(node_id, kind, active, flagged, Web3.to_checksum_address(operator), failures,
-                                      stake, url))
+                                      stake, url, placement))
         return out
 
     def has_attested(self, epoch: int, node_id: int, operator: str) -> bool:
@@ -175,10 +219,19 @@ class SupervisionChain:
     def open_epoch(self) -> str:
         return self.transact("openEpoch()")
 
-    def attest(self, epoch: int, node_id: int, passed: bool, proof: tuple = EMPTY_PROOF) -> str:
-        """`proof` = (txSeq, position, chunk, siblings) for a storage pass."""
-        return self.transact(f"attest(uint256,uint256,bool,{PROOF_TYPE})", ["uint256", "uint256", "bool", PROOF_TYPE],
-                             [epoch, node_id, passed, proof])
+    def attest_pass(self, epoch: int, node_id: int, proof: tuple = EMPTY_PROOF) -> str:
+        """`proof` = (attempt, chunk, siblings) for a storage node (empty for a DA node)."""
+        return self.transact(f"attestPass(uint256,uint256,{PROOF_TYPE})", ["uint256", "uint256", PROOF_TYPE],
+                             [epoch, node_id, proof])
+
+    def attest_fail(self, epoch: int, node_id: int, tries: Sequence[int], record: bytes) -> str:
+        """`tries`: offsets in seconds of the tries from the first (0, increasing); `record`: the hash of the
+        operator's record of them."""
+        return self.transact(f"attestFail(uint256,uint256,{EVIDENCE_TYPE})", ["uint256", "uint256", EVIDENCE_TYPE],
+                             [epoch, node_id, (list(tries), record)])
+
+    def register_challenge_file(self, tx_seq: int) -> str:
+        return self.transact("registerChallengeFile(uint256)", ["uint256"], [tx_seq])
 
     def finalize(self, epoch: int, node_ids: Sequence[int]) -> str:
         return self.transact("finalize(uint256,uint256[])", ["uint256", "uint256[]"], [epoch, list(node_ids)])

@@ -55,10 +55,11 @@ def _key(value: str | None) -> str:
 @click.option("--once", is_flag=True, help="One pass (finalize the previous epoch, attest this one), then exit.")
 @click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds between checks for a new epoch.")
-@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1),
-              help="Seconds a challenged node has to answer.")
+@click.option("--timeout", default=None, type=click.FloatRange(0.1),
+              help="Seconds one try of a challenged node may take (default: a sixth of the epoch, 2 to 60 s). A "
+                   "node fails only when every try failed, the tries spread over the contract's minimum span.")
 @click.option("--log-level", default="WARNING", show_default=True)
-def node(stack: Stack, key: str | None, supervision: str | None, once: bool, poll: float, timeout: float,
+def node(stack: Stack, key: str | None, supervision: str | None, once: bool, poll: float, timeout: float | None,
          log_level: str) -> None:
     """Run an alignment node: challenge every supervised node each epoch and attest the results on chain."""
     import asyncio

@@ -38,7 +38,7 @@ CONTRACTS = ("AlignmentLicense", "AlignmentDelegation", "AlignmentRewards", "Ali
 #: deployment-record key of each contract (a stack.json has them with an `alignment_` prefix)
 ROLES = {"AlignmentLicense": "license", "AlignmentDelegation": "delegation", "AlignmentRewards": "rewards",
          "AlignmentGovernor": "governor"}
-PROPOSAL_STATES = ("active", "defeated", "succeeded", "executed", "canceled")
+PROPOSAL_STATES = ("active", "defeated", "succeeded", "executed", "canceled", "expired")
 VOTE_TYPES = {"no": 0, "against": 0, "yes": 1, "for": 1, "abstain": 2}
 ZERO_ADDRESS = "0x" + "00" * 20
 LOG_RANGE = 5_000  # blocks per eth_getLogs call
@@ -345,16 +345,24 @@ class Economy:
         args = [address, list(token_ids), by_operator]
         return self.tx_hash(self.send(self.delegation, "undelegateNfts", args))
 
+    def current_epoch(self) -> int:
+        """The alignment epoch (delegations and commissions apply from the next one)."""
+        return int(self.call(self.delegation.functions.currentEpoch()))
+
     def operator_info(self, operator: str) -> dict[str, Any]:
+        """The operator's commission and licenses in this epoch, and from the next one."""
         f = self.delegation.functions
         return {"operator": operator, "registered": bool(self.call(f.isRegistered(operator))),
+                "epoch": self.current_epoch(),
                 "commissionBps": int(self.call(f.commissionBps(operator))),
-                "licenses": int(self.call(f.operatedCount(operator)))}
+                "licenses": int(self.call(f.operatedCount(operator))),
+                "nextCommissionBps": int(self.call(f.nextCommissionBps(operator))),
+                "nextLicenses": int(self.call(f.nextOperatedCount(operator)))}
 
     # -- rewards --------------------------------------------------------------------------------------------
     def rewards_of(self, account: str, token_ids: Sequence[int]) -> dict[str, Any]:
         f = self.rewards.functions
-        return {"account": account, "credited": int(self.call(f.credited(account))),
+        return {"account": account, "epoch": self.current_epoch(), "credited": int(self.call(f.credited(account))),
                 "pending": {str(t): int(self.call(f.pendingOf(t))) for t in token_ids},
                 "claimable": int(self.call(f.claimable(account, list(token_ids))))}
 

@@ -137,13 +137,15 @@ def register_operator(c: EconomyContext, commission_bps: int) -> None:
 @TOKEN_IDS
 @economy_options
 def delegate(c: EconomyContext, operator: str, token_ids: tuple[int, ...]) -> None:
-    """Delegate your licenses TOKEN_IDs to OPERATOR (an address, or `self` to run them yourself)."""
+    """Delegate your licenses TOKEN_IDs to OPERATOR (an address, or `self` to run them yourself), from the next
+    epoch on."""
     if not token_ids:
         raise UserError("give the TOKEN_IDs to delegate")
     economy = c.economy()
     operator = economy.address if operator == "self" else _address(operator, "OPERATOR")
     tx = run(economy.delegate, operator, token_ids)
-    emit({"delegator": economy.address, "operator": operator, "tokenIds": list(token_ids), "tx": tx})
+    emit({"delegator": economy.address, "operator": operator, "tokenIds": list(token_ids), "tx": tx,
+          "effectiveEpoch": run(economy.current_epoch) + 1})
 
 
 @click.command()
@@ -153,14 +155,15 @@ def delegate(c: EconomyContext, operator: str, token_ids: tuple[int, ...]) -> No
               help="You are the operator handing licenses back: OPERATOR is then the licenses' owner.")
 @economy_options
 def undelegate(c: EconomyContext, address: str, token_ids: tuple[int, ...], by_operator: bool) -> None:
-    """End delegations of TOKEN_IDs to OPERATOR (pending rewards are settled to the owner first)."""
+    """End delegations of TOKEN_IDs to OPERATOR from the next epoch (rewards are settled to the owner first)."""
     if not token_ids:
         raise UserError("give the TOKEN_IDs to undelegate")
     economy = c.economy()
     other = _address(address, "the owner" if by_operator else "OPERATOR")
     tx = run(economy.undelegate, other, token_ids, by_operator)
     owner, operator = (other, economy.address) if by_operator else (economy.address, other)
-    emit({"delegator": owner, "operator": operator, "tokenIds": list(token_ids), "tx": tx})
+    emit({"delegator": owner, "operator": operator, "tokenIds": list(token_ids), "tx": tx,
+          "effectiveEpoch": run(economy.current_epoch) + 1})
 
 
 # --- rewards ------------------------------------------------------------------------------------------------

@@ -17,13 +17,16 @@ Protocol (all amounts in wei, addresses checksummed, hashes 0x-hex):
    user signed the previous bill (else 402 with the bill to sign). In TEE mode the user must have
    acknowledged the broker's signer in the ledger. A user is remembered only once billed.
 3. It runs the backend, meters tokens (`backend.count_tokens`), bills `fee = prompt × inputPrice +
-   completion × outputPrice` (402 if the balance does not cover it; nothing is returned), and answers the
+   completion × outputPrice` at the prices in effect on chain (`ServiceRegistry.pricesOf`: a price increase
+   is billed only from the date the registry set when it was announced) (402 if the balance does not cover
+   it; nothing is returned), and answers the
    OpenAI response plus `x_deaios`: the new cumulative receipt `{nonce, fee, totalFee, requestsHash,
    signerKind}` (TEE mode: with the broker's signature).
 4. User-signed mode: the client checks the bill (recounts the tokens, recomputes fee, total and hash) and
    posts its signature of the receipt to `POST /deaios/v1/receipts`.
 5. Every `settle_interval` seconds the broker settles the newest signed receipt of each user with unsettled
-   spend (`settleFees`, ≤ 50 per transaction) and accepts the matches the matcher assigned to it.
+   spend (`settleFees`, ≤ 50 per transaction) and accepts the matches the matcher assigned to it (within
+   the matcher's window: a match left unanswered counts as a decline and costs the provider stake).
 
 State (bills, signed receipts, settled nonces) is kept in the broker's directory: `state.json` (a snapshot)
 and `state.log` (one JSON line per change, appended and fsynced: a bill costs one line, not a rewrite of
@@ -383,8 +386,9 @@ class Broker:
                 unsigned={"nonce": state.nonce, "totalFee": state.total, "requestsHash": state.hash},
             )
         prompt = prompt_tokens(messages)
-        c = self.config
-        max_cost = compute_fee(prompt, max_tokens, c.input_price, c.output_price)
+        # bill at the prices in effect on chain (an announced increase applies only from its date: audit M3)
+        input_price, output_price = await asyncio.to_thread(self.chain.prices, self.provider)
+        max_cost = compute_fee(prompt, max_tokens, input_price, output_price)
         presigned = None
         if self.signer is None:
             presigned = self._presigned_maximum(user, state, body, headers, max_cost)
@@ -398,7 +402,7 @@ class Broker:
         if count_tokens(reply) > max_tokens:  # a backend that ignores the cap is cut to it
             reply = " ".join(reply.split()[:max_tokens])
         completion = count_tokens(reply)
-        cost = compute_fee(prompt, completion, c.input_price, c.output_price)
+        cost = compute_fee(prompt, completion, input_price, output_price)  # ≤ max_cost ≤ credit
         new_hash = next_requests_hash(bytes.fromhex(state.hash[2:]), keccak(body), keccak(reply.encode()))
         if known is None:
             self.state.users[user] = state
@@ -450,7 +454,7 @@ class Broker:
             "id": f"chatcmpl-{state.hash[2:18]}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": c.model,
+            "model": self.config.model,
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
             ],

@@ -82,8 +82,23 @@ class Service:
     additional_info: str
     stake: int
     active: bool
+    #: an announced price increase: billed from `next_price_at` on (0: none pending)
+    next_input_price: int = 0
+    next_output_price: int = 0
+    next_price_at: int = 0
+
+    @property
+    def listed_prices(self) -> tuple[int, int]:
+        """The prices the provider set (a pending increase included): what matching uses."""
+        if self.next_price_at:
+            return self.next_input_price, self.next_output_price
+        return self.input_price, self.output_price
 
     def to_json(self) -> dict:
+        pending = (
+            {"nextInputPrice": self.next_input_price, "nextOutputPrice": self.next_output_price,
+             "nextPriceAt": self.next_price_at} if self.next_price_at else {}
+        )
         return {
             "provider": self.provider,
             "type": "inference" if self.service_type == INFERENCE else "fine-tuning",
@@ -98,6 +113,7 @@ class Service:
             "signer": self.signer,
             "stake": self.stake,
             "active": self.active,
+            **pending,
         }
 
 
@@ -281,6 +297,9 @@ class ComputeChain:
             additional_info=s[11],
             stake=int(s[12]),
             active=bool(s[15]),
+            next_input_price=int(s[16]),
+            next_output_price=int(s[17]),
+            next_price_at=int(s[18]),
         )
 
     def services(self) -> list[Service]:
@@ -332,8 +351,7 @@ class ComputeChain:
                 current.gpu_type,
                 current.gpu_count,
                 current.memory_mib,
-                current.input_price,
-                current.output_price,
+                *current.listed_prices,
                 current.verifiability,
                 current.signer,
                 current.additional_info,
@@ -365,7 +383,15 @@ class ComputeChain:
         max_output_price: int = 2**128 - 1,
         value: int = 0,
     ) -> dict:
-        req = (service_type, model, min_gpu_count, min_memory_mib, max_input_price, max_output_price, deposit)
+        """Request a match. The scan starts at the first qualifying service (`findFirstMatch`, computed here
+        with an unbounded eth_call), so services that never qualify cannot hide it."""
+        key = self.list_key(service_type, model)
+        start = self._call(
+            self.registry.functions.findFirstMatch(key, min_gpu_count, min_memory_mib, max_input_price,
+                                                   max_output_price)
+        )
+        req = (service_type, model, min_gpu_count, min_memory_mib, max_input_price, max_output_price, deposit,
+               start)
         receipt = self._send(self.matcher.functions.requestService(req), value=value)
         (ev,) = self._events(self.matcher, "ServiceMatched", receipt)
         return {
@@ -389,7 +415,14 @@ class ComputeChain:
             "deposit": int(r[3]),
             "declineDeadline": int(r[4]),
             "declines": int(r[5]),
+            "matchedInputPrice": int(r[12]),
+            "matchedOutputPrice": int(r[13]),
         }
+
+    def prices(self, provider: str) -> tuple[int, int]:
+        """The prices `provider` bills now (an announced increase applies only from its date)."""
+        i, o = self._call(self.registry.functions.pricesOf(to_checksum_address(provider)))
+        return int(i), int(o)
 
     def accept_match(self, request_id: int) -> Any:
         return self._send(self.matcher.functions.acceptMatch(request_id))

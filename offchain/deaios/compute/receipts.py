@@ -11,7 +11,8 @@
 - `FineTuningTask` / `DeliverableSettlement` (FineTuningServing, domain "deaios Fine-Tuning" v1): a user's fee
   authorization for a fine-tuning task / a TEE signer's settlement of a deliverable.
 
-Signatures are 65 bytes r || s || v (v = 27 or 28), as OpenZeppelin's ECDSA expects.
+Signatures are 65 bytes r || s || v (v = 27 or 28), as OpenZeppelin's ECDSA expects; the EIP-712 machinery
+itself is `deaios.eip712`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import enum
 from dataclasses import dataclass
 
 from eth_abi import encode
-from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+
+from deaios.eip712 import domain_separator, recover, sign_digest, typed_digest  # noqa: F401 (re-exported)
 
 LEDGER_DOMAIN = ("deaios Compute Ledger", "1")
 FINE_TUNING_DOMAIN = ("deaios Fine-Tuning", "1")
 
-DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 RECEIPT_TYPE = "Receipt(address user,address provider,uint256 nonce,uint256 totalFee,bytes32 requestsHash)"
 TASK_TYPE = "FineTuningTask(address user,address provider,bytes32 taskId,uint256 taskFee)"
 DELIVERABLE_TYPE = (
@@ -53,25 +54,6 @@ class SettlementStatus(enum.IntEnum):
     INVALID_SIGNATURE = 3
     SIGNER_NOT_ACKNOWLEDGED = 4
     FEE_BELOW_CHARGED = 5
-
-
-def domain_separator(name: str, version: str, chain_id: int, verifying_contract: str) -> bytes:
-    return keccak(
-        encode(
-            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [
-                keccak(text=DOMAIN_TYPE),
-                keccak(text=name),
-                keccak(text=version),
-                chain_id,
-                to_checksum_address(verifying_contract),
-            ],
-        )
-    )
-
-
-def typed_digest(separator: bytes, struct_hash: bytes) -> bytes:
-    return keccak(b"\x19\x01" + separator + struct_hash)
 
 
 def receipt_digest(
@@ -153,16 +135,6 @@ def deliverable_digest(
         )
     )
     return typed_digest(domain_separator(*FINE_TUNING_DOMAIN, chain_id, fine_tuning), struct)
-
-
-def sign_digest(private_key: str | bytes, digest: bytes) -> bytes:
-    """65-byte r || s || v signature of a 32-byte digest."""
-    signed = Account.unsafe_sign_hash(digest, private_key)
-    return signed.r.to_bytes(32, "big") + signed.s.to_bytes(32, "big") + bytes([signed.v])
-
-
-def recover(digest: bytes, signature: bytes) -> str:
-    return Account._recover_hash(digest, signature=signature)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,9 @@ _ERRORS = [
     "BitmapPaddingNotZero()", "InconsistentBitmap(uint256,uint256,uint256)", "PointNotOnCurve(uint256,uint256)",
     "InvalidG2Point()", "SignerExists(address)", "PubkeyInUse(address)", "InvalidProofOfPossession(address)",
     "InvalidEpochSignature(address,uint256)", "AlreadyRegistered(address,uint256)",
-    "NotEligibleToVote(address,uint256,uint256)", "EpochFull(uint256)", "EpochExpired(uint256,uint256)",
+    "NotEligibleToVote(address,uint256,uint256)", "EpochFull(uint256,uint256)", "EpochExpired(uint256,uint256)",
+    "RegistrationClosed(uint256,uint256)", "StakeLocked(address,uint256)", "NotEquivocation()",
+    "InvalidEvidence(address)", "NothingToSlash(address)", "PrecompileFailed()",
     "FeeMismatch(uint256,uint256)", "NoDataRoots()", "NoDASigners(uint256)", "SignerNotFound(address)",
     "SenderNotSigner(address,address)", "CommitmentNotFound(bytes32,uint256,uint256)", "EnforcedPause()",
 ]
@@ -223,6 +225,13 @@ class DAChain:
         pop = key.pop(self.account.address, self.chain_id)
         return self.send(self.signers, f"registerSigner({SIGNER_DETAIL},{G1})", [SIGNER_DETAIL, G1],
                          [detail, pop], value=stake)
+
+    def registration_closes_at(self) -> int:
+        """The block from which registration for the next epoch is closed."""
+        return self.call(self.signers, "registrationClosesAt()", out=["uint256"])[0]
+
+    def epoch_seed(self, epoch: int) -> bytes:
+        return bytes(self.call(self.signers, "epochSeed(uint256)", ["uint256"], [epoch], ["bytes32"])[0])
 
     def register_next_epoch(self, key: bls.BLSKey) -> Any:
         assert self.account is not None

@@ -56,8 +56,11 @@ from deaios.da.nitro_cert import (
     read_preimage_proof, split, stream_commitment,
 )
 from deaios.jsonrpc import JsonRpcEndpoint, RpcError
+from deaios.service_limits import OWN_LIMIT, Limits, guard
 
 log = logging.getLogger(__name__)
+#: the body limit of every daprovider_* call but store and sendChunk (certificates, proofs, chunk control)
+SMALL_BODY = 1 << 20
 
 ERR_CERTIFICATE = "certificate validation failed"
 ERR_TOO_LARGE = "message too large for current DA backend"
@@ -378,8 +381,11 @@ class NitroProvider:
         }
 
     def app(self) -> web.Application:
-        """The aiohttp application: JSON-RPC on POST / (bodies up to twice the max message, hex-encoded)."""
+        """The aiohttp application: JSON-RPC on POST /. A store or chunk may carry up to twice the max message
+        (hex-encoded); every other call is small. At most 4 requests are served at once, 64 wait."""
         limit = 2 * self.max_message + (1 << 20)
         app = web.Application(client_max_size=limit)
-        app.router.add_post("/", JsonRpcEndpoint(self.methods(), max_body=limit))
-        return metrics.instrument(app, "nitro")
+        large = {name: limit for name in ("daprovider_store", "daprovider_sendChunk")}
+        app.router.add_post("/", JsonRpcEndpoint(self.methods(), max_body=SMALL_BODY, body_limits=large))
+        metrics.instrument(app, "nitro")
+        return guard(app, Limits(bodies={("POST", "/"): OWN_LIMIT}, active=4, waiting=64))

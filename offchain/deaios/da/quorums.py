@@ -1,14 +1,20 @@
-"""Quorums of DA rows: the model of `DASigners._formQuorums` and the row ↔ signer mapping.
+"""Quorums of DA rows: the model of `DASigners._formQuorums` (contracts/da/libraries/QuorumMath.sol) and the
+row ↔ signer mapping.
 
 A quorum has ``rows`` rows (0G: 3072 "encoded slices"); each row belongs to one signer, and each signer
-of a quorum holds one contiguous range of rows (a "member"). How registrations become quorums (the
-contract does the same on chain, `tests/da` checks both agree):
+of a quorum holds one contiguous range of rows (a "member"). How an epoch's registrations become its quorum
+(the contract does the same on chain, `tests/da` checks both agree), from the epoch's seed (fixed after
+registration for the epoch closed, `DASigners.epochSeed`):
 
-1. registrations are sorted by their ballot = the high 192 bits of keccak256(sig.X ‖ sig.Y) of the
-   epoch-registration signature (ties by address); signer j contributes ``votes_j`` ballots in a row;
-2. with V ballots and R rows: if V >= R, quorum k holds ballots [k·R, (k+1)·R), plus, when V mod R ≠ 0,
-   one more quorum with the last R ballots (``max_quorums`` in all at most); if V < R, a single quorum in
-   which signer j (cumulative votes c_j) holds rows [⌊c_{j-1}·R/V⌋, ⌊c_j·R/V⌋).
+1. signers are ordered by keccak256(seed ‖ signer as a 32-byte word) (ties by address);
+2. with V votes in all, cumulative votes c_j in that order and u = keccak256(seed ‖ "offset") mod V, signer j
+   holds rows [⌊(c_{j-1}·R + u)/V⌋, ⌊(c_j·R + u)/V⌋): each signer ⌊v_j·R/V⌋ or ⌈v_j·R/V⌉ rows, exactly R in
+   all; signers left with no row are not members;
+3. every quorum of the epoch has these members; there are ⌈V/R⌉ quorums, at least 1 and at most
+   ``max_quorums`` (0G's count).
+
+So a party's rows in any quorum are at most the sum of its signers' quotas rounded up: its stake, not its keys,
+addresses or registration order, decides (audit M1).
 """
 
 from __future__ import annotations
@@ -54,41 +60,45 @@ class Quorum:
 class Registration:
     signer: str
     votes: int
-    signature: tuple[int, int]
-
-    @property
-    def ballot(self) -> int:
-        return int.from_bytes(keccak256(self.signature[0].to_bytes(32, "big")
-                                        + self.signature[1].to_bytes(32, "big")), "big") >> 64
 
 
-def form_quorums(registrations: Sequence[Registration], rows: int, max_quorums: int) -> list[Quorum]:
-    """The quorums `DASigners.makeEpoch` builds from an epoch's registrations."""
-    regs = sorted(registrations, key=lambda r: (r.ballot, int(r.signer, 16)))
-    if not regs:
+def order_key(seed: bytes, signer: str) -> int:
+    """keccak256(abi.encode(seed, signer)): a signer's place in the epoch's order."""
+    return int.from_bytes(keccak256(seed + bytes(12) + bytes.fromhex(signer.removeprefix("0x"))), "big")
+
+
+def rounding_offset(seed: bytes, total: int) -> int:
+    """keccak256(abi.encode(seed, "offset")) mod total."""
+    encoded = seed + (64).to_bytes(32, "big") + (6).to_bytes(32, "big") + b"offset".ljust(32, b"\0")
+    return int.from_bytes(keccak256(encoded), "big") % total
+
+
+def quorum_count(total_votes: int, rows: int, max_quorums: int) -> int:
+    """⌈V/R⌉ quorums, at most ``max_quorums`` (0 without votes)."""
+    return min(-(-total_votes // rows), max_quorums)
+
+
+def form_quorums(registrations: Sequence[Registration], rows: int, max_quorums: int, seed: bytes) -> list[Quorum]:
+    """The quorums `DASigners.makeEpoch` builds from an epoch's registrations and seed."""
+    regs = sorted(registrations, key=lambda r: (order_key(seed, r.signer), int(r.signer, 16)))
+    total = sum(r.votes for r in regs)
+    if total == 0:
         return []
-    cum: list[int] = []
-    total = 0
+    u = rounding_offset(seed, total)
+    members: list[str] = []
+    ends: list[int] = []
+    cum = prev = 0
     for r in regs:
-        total += r.votes
-        cum.append(total)
-    if total < rows:
-        return [Quorum(tuple(r.signer for r in regs), tuple(c * rows // total for c in cum))]
+        cum += r.votes
+        end = (cum * rows + u) // total
+        if end > prev:
+            members.append(r.signer)
+            ends.append(end)
+            prev = end
+    quorum = Quorum(tuple(members), tuple(ends))
+    return [quorum] * quorum_count(total, rows, max_quorums)
 
-    def build(start: int) -> Quorum:
-        end = start + rows
-        members, ends = [], []
-        for j, r in enumerate(regs):
-            if j > 0 and cum[j - 1] >= end:
-                break
-            if cum[j] > start:
-                members.append(r.signer)
-                ends.append(min(cum[j], end) - start)
-        return Quorum(tuple(members), tuple(ends))
 
-    full = total // rows
-    count = min(full, max_quorums)
-    quorums = [build(k * rows) for k in range(count)]
-    if total % rows and count < max_quorums:
-        quorums.append(build(total - rows))
-    return quorums
+def max_rows(votes: Sequence[int], total: int, rows: int) -> int:
+    """The most rows signers with these `votes` (of `total`) can hold together in a quorum of `rows` rows."""
+    return sum(-(-v * rows // total) for v in votes)

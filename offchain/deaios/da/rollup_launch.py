@@ -33,7 +33,8 @@ DEAIOS = [sys.executable, "-m", "deaios.cli", "da"]
 
 
 def _wanted(ctx: LaunchContext) -> bool:
-    return bool(ctx.contracts.get("da_entrance")) and bool(getattr(ctx.options, "da_nodes", 1))
+    """DA contracts are deployed and DA nodes are wanted (`--da-nodes` not 0; None: the default number)."""
+    return bool(ctx.contracts.get("da_entrance")) and getattr(ctx.options, "da_nodes", None) != 0
 
 
 def disperser_ready(target: str) -> bool:

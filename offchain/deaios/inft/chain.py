@@ -18,6 +18,7 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
 from deaios.abi import ContractAbis
+from deaios.inft.proofs import TransferContext
 
 CONTRACTS = ("AgentNFT", "DataVerifier")
 ABI_FILE = Path(__file__).with_name("abi.json")
@@ -132,6 +133,23 @@ class InftChain:
 
     def oracle_signer(self) -> str:
         return self.call(self.verifier.functions.oracleSigner())
+
+    def context(self, token_id: int, from_: str, to: str) -> TransferContext:
+        """The transfer `from_` -> `to` of `token_id` that proofs are signed for."""
+        return TransferContext(int(self.w3.eth.chain_id), self.verifier.address, self.nft.address, token_id,
+                               to_checksum_address(from_), to_checksum_address(to))
+
+    def delegate_of(self, user: str) -> str:
+        """The access assistant of `user` (the zero address when none)."""
+        return self.call(self.nft.functions.getDelegateAccess(to_checksum_address(user)))
+
+    def access_nonce_used(self, token_id: int, nonce: bytes) -> bool:
+        """Whether an access proof nonce was already spent on `token_id`."""
+        key = self.call(self.verifier.functions.nonceKey(0, self.nft.address, token_id, nonce))
+        return bool(self.call(self.verifier.functions.usedNonces(key)))
+
+    def timestamp(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def sealed_keys_for(self, owner: str, token_id: int) -> list[bytes] | None:
         """The data keys last published sealed to `owner` for `token_id` (None when there are none)."""

@@ -11,7 +11,7 @@ is `--oracle` (or $DEAIOS_INFT_ORACLE, else the stack's `inft_oracle`).
     deaios inft access-proof 1 --key RECEIVER > ap.json   # run by the receiver
     deaios inft transfer 1 --to 0x… --access-proof ap.json
     deaios inft transfer 1 --to 0x… --receiver-key HEX    # local demo: receiver's key at hand
-    deaios inft show 1 --decrypt -o out/                  # metadata, and the plaintext for the owner
+    deaios inft show 1 --decrypt -o out/                  # metadata, and the plaintext (files 0600) for the owner
     deaios inft oracle --key HEX --port 8600             # the re-encryption oracle (trusted party)
 """
 
@@ -211,6 +211,7 @@ def access_proof(c: Ctx, token_id: int, out: Path | None) -> None:
         "receiver": chain.address,
         "x25519PublicKey": "0x" + keys.public.hex(),
         "tokenId": token_id,
+        "from": run(lambda s: _sync(lambda: chain.owner_of(token_id))),
         "accessProofs": [p.to_json() for p in proofs],
     }
     if out:
@@ -290,8 +291,8 @@ def proofs(c: Ctx, token_id: int, proof_file: Path, out: Path | None) -> None:
 
     chain = c.chain()
     keys = _owner_keys(c, chain, token_id)
-    _, public, access = _receiver_proofs(c, chain, token_id, proof_file, None, None)
-    ownership = run(lambda s: flows.reencrypt(s, chain, c.oracle_url(), token_id, public, access, keys))
+    receiver, public, access = _receiver_proofs(c, chain, token_id, proof_file, None, None)
+    ownership = run(lambda s: flows.reencrypt(s, chain, c.oracle_url(), token_id, receiver, public, access, keys))
     doc = [{"accessProof": a.to_json(), "ownershipProof": o.to_json()} for a, o in zip(access, ownership)]
     if out:
         out.write_text(json.dumps(doc) + "\n")
@@ -387,14 +388,20 @@ def show(c: Ctx, token_id: int, decrypt: bool, out: Path | None) -> None:
         keys, _ = c.x25519_keys(chain.address)
         plain = run(lambda s: flows.read(s, chain, c.storage(), token_id, keys, owner=chain.address))
         if out:
-            out.mkdir(parents=True, exist_ok=True)
-            info["files"] = []
-            for i, data in enumerate(plain):
-                (out / f"{i}.bin").write_bytes(data)
-                info["files"].append(str(out / f"{i}.bin"))
+            info["files"] = [str(_write_private(out / f"{i}.bin", data)) for i, data in enumerate(plain)]
         else:
             info["plaintext"] = [p.decode("utf-8", errors="replace") for p in plain]
     emit(info)
+
+
+def _write_private(path: Path, data: bytes) -> Path:
+    """Write decrypted data readable by its owner only (mode 0600, in a directory created 0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: set it
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return path
 
 
 @inft.command()
@@ -443,10 +450,7 @@ def oracle(
             raise UserError("--rpc, --nodes and --flow go together (or use --stack)")
         c.endpoints = (rpc, [u for u in nodes.split(",") if u], _address(flow))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        chain = c.chain(oracle_key)
-    except UserError:
-        chain = None  # no INFT contracts known: skip the token checks
+    chain = c.chain(oracle_key)  # the oracle checks owners, access proofs and data hashes on chain
     storage = c.storage(oracle_key)
     try:
         chain_id = int(Web3(Web3.HTTPProvider(storage.rpc)).eth.chain_id)
@@ -459,6 +463,6 @@ def oracle(
         host,
         port,
         service.keys.public.hex(),
-        chain.nft.address if chain else "unknown",
+        chain.nft.address,
     )
     web.run_app(guard(make_app(service), ORACLE_LIMITS), host=host, port=port, print=None)

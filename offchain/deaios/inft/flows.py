@@ -3,6 +3,9 @@ clone through the re-encryption oracle, and read (decrypt) a token's metadata.
 
 Storage goes through `deaios.storage.client.StorageClient` (the ciphertext's 0G root is the data hash), the
 chain through `InftChain`. The sender's data keys come from the last `PublishedSealedKey` event sealed to it.
+Proofs are bound to one transfer (token id, current owner, receiver; `deaios.inft.proofs`): the receiver signs
+its access proofs for the token's current owner, the owner signs its request to the oracle (`reencrypt`), and
+the oracle's ownership proofs are checked against the verifier's oracle signer before they are used.
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ import aiohttp
 
 from deaios.inft import crypto
 from deaios.inft.chain import DataEntry, InftChain
-from deaios.inft.proofs import AccessProof, OwnershipProof, oracle_key_digest, recover_digest, transfer_proofs
+from deaios import eip712
+from deaios.inft.proofs import (
+    AccessProof,
+    OwnershipProof,
+    new_nonce,
+    oracle_key_digest,
+    recover_attestation,
+    request_digest,
+    transfer_proofs,
+)
 from deaios.storage.client import StorageClient
 
 log = logging.getLogger(__name__)
@@ -48,6 +60,10 @@ class Storage:
             path.write_bytes(blob)
             result = await self.client(session).upload(path)
         return bytes.fromhex(result.root.removeprefix("0x"))
+
+    async def size(self, session: aiohttp.ClientSession, root: bytes) -> int:
+        """The stored size of file `root` (from the storage nodes' log of the chain's submissions)."""
+        return await self.client(session).file_size("0x" + root.hex())
 
     async def get(self, session: aiohttp.ClientSession, root: bytes) -> bytes:
         with tempfile.TemporaryDirectory(prefix="deaios-inft-") as tmp:
@@ -88,8 +104,12 @@ def data_keys(chain: InftChain, owner: str, token_id: int, keys: crypto.X25519Ke
 
 
 def access_proofs(chain: InftChain, token_id: int, eth_key: str, target_public: bytes) -> list[AccessProof]:
-    """The receiver's access proofs for every data entry of `token_id` (fresh random nonces)."""
-    return [AccessProof.create(eth_key, d.data_hash, target_public) for d in chain.datas(token_id)]
+    """The receiver's access proofs for every data entry of `token_id`, for a transfer from its current owner to
+    the key's address (fresh random nonces)."""
+    from eth_account import Account
+
+    ctx = chain.context(token_id, chain.owner_of(token_id), Account.from_key(eth_key).address)
+    return [AccessProof.create(eth_key, ctx, d.data_hash, target_public) for d in chain.datas(token_id)]
 
 
 async def oracle_public_key(session: aiohttp.ClientSession, oracle_url: str, chain: InftChain) -> bytes:
@@ -98,11 +118,39 @@ async def oracle_public_key(session: aiohttp.ClientSession, oracle_url: str, cha
         info = await resp.json()
     public = bytes.fromhex(info["x25519PublicKey"].removeprefix("0x"))
     attestation = bytes.fromhex(info["attestation"].removeprefix("0x"))
-    signer = recover_digest(oracle_key_digest(public, int(chain.w3.eth.chain_id)), attestation)
+    signer = recover_attestation(oracle_key_digest(public, int(chain.w3.eth.chain_id)), attestation)
     expected = chain.oracle_signer()
     if signer != expected:
         raise InftFlowError(f"the oracle at {oracle_url} signs as {signer}, the verifier expects {expected}")
     return public
+
+
+def reencrypt_request(
+    chain: InftChain,
+    token_id: int,
+    to: str,
+    receiver_public: bytes,
+    items: list[tuple[bytes, bytes]],
+    proofs: list[AccessProof],
+    ttl: int = 600,
+) -> dict[str, Any]:
+    """The oracle request moving `token_id` from its owner (the chain's account, which signs it) to `to`:
+    `items` are (dataHash, data key sealed to the oracle), `proofs` the receiver's access proofs."""
+    owner = chain.address
+    ctx = chain.context(token_id, owner, to)
+    nonce, deadline = new_nonce(), chain.timestamp() + ttl
+    signature = eip712.sign_digest(chain.account.key, request_digest(ctx, receiver_public, items, nonce, deadline))
+    return {
+        "tokenId": token_id,
+        "from": owner,
+        "to": ctx.to,
+        "receiverPubkey": "0x" + receiver_public.hex(),
+        "items": [{"dataHash": "0x" + h.hex(), "sealedKey": "0x" + k.hex()} for h, k in items],
+        "accessProofs": [p.to_json() for p in proofs],
+        "nonce": "0x" + nonce.hex(),
+        "deadline": deadline,
+        "signature": "0x" + signature.hex(),
+    }
 
 
 async def reencrypt(
@@ -110,31 +158,33 @@ async def reencrypt(
     chain: InftChain,
     oracle_url: str,
     token_id: int,
+    to: str,
     receiver_public: bytes,
     proofs: list[AccessProof],
     keys: crypto.X25519Keys,
 ) -> list[OwnershipProof]:
-    """Have the oracle re-encrypt `token_id`'s data for `receiver_public`: seal the owner's data keys to the
-    oracle and return its ownership proofs (one per data entry, matching the receiver's access `proofs`)."""
+    """Have the oracle re-encrypt `token_id`'s data for `to` (X25519 key `receiver_public`): seal the owner's
+    data keys to the oracle, sign the request with the owner's key (the chain's account) and return the
+    oracle's ownership proofs (one per data entry, matching the receiver's access `proofs`), checked."""
     owner = chain.owner_of(token_id)
+    if owner != chain.address:
+        raise InftFlowError(f"token {token_id} belongs to {owner}, not to {chain.address}")
     datas = chain.datas(token_id)
     if [p.data_hash for p in proofs] != [d.data_hash for d in datas]:
         raise InftFlowError("the access proofs do not match the token's current data hashes")
     oracle_public = await oracle_public_key(session, oracle_url, chain)
     keys_now = data_keys(chain, owner, token_id, keys)
-    request = {
-        "tokenId": token_id,
-        "receiverPubkey": "0x" + receiver_public.hex(),
-        "items": [
-            {"dataHash": "0x" + d.data_hash.hex(), "sealedKey": "0x" + crypto.seal(oracle_public, k).hex()}
-            for d, k in zip(datas, keys_now)
-        ],
-    }
+    items = [(d.data_hash, crypto.seal(oracle_public, k)) for d, k in zip(datas, keys_now)]
+    request = reencrypt_request(chain, token_id, to, receiver_public, items, proofs)
     async with session.post(oracle_url.rstrip("/") + "/reencrypt", json=request) as resp:
         answer = await resp.json()
         if resp.status != 200:
             raise InftFlowError(f"the oracle refused: {answer.get('error', answer)}")
-    return [OwnershipProof.from_json(p) for p in answer["proofs"]]
+    ownership = [OwnershipProof.from_json(p) for p in answer["proofs"]]
+    ctx, signer = chain.context(token_id, owner, to), chain.oracle_signer()
+    if len(ownership) != len(datas) or any(p.signer(ctx) != signer for p in ownership):
+        raise InftFlowError("the oracle's answer does not carry valid proofs for this transfer")
+    return ownership
 
 
 async def move(
@@ -151,7 +201,7 @@ async def move(
     """Transfer (or clone) `token_id` to `to`: the oracle's ownership proofs for `receiver_public` (see
     `reencrypt`), then iTransferFrom / iCloneFrom with the receiver's access proofs."""
     owner = chain.owner_of(token_id)
-    ownership = await reencrypt(session, chain, oracle_url, token_id, receiver_public, proofs, keys)
+    ownership = await reencrypt(session, chain, oracle_url, token_id, to, receiver_public, proofs, keys)
     args = transfer_proofs(proofs, ownership)
     out: dict[str, Any] = {
         "tokenId": token_id,

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 OFFER_STATUS = ("none", "open", "accepted", "withdrawn")
 PURCHASE_STATUS = ("none", "pending", "settled", "cancelled")
 RENTAL_STATUS = ("none", "active", "ended")
+#: Seconds before a purchase's deadline from which `settle` is refused (see MarketChain.settle).
+SETTLE_MARGIN = 30
 
 
 class MarketError(RuntimeError):
@@ -163,16 +165,16 @@ class MarketChain:
 
     # --- reads --------------------------------------------------------------------------------------
     def listing(self, listing_id: int) -> ListingView:
-        seller, expiry, active, token_id, price = self._call(self.market.functions.getListing(listing_id))
+        seller, expiry, active, token_id, price, _ = self._call(self.market.functions.getListing(listing_id))
         return ListingView(listing_id, seller, token_id, price, expiry, active)
 
     def offer(self, offer_id: int) -> OfferView:
-        buyer, expiry, status, token_id, amount = self._call(self.market.functions.getOffer(offer_id))
+        buyer, expiry, status, token_id, amount, _ = self._call(self.market.functions.getOffer(offer_id))
         return OfferView(offer_id, buyer, token_id, amount, expiry, OFFER_STATUS[status])
 
     def purchase(self, purchase_id: int) -> PurchaseView:
         p = self._call(self.market.functions.getPurchase(purchase_id))
-        buyer, deadline, status, seller, token_id, price = p
+        buyer, deadline, status, seller, token_id, price, _ = p
         return PurchaseView(purchase_id, buyer, seller, token_id, price, deadline, PURCHASE_STATUS[status])
 
     def listings(self, include_inactive: bool = False) -> list[ListingView]:
@@ -235,7 +237,15 @@ class MarketChain:
         return int(self._event_arg(receipt, "PurchaseCreated", "purchaseId"))
 
     def settle(self, purchase_id: int, proofs: list[Any]) -> dict[str, Any]:
-        """Settle with ABI-shaped TransferValidityProof tuples; the PurchaseSettled event's fields."""
+        """Settle with ABI-shaped TransferValidityProof tuples; the PurchaseSettled event's fields.
+
+        The transaction publishes the buyer's sealed keys: it is simulated first (a revert is reported without
+        sending anything) and refused when it might be mined after the purchase's deadline, when it would
+        revert and let the buyer be refunded after reading the keys."""
+        deadline = self.purchase(purchase_id).deadline
+        if deadline - self.timestamp() < SETTLE_MARGIN:
+            raise MarketError(f"purchase {purchase_id} is due at {deadline}: less than {SETTLE_MARGIN} s left "
+                              "to be mined before it, settling now could reveal the keys and still fail")
         receipt = self._send(self.market.functions.settle(purchase_id, proofs))
         from web3.logs import DISCARD
 

@@ -253,12 +253,13 @@ def test_broker_rejections(broker, rpc, addresses, alice, bob, prov, tmp_path):
     assert status == 404
 
 
-def test_client_refuses_a_wrong_bill(broker, rpc, addresses, alice, prov, tmp_path):
+def test_client_refuses_a_wrong_bill(broker, rpc, addresses, alice, prov, tmp_path, monkeypatch):
     """A broker billing above the registered prices gets no signature."""
     client = user_client(rpc, addresses, alice, tmp_path)
     client.chain.deposit(10**9)
     client.chain.transfer(prov.address, 10**8)
-    broker.broker.config.output_price = OUT_PRICE + 1  # overcharging, prices on chain unchanged
+    # overcharging: the broker bills above the prices in effect on chain
+    monkeypatch.setattr(broker.broker.chain, "prices", lambda provider: (IN_PRICE, OUT_PRICE + 1))
     with pytest.raises(BillingError, match="does not match|does not cover"):  # its bill, or its own maximum
         client.chat(prov.address, [{"role": "user", "content": "hello"}])
     assert client.spent(prov.address)["totalFee"] == 0

@@ -87,12 +87,14 @@ class World:
 
 def build_world(owner: Any, project: Any, votes: Sequence[int], *, rows: int, max_quorums: int = 10,
                 max_votes: int = 1024, epoch_blocks: int = 1000, account_offset: int = 0,
-                epoch_window: int = 300, signers: Sequence[DASigner] | None = None) -> World:
-    """Deploy, register len(votes) signers with these votes, and force epoch 1."""
+                epoch_window: int = 300, signers: Sequence[DASigner] | None = None,
+                stake_lock_epochs: int | None = 0, max_signers: int = 128) -> World:
+    """Deploy, register len(votes) signers with these votes, and force epoch 1 (the quorum model is computed
+    from the epoch's seed)."""
     deployment = deploy_da_module.deploy_da(
         owner, project, tokens_per_vote=TOKENS_PER_VOTE, max_votes_per_signer=max_votes,
         max_quorums=max_quorums, epoch_blocks=epoch_blocks, encoded_slices=rows, blob_price=BLOB_PRICE,
-        epoch_window=epoch_window)
+        epoch_window=epoch_window, stake_lock_epochs=stake_lock_epochs, max_signers_per_epoch=max_signers)
     registry = project.DASigners.at(deployment["da_signers"])
     entrance = project.DAEntrance.at(deployment["da_entrance"])
     members = list(signers) if signers is not None else [make_signer(account_offset + i)
@@ -102,10 +104,10 @@ def build_world(owner: Any, project: Any, votes: Sequence[int], *, rows: int, ma
     for signer, v in zip(members, votes, strict=True):
         gas["registerSigner"] = register(registry, signer, v).gas_used
         gas["registerNextEpoch"] = register_epoch(registry, signer).gas_used
-        regs.append(Registration(signer.address, min(v, max_votes), epoch_signature(signer, 1)))
+        regs.append(Registration(signer.address, min(v, max_votes)))
     gas["makeEpoch"] = registry.forceMakeEpoch(sender=owner).gas_used
-    return World(registry, entrance, members, list(votes), 1, form_quorums(regs, rows, max_quorums),
-                 deployment, gas)
+    quorums = form_quorums(regs, rows, max_quorums, bytes(registry.epochSeed(1)))
+    return World(registry, entrance, members, list(votes), 1, quorums, deployment, gas)
 
 
 # ---------------------------------------------------------------- submissions

@@ -155,17 +155,20 @@ def test_commitments_with_either_y_parity_roundtrip(world, alice):
 
 def test_two_thirds_of_rows_rule(world, alice):
     """Accepted iff signed rows * 3 >= rows * 2 (0G: 2 * total <= 3 * hit), counted in rows, not signers."""
-    (q,) = world.quorums  # rows per member: 5, 3, 2, 6, 2, 8, 4 (30 in all; 20 needed)
+    (q,) = world.quorums  # 30 rows over 7 members in proportion to their votes; 20 needed
     sizes = {m: len(q.rows_of(m)) for m in q.members}
     by_size = sorted(q.members, key=lambda m: -sizes[m])
-    # the 3 largest members hold 8 + 6 + 5 = 19 rows < 20: rejected although 3 of 7 signers...
-    three = by_size[:3]
-    assert rows_signed(q, three) == 19
-    ok, err = try_submit_verified(world, [submission(world, keccak(b"a"), 0, three)], alice.address)
+    below = []  # the largest members while they stay below 20 rows
+    for m in by_size:
+        if rows_signed(q, below + [m]) >= 20:
+            break
+        below.append(m)
+    assert 2 * 30 > 3 * rows_signed(q, below)
+    ok, err = try_submit_verified(world, [submission(world, keccak(b"a"), 0, below)], alice.address)
     assert (ok, err) == (False, "InsufficientSignedRows")
-    # ... while adding a 2-row member reaches 21 >= 20
-    four = three + [m for m in by_size if sizes[m] == 2][:1]
-    ok, err = try_submit_verified(world, [submission(world, keccak(b"a"), 0, four)], alice.address)
+    enough = below + [m]  # one more member reaches 2/3
+    assert 3 * rows_signed(q, enough) >= 2 * 30
+    ok, err = try_submit_verified(world, [submission(world, keccak(b"a"), 0, enough)], alice.address)
     assert ok, err
 
 

@@ -16,6 +16,8 @@ from da_contract_helpers import (
 )
 from deaios.da import bls
 from deaios.da.quorums import Registration, form_quorums
+from eth_abi import encode
+from eth_utils import keccak
 
 ZERO = "0x" + "00" * 20
 
@@ -212,24 +214,27 @@ def test_register_next_epoch_rejections(registry, world, newcomer):
         registry.addStake(sender=make_signer(101).account, value=1)
 
 
-def test_stake_withdrawal_locked_while_registered(registry, world, owner):
-    s = world.signers[0]  # registered for the current epoch 1
+def test_stake_withdrawal_locked_while_registered(project, owner, signer_pool):
+    w = build_world(owner, project, [2, 1], rows=8, epoch_blocks=16, signers=signer_pool[:2])
+    registry = w.registry
+    s = w.signers[0]  # registered for the current epoch 1 (the world's stake lock: 0 epochs after it)
     stake = registry.stakeOf(s.address)
-    with ape.reverts(registry.StakeLocked, signer=s.address, epoch=1):
+    assert registry.stakeUnlockEpoch(s.address) == 2
+    with ape.reverts(registry.StakeLocked, signer=s.address, untilEpoch=2):
         registry.withdrawStake(1, s.address, sender=s.account)
-    ape.chain.mine(1000)
+    ape.chain.mine(16)
     registry.makeEpoch(sender=owner)  # epoch 2: s registered for neither 2 nor 3
     assert registry.epochNumber() == 2
     with ape.reverts(registry.InsufficientStake, requested=stake + 1, stake=stake):
         registry.withdrawStake(stake + 1, s.address, sender=s.account)
     with ape.reverts(registry.ZeroAddress):
         registry.withdrawStake(1, ZERO, sender=s.account)
-    register_epoch(registry, s)  # registered for epoch 3: locked again
-    with ape.reverts(registry.StakeLocked, signer=s.address, epoch=3):
+    register_epoch(registry, s)  # registered for epoch 3: locked again until epoch 4
+    with ape.reverts(registry.StakeLocked, signer=s.address, untilEpoch=4):
         registry.withdrawStake(1, s.address, sender=s.account)
-    ape.chain.mine(1000)
+    ape.chain.mine(16)
     registry.makeEpoch(sender=owner)
-    ape.chain.mine(1000)
+    ape.chain.mine(16)
     registry.makeEpoch(sender=owner)  # epoch 4
     before = s.account.balance
     receipt = registry.withdrawStake(stake, owner.address, sender=s.account)
@@ -237,6 +242,93 @@ def test_stake_withdrawal_locked_while_registered(registry, world, owner):
     ev = receipt.events.filter(registry.StakeWithdrawn)[0]
     assert (ev.signer, ev.to, ev.amount, ev.stake) == (s.address, owner.address, stake, 0)
     assert s.account.balance < before  # paid gas, the stake went to `to`
+
+
+def test_stake_lock_outlasts_the_signatures_of_an_epoch(project, owner, signer_pool):
+    """With the deployment default (the DA window + 1 epochs), a signer stays slashable while commitments of
+    its last epoch can still be recorded."""
+    w = build_world(owner, project, [2], rows=8, epoch_window=3, stake_lock_epochs=None, signers=signer_pool[:1])
+    s = w.signers[0]
+    assert w.registry.stakeLockEpochs() == 4 and w.registry.stakeUnlockEpoch(s.address) == 6
+    for _ in range(4):
+        w.registry.forceMakeEpoch(sender=owner)
+    assert w.registry.epochNumber() == 5 and not w.entrance.isEpochExpired(1)
+    with ape.reverts(w.registry.StakeLocked, signer=s.address, untilEpoch=6):
+        w.registry.withdrawStake(1, s.address, sender=s.account)
+    w.registry.forceMakeEpoch(sender=owner)
+    assert w.entrance.isEpochExpired(1)
+    w.registry.withdrawStake(1, s.address, sender=s.account)
+    assert w.registry.stakeOf(s.address) == 2 * TOKENS_PER_VOTE - 1
+
+
+def test_registration_closes_before_the_epoch_can_end(project, owner, signer_pool, newcomer):
+    w = build_world(owner, project, [1], rows=8, epoch_blocks=16, signers=signer_pool[:1])
+    registry = w.registry
+    register(registry, newcomer, 1)
+    closes = registry.registrationClosesAt()
+    assert closes == registry.epochStartBlock() + 16 - 16 // 8
+    ape.chain.mine(closes - ape.chain.blocks.head.number - 1)  # the next transaction lands in `closes`
+    with ape.reverts(registry.RegistrationClosed, epoch=2, closedAt=closes):
+        register_epoch(registry, newcomer)
+    ape.chain.mine(16)
+    receipt = registry.makeEpoch(sender=owner)
+    seeded = receipt.events.filter(registry.EpochSeeded)[0]
+    # the seed: the hash of the first block after registration closed, unknown to every registrant
+    closed_hash = bytes(ape.chain.blocks[closes].hash)
+    expected = keccak(encode(["bytes32", "uint256", "address"], [closed_hash, 2, registry.address]))
+    assert bytes(seeded.seed) == expected == bytes(registry.epochSeed(2))
+    register_epoch(registry, newcomer)  # open again for epoch 3
+
+
+def test_full_epoch_keeps_the_most_votes(project, owner, signer_pool):
+    w = build_world(owner, project, [3, 1, 2], rows=12, max_signers=3, signers=signer_pool[:3])
+    registry = w.registry
+    small, mid, big = (make_signer(110 + i) for i in range(3))
+    for s, votes in ((small, 1), (mid, 2), (big, 5)):
+        register(registry, s, votes)
+    for s in w.signers:
+        register_epoch(registry, s)
+    with ape.reverts(registry.EpochFull, epoch=2, lowestVotes=1):
+        register_epoch(registry, small)  # as few votes as the lowest: the earlier one stays
+    receipt = register_epoch(registry, mid)  # takes the 1-vote signer's place
+    assert [(e.signer, e.votes) for e in receipt.events.filter(registry.RegistrationRemoved)] == \
+        [(w.signers[1].address, 1)]
+    receipt = register_epoch(registry, big)  # takes the lowest remaining (2 votes, the earlier of equals)
+    assert [e.signer for e in receipt.events.filter(registry.RegistrationRemoved)] == [w.signers[2].address]
+    signers, votes = registry.registrations(2)
+    assert sorted(zip(signers, votes)) == sorted([(w.signers[0].address, 3), (mid.address, 2), (big.address, 5)])
+    assert not registry.registeredEpoch(w.signers[1].address, 2)
+
+
+def test_equivocation_is_slashed(world, registry, owner, alice):
+    s = world.signers[2]
+    root = keccak(b"blob")
+    c1, c2 = bls.hash_to_g1(keccak(b"c1")), bls.hash_to_g1(keccak(b"c2"))
+    sig = lambda c: s.key.sign(bls.commit_digest(root, 1, 0, c))  # noqa: E731
+    stake = registry.stakeOf(s.address)
+    register_epoch(registry, s)  # also registered for the next epoch
+    with ape.reverts(registry.NotEquivocation):
+        registry.slashEquivocation(s.address, root, 1, 0, c1, sig(c1), c1, sig(c1), sender=alice)
+    other = world.signers[3]
+    with ape.reverts(registry.InvalidEvidence, signer=s.address):  # one signature is another signer's
+        registry.slashEquivocation(s.address, root, 1, 0, c1, sig(c1), c2,
+                                   other.key.sign(bls.commit_digest(root, 1, 0, c2)), sender=alice)
+    with ape.reverts(registry.InvalidEvidence, signer=s.address):  # signed for another blob
+        registry.slashEquivocation(s.address, root, 1, 0, c1, sig(c1), c2,
+                                   s.key.sign(bls.commit_digest(keccak(root), 1, 0, c2)), sender=alice)
+    receipt = registry.slashEquivocation(s.address, root, 1, 0, c1, sig(c1), c2, sig(c2), sender=alice)
+    ev = receipt.events.filter(registry.SignerSlashed)[0]
+    assert (ev.signer, ev.amount, ev.reporter) == (s.address, stake, alice.address)
+    assert registry.stakeOf(s.address) == 0 and registry.slashedPool() == stake
+    assert not registry.registeredEpoch(s.address, 2)  # dropped from the next epoch
+    with ape.reverts(registry.NothingToSlash, signer=s.address):
+        registry.slashEquivocation(s.address, root, 1, 0, c1, sig(c1), c2, sig(c2), sender=alice)
+    with ape.reverts(registry.AccessControlUnauthorizedAccount):
+        registry.withdrawSlashed(alice.address, 1, sender=alice)
+    before = owner.balance
+    receipt = registry.withdrawSlashed(alice.address, stake, sender=owner)
+    assert registry.slashedPool() == 0 and receipt.events.filter(registry.SlashedWithdrawn)[0].amount == stake
+    assert owner.balance < before  # the admin paid gas; the slashed stake went to `to`, not to the signer
 
 
 # ---------------------------------------------------------------- epochs and quorums
@@ -280,8 +372,12 @@ def test_quorum_layout_matches_model(world, registry):
 
 
 def test_quorums_when_votes_exceed_rows(world_multi):
-    w = world_multi  # votes 3, 5, 4, 2 = 14 ballots, 8 rows: ballots [0, 8) and [6, 14)
+    w = world_multi  # votes 3, 5, 4, 2 = 14 votes, 8 rows: 2 quorums, both the same stake-proportional sample
     assert w.registry.quorumCount(1) == 2 and len(w.quorums) == 2
+    assert w.quorums[0] == w.quorums[1]
+    rows = {m: len(w.quorums[0].rows_of(m)) for m in w.quorums[0].members}
+    for s, v in zip(w.signers, w.votes):
+        assert v * 8 // 14 <= rows.get(s.address, 0) <= -(-v * 8 // 14)
     for qid, q in enumerate(w.quorums):
         members, ends, _ = w.registry.getQuorumMembers(1, qid)
         assert list(members) == list(q.members) and list(ends) == list(q.ends)
@@ -291,8 +387,8 @@ def test_quorums_when_votes_exceed_rows(world_multi):
 @pytest.mark.parametrize("votes,rows,max_quorums", [
     ([1], 5, 10),                  # one signer holds every row
     ([4, 4], 4, 10),               # two exact quorums
-    ([3, 3, 3], 4, 2),             # 9 ballots: 2 full quorums, the extra one cut by maxQuorums
-    ([9, 1, 2, 7, 3, 3, 1], 6, 10),  # 26 ballots: 4 full quorums + the last 6 ballots
+    ([3, 3, 3], 4, 2),             # 9 votes: 3 quorums, cut to 2 by maxQuorums
+    ([9, 1, 2, 7, 3, 3, 1], 6, 10),  # 26 votes: 5 quorums of 6 rows, each signer its share
 ])
 def test_make_epoch_matches_model(project, owner, signer_pool, votes, rows, max_quorums):
     w = build_world(owner, project, votes, rows=rows, max_quorums=max_quorums,
@@ -326,8 +422,8 @@ def test_registrations_do_not_carry_over(world, registry, owner):
     assert list(members) == [s.address] and list(ends) == [30]
     # epoch 1's quorum is unchanged
     assert list(registry.getQuorumMembers(1, 0)[0]) == list(world.quorums[0].members)
-    regs = [Registration(s.address, 1, epoch_signature(s, 3))]
-    assert form_quorums(regs, 30, 10)[0].members == (s.address,)
+    regs = [Registration(s.address, 1)]
+    assert form_quorums(regs, 30, 10, bytes(registry.epochSeed(3)))[0].members == (s.address,)
 
 
 # ---------------------------------------------------------------- getAggPkG1

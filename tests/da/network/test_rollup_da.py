@@ -23,6 +23,8 @@ from deaios.da.launch import kill
 from deaios.da.nitro_client import NitroDAClient, NitroRpcError
 from deaios.da.proto import disperser_pb2 as pb
 from deaios.da.proto import disperser_pb2_grpc as pb_grpc
+from deaios.stack.config import dev_key
+from deaios.stack.keys import address_of
 from deaios.stack.launcher import service_pids
 from deaios.stack.process import deaios, running_stack, stack_env
 
@@ -76,7 +78,8 @@ def http(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
 def test_stack_runs_the_rollup_services(stack):
     extra = stack.stack.extra
     assert set(extra) >= {"da_disperser", "da_altda", "da_nitro"}
-    assert extra["da_disperser"]["key_index"] == 20 and ":" in extra["da_disperser"]["grpc"]
+    # fees are paid from the stack's `da_disperser` key (Anvil dev key 20 locally)
+    assert extra["da_disperser"]["address"] == address_of(dev_key(20)) and ":" in extra["da_disperser"]["grpc"]
     pids = service_pids(stack.stack)
     for key in ("da_disperser", "da_altda", "da_nitro"):  # `deaios down` stops them
         assert pids[key] == extra[key]["pid"]

@@ -86,6 +86,8 @@ def test_reward_contract_pulls_fees(market, flow, owner, alice, bob, rng):
     receipt = market.setReward(bob.address, sender=owner)
     ev = receipt.events.filter(market.RewardSet)[0]
     assert (ev.previousReward, ev.newReward) == (ZERO_ADDRESS, bob.address)
+    with ape.reverts(market.RewardAlreadySet, reward=bob.address):  # set once: the fees cannot be redirected
+        market.setReward(alice.address, sender=owner)
 
     with ape.reverts(market.OnlyReward, caller=alice.address):
         market.withdrawToReward(1, sender=alice)

@@ -77,18 +77,20 @@ def test_submit_file_event_and_returns(flow, market, alice, bob):
     sub = FileMerkleTree.from_bytes(data).submission(b"\x01\x02")
     assert [n.height for n in sub.nodes] == [10, 7]
     # Static call returns (index, digest, startIndex, length).
-    ret = flow.submit.call(sub.as_abi(bob.address), sender=alice, value=fee(sub))
+    ret = flow.submit.call(sub.as_abi(alice.address), sender=alice, value=fee(sub))
     assert (ret.index, b32(ret.digest), ret.startIndex, ret.length) == (0, sub.identity, 1024, 1152)
 
     before = ape.chain.provider.get_balance(market.address)
-    receipt = flow.submit(sub.as_abi(bob.address), sender=alice, value=fee(sub))
+    with ape.reverts(flow.SubmitterNotSender, submitter=bob.address, sender=alice.address):
+        flow.submit(sub.as_abi(bob.address), sender=alice, value=fee(sub))  # recorded for its sender only
+    receipt = flow.submit(sub.as_abi(alice.address), sender=alice, value=fee(sub))
     assert ape.chain.provider.get_balance(market.address) - before == fee(sub)
     assert ape.chain.provider.get_balance(flow.address) == 0
 
     events = receipt.events.filter(flow.Submit)
     assert len(events) == 1
     ev = events[0]
-    assert ev.sender == bob.address  # the submitter, not msg.sender
+    assert ev.sender == alice.address  # the submitter, which must be msg.sender
     assert b32(ev.identity) == sub.identity == keccak256(b"".join(n.root for n in sub.nodes))
     assert ev.submissionIndex == 0
     # position 1 aligned to 2^10 = 1024 (no segment crossing after alignment)
@@ -207,7 +209,7 @@ def test_price_change_applies_to_next_submission(flow, market, owner, alice, rng
 def test_batch_submit(flow, market, alice, bob, rng):
     subs = [random_submission(n, rng) for n in (100, 5000, 300_000, 2000)]
     total = sum(fee(s) for s in subs)
-    args = [s.as_abi(bob.address if i % 2 else alice.address) for i, s in enumerate(subs)]
+    args = [s.as_abi(alice.address) for s in subs]
 
     indexes, digests, starts, lengths = flow.batchSubmit.call(args, sender=alice, value=total)
     assert list(indexes) == [0, 1, 2, 3]
@@ -224,7 +226,9 @@ def test_batch_submit(flow, market, alice, bob, rng):
     receipt = flow.batchSubmit(args, sender=alice, value=total)
     events = receipt.events.filter(flow.Submit)
     assert [e.submissionIndex for e in events] == [0, 1, 2, 3]
-    assert [e.sender for e in events] == [alice.address, bob.address, alice.address, bob.address]
+    assert [e.sender for e in events] == [alice.address] * 4
+    with ape.reverts(flow.SubmitterNotSender, submitter=bob.address, sender=alice.address):
+        flow.batchSubmit(args[:1] + [subs[1].as_abi(bob.address)], sender=alice, value=total)
     assert [e.startPos for e in events] == [p.start for p in placements]
     fees = receipt.events.filter(market.FeeCharged)
     assert [(f.beforeLength, f.uploadSectors, f.paddingSectors) for f in fees] == [

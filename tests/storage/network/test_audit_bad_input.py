@@ -1,7 +1,7 @@
 """Bad input to every service (issue 13; docs/limits.md): property-based tests (Hypothesis) that send each HTTP
 and JSON-RPC service of a running stack — storage node, indexer, KV node, DA node, compute provider, INFT
-oracle, and an OP alt-DA server started against the stack — malformed JSON, wrong types, invalid hex,
-unknown methods, random routes, oversized bodies and batches.
+oracle, OP alt-DA server, Nitro DA provider, dashboard — malformed JSON, wrong types, invalid hex, unknown
+methods, random routes, oversized bodies and batches.
 
 Every answer must be a well-formed JSON-RPC response (a result, or an error object — never an internal
 error, which would be a bug) or an HTTP 4xx; never a 5xx or a dropped connection. Bodies over each service's
@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deaios.da.encoding import MAX_DATA
 from deaios.stack.config import Stack
-from deaios.stack.process import project_root, stack_env
 
 STEPS = int(os.environ.get("DEAIOS_AUDIT_STEPS", "25"))
 SETTINGS = settings(max_examples=STEPS, deadline=None, derandomize="DEAIOS_AUDIT_STEPS" not in os.environ,
@@ -42,9 +39,14 @@ METHODS = {
            "kv_getTransactionResult", "kv_getHoldingStreamIds", "kv_hasWritePermission", "kv_IsAdmin",
            "kv_isSpecialKey", "kv_isWriterOfKey", "kv_isWriterOfStream", "deaios_kvStatus"],
     "da": ["da_status", "da_sign", "da_retrieve"],
+    "nitro": ["daprovider_getSupportedHeaderBytes", "daprovider_getMaxMessageSize", "daprovider_store",
+              "daprovider_startChunkedStore", "daprovider_sendChunk", "daprovider_commitChunkedStore",
+              "daprovider_recoverPayload", "daprovider_collectPreimages", "daprovider_recoverPayloadAndPreimages",
+              "daprovider_generateReadPreimageProof", "daprovider_generateCertificateValidityProof"],
 }
-#: a body just over each JSON-RPC service's largest per-method limit (docs/limits.md)
-OVERSIZE = {"storage": 13 << 20, "indexer": 1 << 20, "kv": 1 << 20, "da": 18 << 20}
+#: a body just over each JSON-RPC service's largest per-method limit (docs/limits.md); the Nitro provider's
+#: store takes two DA blobs, hex-encoded
+OVERSIZE = {"storage": 13 << 20, "indexer": 1 << 20, "kv": 1 << 20, "da": 18 << 20, "nitro": 4 * MAX_DATA + (2 << 20)}
 
 HEXES = st.sampled_from(["", "0x", "0x1", "0xzz", "0x" + "ab" * 20, "0x" + "cd" * 32, "0x" + "00" * 33, "AAAA",
                          "0X" + "ef" * 32, "==", "0x" + "12" * 1000])
@@ -95,23 +97,7 @@ def check_jsonrpc_answer(response: requests.Response, body: bytes) -> None:
 
 def urls_of(stack: Stack) -> dict[str, str]:
     return {"storage": stack.node_urls[0], "indexer": stack.indexer, "kv": stack.extra["kv"]["url"],
-            "da": stack.extra["da_nodes"][0]["url"]}
-
-
-@pytest.fixture(scope="module")
-def altda(stack_run) -> Iterator[str]:
-    """The OP alt-DA server against the session's stack (`deaios da altda-server`, a subprocess)."""
-    proc = subprocess.Popen([sys.executable, "-m", "deaios.cli", "da", "altda-server", "--stack",
-                             str(stack_run.dir / "stack.json"), "--port", "0", "--workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=stack_env(stack_run.home),
-                            cwd=project_root(), text=True)
-    try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        assert line, "the alt-DA server did not start"
-        yield json.loads(line)["url"]
-    finally:
-        proc.terminate()
-        proc.wait(30)
+            "da": stack.extra["da_nodes"][0]["url"], "nitro": stack.extra["da_nitro"]["url"]}
 
 
 @pytest.mark.parametrize("service", sorted(METHODS))
@@ -139,11 +125,13 @@ def test_jsonrpc_services_answer_bad_input_with_error_objects(stack: Stack, serv
     assert "result" in alive or alive["error"]["code"] != -32603
 
 
-def http_routes(stack: Stack, altda_url: str) -> list[tuple[str, str, int]]:
+def http_routes(stack: Stack) -> list[tuple[str, str, int]]:
     """(method, URL, body limit) of the plain-HTTP routes; {x} is replaced by random path text."""
     node = stack.node_urls[1]
     provider = stack.extra["compute_provider"]["url"]
     oracle = stack.extra["inft_oracle"]
+    altda_url = stack.extra["da_altda"]["url"]
+    dashboard = stack.extra["dashboard"]["url"]
     return [
         ("GET", node + "/deaios/v1/roots/{x}", 0), ("PUT", node + "/deaios/v1/roots/{x}", 16 << 20),
         ("GET", node + "/deaios/v1/shares/{x}", 0), ("PUT", node + "/deaios/v1/shares/{x}", 17 << 20),
@@ -152,8 +140,9 @@ def http_routes(stack: Stack, altda_url: str) -> list[tuple[str, str, int]]:
         ("GET", provider + "/deaios/v1/account/{x}", 0), ("GET", provider + "/v1/models", 0),
         ("GET", provider + "/deaios/v1/service", 0),
         ("GET", oracle + "/info", 0), ("POST", oracle + "/reencrypt", 64 << 10),
-        ("PUT", altda_url + "/put/{x}", 4_063_232), ("GET", altda_url + "/get/{x}", 0),
+        ("POST", altda_url + "/put/{x}", MAX_DATA), ("GET", altda_url + "/get/{x}", 0),
         ("GET", altda_url + "/health", 0),
+        ("GET", dashboard + "/api/snapshot", 0), ("GET", dashboard + "/api/health", 0), ("GET", dashboard + "/{x}", 0),
     ]
 
 
@@ -165,8 +154,8 @@ HEADERS = st.dictionaries(st.sampled_from(["X-Deaios-User", "X-Deaios-Nonce", "X
                           st.one_of(HEXES, st.text(alphabet="0123456789.x", max_size=30)), max_size=4)
 
 
-def test_http_services_answer_bad_input_with_4xx(stack: Stack, altda: str) -> None:
-    routes = http_routes(stack, altda)
+def test_http_services_answer_bad_input_with_4xx(stack: Stack) -> None:
+    routes = http_routes(stack)
 
     @SETTINGS
     @given(route=st.sampled_from(routes), path=PATH_TEXT, query=QUERIES, headers=HEADERS,
@@ -186,5 +175,6 @@ def test_http_services_answer_bad_input_with_4xx(stack: Stack, altda: str) -> No
                                         timeout=TIMEOUT)
             assert 400 <= response.status_code < 500, (method, url, response.status_code)
     for url in (stack.node_urls[1] + "/deaios/v1/identity", stack.extra["compute_provider"]["url"] + "/v1/models",
-                stack.extra["inft_oracle"] + "/info", altda + "/health"):
+                stack.extra["inft_oracle"] + "/info", stack.extra["da_altda"]["url"] + "/health",
+                stack.extra["dashboard"]["url"] + "/api/health"):
         assert requests.get(url, timeout=TIMEOUT).status_code == 200
