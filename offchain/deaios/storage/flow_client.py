@@ -51,6 +51,7 @@ class FlowClient:
     """Submits to one Flow contract with one private key."""
 
     def __init__(self, rpc: str, flow: str, private_key: str) -> None:
+        self.rpc = rpc
         self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
         self.flow = Web3.to_checksum_address(flow)
         self.account = Account.from_key(private_key)
@@ -58,8 +59,16 @@ class FlowClient:
     def _call(self, to: str, data: bytes) -> bytes:
         try:
             return bytes(self.w3.eth.call({"to": to, "data": data}))
-        except (Web3RPCError, ContractLogicError, OSError) as exc:
+        except OSError as exc:
+            raise self._unreachable(exc) from exc
+        except (Web3RPCError, ContractLogicError) as exc:
             raise FlowError(f"call to {to} failed: {exc}") from exc
+
+    def _unreachable(self, exc: OSError, sent: bool = False) -> FlowError:
+        reason = "connection refused" if "refused" in str(exc).lower() else str(exc)[:160]
+        return FlowError(f"the chain RPC {self.rpc} is unreachable ({reason})" + (
+            "; the submission may have been sent: run the upload again to resume (it finds the submission by its "
+            "root and does not pay twice)" if sent else ""))
 
     def market(self) -> str:
         (address,) = abi_decode(["address"], self._call(self.flow, MARKET_SELECTOR))
@@ -91,17 +100,21 @@ class FlowClient:
         (data, submitter) = submission.as_abi(self.account.address)
         calldata = SUBMIT_SELECTOR + abi_encode(["((uint256,bytes,(bytes32,uint256)[]),address)"],
                                                 [(data, submitter)])
-        tx = {"from": self.account.address, "to": self.flow, "data": calldata, "value": fee,
-              "chainId": self.w3.eth.chain_id, "nonce": self.w3.eth.get_transaction_count(self.account.address)}
+        sent = False
         try:
+            tx = {"from": self.account.address, "to": self.flow, "data": calldata, "value": fee,
+                  "chainId": self.w3.eth.chain_id, "nonce": self.w3.eth.get_transaction_count(self.account.address)}
             tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.2)  # type: ignore[arg-type]
             fees = self.w3.eth.fee_history(1, "latest")
             base = fees["baseFeePerGas"][-1]
             tx["maxFeePerGas"] = 2 * base + 10**9
             tx["maxPriorityFeePerGas"] = 10**9
             signed = self.account.sign_transaction(tx)
+            sent = True
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        except OSError as exc:
+            raise self._unreachable(exc, sent) from exc
         except (Web3RPCError, ContractLogicError) as exc:
             raise FlowError(f"Flow.submit rejected: {exc}") from exc
         if receipt["status"] != 1:
