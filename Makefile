@@ -57,10 +57,16 @@ $(addprefix test-,$(TEST_AREAS)): test-%: setup
 demo: setup
 	$(BIN)/python scripts/demo.py $(if $(FILE),--file $(FILE),)
 
-# Reliability (docs/reliability.md), not part of `make test`: `make demo`'s job 5 times in a row while two CPU
-# hogs run (scripts/demo_under_load.py). Results: .chaos/*.jsonl.
+# Reliability (docs/reliability.md), not part of `make test`: the fault matrix (tests/chaos/: real stacks, real
+# SIGKILLs, damaged files, a full disk, a stopped chain, `deaios down`/`up`), then `make demo`'s job 5 times in a
+# row while two CPU hogs run (scripts/demo_under_load.py). Both always run; the target fails if either does.
+# Results: .chaos/*.jsonl (`python -m deaios.chaos.report .chaos/results.jsonl` prints the matrix's table).
 chaos: setup
-	$(BIN)/python scripts/demo_under_load.py --runs 5 --hogs 2
+	@rc=0; \
+	$(BIN)/python -m pytest tests/chaos -q -p no:ape_test -p no:cacheprovider || rc=1; \
+	$(BIN)/python -m deaios.chaos.report .chaos/results.jsonl; \
+	$(BIN)/python scripts/demo_under_load.py --runs 5 --hogs 2 || rc=1; \
+	exit $$rc
 
 bench: setup
 	$(BIN)/deaios bench all
