@@ -283,8 +283,8 @@ class StorageClient:
                         targets.append(node)
                 results = await asyncio.gather(*sends, return_exceptions=True)
                 for node, result in zip(targets, results):
-                    if isinstance(result, TransportError):
-                        log.warning("%s", result)
+                    if isinstance(result, TransportError):  # reported once, at the end (_check_durable)
+                        log.info("%s", result)
                         refused.setdefault(node, str(result))
                     elif isinstance(result, Exception):
                         raise result
