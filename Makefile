@@ -20,7 +20,7 @@ CHROMIUM := /usr/bin/chromium
 # Test areas, longest first (see `test`).
 TEST_AREAS := storage compute da alignment training inft market kv observability deploy cli
 
-.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo walk bench proto clean
+.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo walk chaos bench proto clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) $(CHROMIUM)
 
@@ -60,6 +60,17 @@ demo: setup
 # The README's command blocks run as written on a fresh, idle stack, time locks included (6-12 min; not in `test`).
 walk: setup
 	PATH=$(CURDIR)/node_modules/.bin:$$PATH $(BIN)/python scripts/readme_walk.py
+
+# Reliability (docs/reliability.md), not part of `make test`: the fault matrix (tests/chaos/: real stacks, real
+# SIGKILLs, damaged files, a full disk, a stopped chain, `deaios down`/`up`), then `make demo`'s job 5 times in a
+# row while two CPU hogs run (scripts/demo_under_load.py). Both always run; the target fails if either does.
+# Results: .chaos/*.jsonl (`python -m deaios.chaos.report .chaos/results.jsonl` prints the matrix's table).
+chaos: setup
+	@rc=0; \
+	$(BIN)/python -m pytest tests/chaos -q -p no:ape_test -p no:cacheprovider || rc=1; \
+	$(BIN)/python -m deaios.chaos.report .chaos/results.jsonl; \
+	$(BIN)/python scripts/demo_under_load.py --runs 5 --hogs 2 || rc=1; \
+	exit $$rc
 
 bench: setup
 	$(BIN)/deaios bench all

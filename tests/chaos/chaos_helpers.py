@@ -1,62 +1,122 @@
-"""Helpers for the fault-case modules of this folder (test_da_faults.py, test_compute_faults.py,
-test_inft_faults.py): `deaios` commands run as a user runs them against a stack of `running_stack`, waiting for
-a relaunched service, and a wall-time record per case (a uniquely named module: tests must not import from
-`conftest`)."""
+"""Helpers of the fault matrix (tests/chaos/): the stack under test, `deaios` commands run as a user runs them,
+clear-error checks, and the record of each case (deaios.chaos.report).
+
+Every case injects its faults into real processes and files (deaios.chaos.faults), ends with a byte-exact check
+of what a client acknowledged before the fault, and records one line: the faults, the bytes checked, what was
+lost (nothing, or the case fails).
+"""
 
 from __future__ import annotations
 
 import json
-import logging
+import os
+import random
+import subprocess
+import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
-from deaios.stack.process import RunningStack, deaios
+from deaios.chaos import report
+from deaios.chaos.faults import current
+from deaios.procs import project_root
+from deaios.stack.config import Stack
+from deaios.stack.process import RunningStack, stack_env
+from deaios.storage.merkle import FileMerkleTree
 
-log = logging.getLogger(__name__)
-
-
-def cli_json(run: RunningStack, *args: str, timeout: float = 240) -> Any:
-    """`deaios ARGS --stack DATA` as a subprocess; the first JSON line it printed (asserts exit code 0)."""
-    done = deaios(*args, "--stack", str(run.stack.path), home=run.home, timeout=timeout)
-    assert done.returncode == 0, f"deaios {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}"
-    for line in done.stdout.splitlines():
-        if line.startswith("{"):
-            return json.loads(line)
-    raise AssertionError(f"deaios {' '.join(args)} printed no JSON:\n{done.stdout}")
+#: where the cases' lines go (`make chaos` renders them with `deaios chaos report`)
+RESULTS = Path(os.environ.get("DEAIOS_CHAOS_RESULTS", project_root() / ".chaos" / "results.jsonl"))
+TRACEBACK = "Traceback (most recent call last)"
+#: a busy machine (the whole point of `make chaos`) starts a stack far slower than an idle one
+START_TIMEOUT = 900.0
 
 
-def cli_lines(run: RunningStack, *args: str, timeout: float = 240) -> list[str]:
-    """`deaios ARGS --stack DATA` as a subprocess; its stdout lines (asserts exit code 0)."""
-    done = deaios(*args, "--stack", str(run.stack.path), home=run.home, timeout=timeout)
-    assert done.returncode == 0, f"deaios {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}"
-    return done.stdout.strip().splitlines()
+class Chaos:
+    """A running stack under test and the `deaios` CLI against it."""
+
+    def __init__(self, run: RunningStack, work: Path) -> None:
+        self.run = run
+        self.work = work
+        self.path = run.dir / "stack.json"
+        self.env = {**stack_env(run.home), "DEAIOS_STACK": str(self.path)}
+
+    @property
+    def stack(self) -> Stack:
+        return current(self.path)
+
+    def raw(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """`deaios ARGS…` to completion (the stack found through $DEAIOS_STACK)."""
+        return subprocess.run([sys.executable, "-m", "deaios.cli", *args], capture_output=True, text=True,
+                              timeout=timeout, env=self.env, cwd=project_root())
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """`deaios ARGS…` in the background."""
+        return subprocess.Popen([sys.executable, "-m", "deaios.cli", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env, cwd=project_root())
+
+    def __call__(self, *args: str, timeout: float = 300) -> dict:
+        """`deaios ARGS…`, which must succeed; its last JSON line."""
+        result = self.raw(*args, timeout=timeout)
+        assert result.returncode == 0, f"deaios {' '.join(args)} failed:\n{result.stderr[-3000:]}"
+        return last_json(result.stdout)
 
 
-def wait_for(probe: Callable[[], Any], what: str, timeout: float = 180.0, every: float = 0.5) -> Any:
-    """Call `probe` until it returns a truthy value (exceptions count as "not yet"); that value."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 - a service coming back refuses connections for a while
-            last = exc
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last error: {last})")
+def last_json(stdout: str) -> dict:
+    lines = [line for line in stdout.splitlines() if line.startswith(("{", "["))]
+    assert lines, f"no JSON line in {stdout!r}"
+    return json.loads(lines[-1])
 
 
-class WallTime:
-    """Wall time of one fault case, logged (and printed with -s) for docs/reliability.md."""
+def assert_clear_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """A failed command that says why in one `error: …` line (exit 1 or 2), with no traceback; the line."""
+    assert result.returncode in (1, 2), f"exit {result.returncode}:\n{result.stdout[-1500:]}\n{result.stderr[-3000:]}"
+    assert TRACEBACK not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors, result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment.lower() in errors[-1].lower(), errors[-1]
+    return errors[-1]
 
-    def __init__(self, case: str) -> None:
-        self.case = case
+
+def no_tracebacks(log: Path, since: int = 0) -> None:
+    """A service log has no traceback after byte offset `since`."""
+    text = log.read_text(errors="replace")[since:]
+    assert TRACEBACK not in text, f"{log}:\n{text[text.find(TRACEBACK) - 500:][:4000]}"
+
+
+def make_file(path: Path, size: int, seed: int) -> tuple[Path, str]:
+    path.write_bytes(random.Random(seed).randbytes(size))
+    return path, "0x" + FileMerkleTree.from_path(path).root.hex()
+
+
+def download_exact(chaos: Chaos, root: str, original: Path, out: Path) -> int:
+    """`deaios storage download` must give back the original bytes; their count."""
+    out.unlink(missing_ok=True)
+    chaos("storage", "download", root, "-o", str(out))
+    assert out.read_bytes() == original.read_bytes(), f"{root} differs from {original}"
+    return original.stat().st_size
+
+
+class Case:
+    """Times one fault case and records its line: `with Case(name, faults) as case: …; case.checked(what, n)`."""
+
+    def __init__(self, name: str, faults: str) -> None:
+        self.name = name
+        self.faults = faults
+        self.what: list[str] = []
+        self.bytes = 0
+        self.notes = ""
+        self.started = 0.0
+
+    def checked(self, what: str, size: int) -> None:
+        self.what.append(what)
+        self.bytes += size
+
+    def __enter__(self) -> Case:
         self.started = time.monotonic()
+        return self
 
-    def done(self) -> float:
-        seconds = time.monotonic() - self.started
-        print(f"\n[chaos] {self.case}: {seconds:.1f} s")
-        log.info("%s: %.1f s", self.case, seconds)
-        return seconds
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            assert self.bytes > 0 or self.what, f"case {self.name!r} checked nothing"
+            report.append(RESULTS, report.CaseResult(self.name, self.faults, "; ".join(self.what), self.bytes,
+                                                     "nothing", time.monotonic() - self.started, self.notes))

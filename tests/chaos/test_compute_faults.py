@@ -22,7 +22,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from chaos_helpers import WallTime, wait_for
+from fault_case_helpers import WallTime, wait_for
 
 from deaios.compute import launch
 from deaios.compute.chain import ComputeAddresses, ComputeChain

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chaos_helpers import WallTime, cli_lines, wait_for
+from fault_case_helpers import WallTime, cli_lines, wait_for
 
 from deaios.da import bls, launch
 from deaios.da.blobref import BlobRef

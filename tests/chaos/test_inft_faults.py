@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chaos_helpers import WallTime, wait_for
+from fault_case_helpers import WallTime, wait_for
 from web3 import Web3
 
 from deaios.inft import launch

@@ -37,7 +37,7 @@ Start-up of a local stack, in order (every step's output goes to DATA/logs/):
 Then it supervises until SIGINT/SIGTERM (`deaios down` sends SIGTERM): a child that dies is logged, not
 restarted (tests kill nodes on purpose). Shutdown: SIGTERM to the indexer and the nodes (also those a
 test relaunched with `relaunch_node`, and a KV node `deaios kv rebuild` restarted, found through
-stack.json), then to Anvil (which saves its state);
+stack.json), then to Anvil (which saves its state; also an Anvil restarted with `relaunch_anvil`);
 SIGKILL whatever is still alive after a grace period. Children get PR_SET_PDEATHSIG, so they also go
 away if the launcher itself is killed hard.
 """
@@ -466,14 +466,38 @@ class Launcher:
                     if looks_like_ours(name, pid):
                         services[f"{name}@{pid}"] = pid
         stop_pids(services, log=self.say, procs=self.procs)
-        if "anvil" in self.procs:
-            stop_pids({"anvil": self.procs["anvil"].pid}, log=self.say, procs=self.procs)
+        chain = {"anvil": self.procs["anvil"].pid} if "anvil" in self.procs else {}
+        if current is not None and current.anvil_pid and current.anvil_pid != chain.get("anvil") \
+                and looks_like_ours("anvil", current.anvil_pid):
+            chain[f"anvil@{current.anvil_pid}"] = current.anvil_pid  # restarted by `relaunch_anvil`
+        stop_pids(chain, log=self.say, procs=self.procs)  # SIGTERM: Anvil saves its state
         if current is not None and current.path is not None:
             current.extra["stopped_at"] = int(time.time())
             with contextlib.suppress(OSError):
                 current.save()
         self.say("stopped")
         self.procs.clear()
+
+
+def relaunch_anvil(stack: Stack, timeout: float = 60.0) -> subprocess.Popen:
+    """Start a local stack's Anvil again after it stopped, with its recorded command line: the same port, and the
+    chain as its state file holds it (Anvil saves it when stopped with SIGTERM, and every STATE_INTERVAL s).
+    Records the new pid in stack.json, so that `deaios down` stops it (and it saves its state again)."""
+    cmd = stack.extra.get("anvil_cmd")
+    if not cmd:
+        raise UserError(f"the stack in {stack.dir} runs against an existing chain (no anvil_cmd in its stack.json)")
+    if pid_alive(stack.anvil_pid):
+        raise UserError(f"Anvil (pid {stack.anvil_pid}) is still running")
+    proc = spawn(list(cmd), Path(stack.dir) / "logs" / "anvil.log", die_with_parent=False)
+    rpc = stack.rpc
+    wait_until(lambda: int(rpc_call(rpc, "eth_chainId", timeout=1.0), 16) == stack.chain_id, timeout, "anvil",
+               log=Path(stack.dir) / "logs" / "anvil.log")
+    stack.anvil_pid = proc.pid
+    if stack.path is not None:
+        current = Stack.load(stack.path)  # keep what others wrote since `stack` was loaded
+        current.anvil_pid = proc.pid
+        current.save()
+    return proc
 
 
 def service_pids(stack: Stack) -> dict[str, int]:

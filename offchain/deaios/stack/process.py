@@ -87,9 +87,12 @@ def running_stack(data_dir: Path, nodes: int = 10, home: Path | None = None,
         yield RunningStack(proc, Stack.load(data_dir / "stack.json"), printed, data_dir, home, stderr_path)
     finally:
         if proc.poll() is None:
-            deaios("down", "--stack", str(data_dir / "stack.json"), home=home, timeout=90)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a busy machine: SIGTERM it ourselves below
+                deaios("down", "--stack", str(data_dir / "stack.json"), home=home, timeout=90)
+            if proc.poll() is None:
+                proc.terminate()  # the launcher stops its services on SIGTERM, as `deaios down` asks it to
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

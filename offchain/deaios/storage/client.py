@@ -162,27 +162,34 @@ class StorageClient:
             if len(live) < self.code.k:
                 raise StorageClientError(f"only {len(live)} storage nodes reachable, {self.code.k} needed")
             stage(f"nodes {down} unreachable: they will repair their shares when back")
-        missing = await self._missing(live, tree)
+        failed: dict[int, str] = {}  # node -> why it holds no (or not all) shares of this upload
+        missing = await self._missing(live, tree, failed)
         todo = sorted({i for m in missing.values() for i in (m or [])})
         signer = None
         if todo:  # (a file already stored in full needs no key: e.g. the same bytes written again)
             signer = await self._signer()
-            needy = [node for node in live if missing[node]]
+            needy = [node for node, lacks in missing.items() if lacks]
             try:
-                await self._put_roots(needy, tree, signer, wait=False)
+                await self._put_roots(needy, tree, signer, failed, wait=False)
             except PlacementRefused:
                 # another account submitted the same bytes and has not placed every share yet: this account
                 # submits them too (a node takes shares from any submitter of the root) and places them
                 tx_hash, tx_seq = await self._submit(tree, tags, stage)
-                await self._put_roots(needy, tree, signer, wait=True)
-            missing.update(await self._missing(needy, tree))  # now that they know the segment roots
+                await self._put_roots(needy, tree, signer, failed, wait=True)
+            for node in failed:
+                missing.pop(node, None)
+            if needy and all(node in failed for node in needy):
+                raise StorageClientError(f"{'; '.join(failed.values())} (the shares of a file are placed by an "
+                                         "account that submitted it)")
+            missing.update(await self._missing([n for n in needy if n in missing], tree, failed))
             todo = sorted({i for m in missing.values() for i in (m or [])})
         lengths = segment_lengths(tree.size)
         if progress:
             progress(sum(min(lengths[i], tree.size - i * SEGMENT_SIZE) for i in range(data_segments(tree.size))
                          if i not in todo))
         if signer is not None:
-            await self._send_shares(Path(path), tree, todo, missing, progress, signer)
+            failed.update(await self._send_shares(Path(path), tree, todo, missing, progress, signer))
+            await self._check_durable(root, tree, failed, stage)
         return UploadResult(root, tx_seq, tx_hash, tree.size, tree.num_segments, time.perf_counter() - started)
 
     async def _submit(self, tree: FileMerkleTree, tags: bytes, stage: Callable[[str], None]) -> tuple[str, int]:
@@ -195,32 +202,75 @@ class StorageClient:
         stage(f"submitted tx {result.tx_hash} (tx seq {result.event.seq}, fee {result.fee} wei)")
         return result.tx_hash, result.event.seq
 
-    async def _put_roots(self, nodes: list[int], tree: FileMerkleTree, signer: PlacementSigner, wait: bool) -> None:
-        """Give `nodes` the file's segment roots. A node that refuses this signer raises PlacementRefused; with
-        `wait` (just after this account's own submission) it is asked again until it has seen that submission."""
+    async def _put_roots(self, nodes: list[int], tree: FileMerkleTree, signer: PlacementSigner,
+                         failed: dict[int, str], wait: bool) -> None:
+        """Give `nodes` the file's segment roots. A node that refuses for another reason (a full disk, …) is
+        noted in `failed` and left out. A node that refuses this signer raises PlacementRefused; with `wait`
+        (just after this account's own submission) it is asked again until it has seen that submission."""
         deadline = time.monotonic() + SYNC_TIMEOUT
         while True:
             results = await asyncio.gather(*(self.shares.put_roots(node, tree.root, tree.segment_roots,
                                                                    signer.headers(tree.root, node)) for node in nodes),
                                            return_exceptions=True)
-            failed = [exc for exc in results if isinstance(exc, BaseException)]
-            other = [exc for exc in failed if not isinstance(exc, PlacementRefused)]
-            if other:
-                raise StorageClientError(f"{other[0]} (the shares of a file are placed by an account that "
-                                         "submitted it)") from None
-            if not failed:
+            refused = []
+            for node, result in zip(nodes, results):
+                if isinstance(result, PlacementRefused):
+                    refused.append((node, result))
+                elif isinstance(result, TransportError):
+                    failed[node] = str(result)
+                elif isinstance(result, BaseException):
+                    raise result
+            if not refused:
                 return
             if not wait:
-                raise failed[0]
+                raise refused[0][1]
             if time.monotonic() > deadline:
-                raise StorageClientError(f"{failed[0]} ({SYNC_TIMEOUT:.0f} s after this account's submission)")
-            nodes = [node for node, exc in zip(nodes, results) if isinstance(exc, PlacementRefused)]
+                raise StorageClientError(f"{refused[0][1]} ({SYNC_TIMEOUT:.0f} s after this account's submission)")
+            nodes = [node for node, _ in refused]
             await asyncio.sleep(0.1)
 
-    async def _missing(self, nodes: list[int], tree: FileMerkleTree) -> dict[int, list[int] | None]:
-        """Which data segments each node still lacks its share of."""
-        found = await asyncio.gather(*(self.shares.missing(node, tree.root, tree.num_segments) for node in nodes))
-        return dict(zip(nodes, found))
+    async def _missing(self, nodes: list[int], tree: FileMerkleTree,
+                       failed: dict[int, str]) -> dict[int, list[int] | None]:
+        """Which data segments each node still lacks its share of (nodes that do not answer are left out and
+        noted in `failed`)."""
+        found = await asyncio.gather(*(self.shares.missing(node, tree.root, tree.num_segments) for node in nodes),
+                                     return_exceptions=True)
+        out: dict[int, list[int] | None] = {}
+        for node, result in zip(nodes, found):
+            if isinstance(result, TransportError):
+                failed[node] = str(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                out[node] = result
+        return out
+
+    async def _check_durable(self, root: str, tree: FileMerkleTree, failed: dict[int, str],
+                             stage: Callable[[str], None]) -> None:
+        """An upload is acknowledged only when every segment's share is held by at least k nodes (any k rebuild
+        it); the other nodes rebuild theirs from those (repair). Otherwise StorageClientError: nothing was lost,
+        and running the upload again resumes it."""
+        held = [0] * tree.num_segments
+        lacking: dict[int, int] = {}
+        status = await self._missing(list(range(self.code.n)), tree, failed)
+        for node, missing in status.items():
+            if missing is None:
+                continue
+            gaps = set(missing)
+            for i in range(tree.num_segments):
+                held[i] += i not in gaps
+            if gaps:
+                lacking[node] = len(gaps)
+        lacking.update({node: tree.num_segments for node in range(self.code.n) if node not in status})
+        reasons = "; ".join(failed[n] for n in sorted(failed)) or "no reason given"
+        weakest = min(held) if held else self.code.n
+        if weakest < self.code.k:
+            raise StorageClientError(f"upload of {root} incomplete: some segment is held by only {weakest} storage "
+                                     f"nodes, {self.code.k} are needed ({reasons}); run the upload again to resume "
+                                     "(it will not pay twice)")
+        if lacking:
+            stage(f"nodes {sorted(lacking)} lack some shares ({reasons}): they rebuild them from the other nodes "
+                  "once they can")
 
     async def _wait_synced(self, root: str) -> list[int]:
         """Nodes that know the submission (polling until every reachable node does)."""
@@ -238,8 +288,10 @@ class StorageClient:
 
     async def _send_shares(self, path: Path, tree: FileMerkleTree, todo: list[int],
                            missing: dict[int, list[int] | None], progress: Progress | None,
-                           signer: PlacementSigner) -> None:
+                           signer: PlacementSigner) -> dict[int, str]:
+        """Send each node its missing shares; the nodes that refused some (or went away), with the first reason."""
         wanted = {node: set(m or []) for node, m in missing.items()}
+        refused: dict[int, str] = {}
         lengths = segment_lengths(tree.size)
         batches = [todo[i:i + self.batch_segments] for i in range(0, len(todo), self.batch_segments)]
         semaphore = asyncio.Semaphore(self.in_flight)
@@ -255,23 +307,28 @@ class StorageClient:
         async def run(batch: list[int]) -> None:
             async with semaphore:
                 encoded = await asyncio.to_thread(encode, batch)
-                sends = []
+                sends, targets = [], []
                 for node, need in wanted.items():
+                    if node in refused:
+                        continue  # it refused (full disk) or went away: it rebuilds its shares later
                     segs = [i for i in batch if i in need]
                     for part in consecutive_runs(segs):
                         shares = [encoded[i][self.code.share_of(i, node)] for i in part]
                         sends.append(self.shares.put_shares(node, tree.root, part[0], shares,
                                                             signer.headers(tree.root, node)))
+                        targets.append(node)
                 results = await asyncio.gather(*sends, return_exceptions=True)
-                for result in results:
-                    if isinstance(result, TransportError):
-                        log.warning("%s", result)
+                for node, result in zip(targets, results):
+                    if isinstance(result, TransportError):  # reported once, at the end (_check_durable)
+                        log.info("%s", result)
+                        refused.setdefault(node, str(result))
                     elif isinstance(result, Exception):
                         raise result
                 if progress:
                     progress(sum(min(lengths[i], tree.size - i * SEGMENT_SIZE) for i in batch))
 
         await asyncio.gather(*(run(batch) for batch in batches))
+        return refused
 
     # -- download -----------------------------------------------------------------------------------------
     async def download(self, root: str, out: str | os.PathLike[str], progress: Progress | None = None,

@@ -52,6 +52,7 @@ class FlowClient:
     """Submits to one Flow contract with one private key."""
 
     def __init__(self, rpc: str, flow: str, private_key: str) -> None:
+        self.rpc = rpc
         self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
         self.flow = Web3.to_checksum_address(flow)
         self.account = Account.from_key(private_key)
@@ -60,8 +61,16 @@ class FlowClient:
     def _call(self, to: str, data: bytes) -> bytes:
         try:
             return bytes(self.w3.eth.call({"to": to, "data": data}))
-        except (Web3RPCError, ContractLogicError, OSError) as exc:
+        except OSError as exc:
+            raise self._unreachable(exc) from exc
+        except (Web3RPCError, ContractLogicError) as exc:
             raise FlowError(f"call to {to} failed: {exc}") from exc
+
+    def _unreachable(self, exc: OSError, sent: bool = False) -> FlowError:
+        reason = "connection refused" if "refused" in str(exc).lower() else str(exc)[:160]
+        return FlowError(f"the chain RPC {self.rpc} is unreachable ({reason})" + (
+            "; the submission may have been sent: run the upload again to resume (it finds the submission by its "
+            "root and does not pay twice)" if sent else ""))
 
     def market(self) -> str:
         (address,) = abi_decode(["address"], self._call(self.flow, MARKET_SELECTOR))
@@ -95,6 +104,8 @@ class FlowClient:
                                                 [(data, submitter)])
         try:
             tx_hash, receipt = self.sender.send(self.flow, calldata, fee)
+        except OSError as exc:
+            raise self._unreachable(exc, sent=True) from exc
         except InsufficientFunds as exc:
             raise FlowError(f"cannot pay for Flow.submit (fee {fee} wei): {exc.message}") from None
         except (Web3RPCError, ContractLogicError) as exc:

@@ -9,6 +9,7 @@ peer's URL (share s of segment i lives on node (i+s) mod n). stack.json lists th
     "indexer": "http://HOST:PORT", "indexer_pid": PID, "indexer_cmd": [argv…]
 
 A node is ready once its log sync is past the deploy block; the indexer once it lists every node as trusted.
+`relaunch_node` and `relaunch_indexer` start one again after a crash (tests, the fault matrix).
 
 Joining (`deaios up --chain … --join NODE_URL`): the stack starts no storage nodes of its own but uses the network
 the node at NODE_URL belongs to — its ordered peer list (`deaios_peers`) — so that this machine's KV node, DA
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deaios.errors import UserError
-from deaios.procs import free_ports, rpc_call
+from deaios.procs import free_ports, rpc_call, spawn
 from deaios.stack.config import Stack
 from deaios.stack.service import LaunchContext, StackService, relaunch
 
@@ -103,6 +104,21 @@ class StorageService(StackService):
 
     def entries(self) -> dict[str, Any]:
         return {"storage_nodes": self.nodes, **self.indexer}
+
+
+def relaunch_indexer(stack: Stack) -> subprocess.Popen:
+    """Start the stack's indexer again with its recorded command line (after a crash or a test's SIGKILL) and
+    record its new pid in stack.json, so that `deaios down` stops it too."""
+    cmd = stack.extra.get("indexer_cmd")
+    if not cmd:
+        raise UserError(f"the stack in {stack.dir} records no indexer command line (started by an older version)")
+    proc = spawn(list(cmd), Path(stack.dir) / "logs" / "indexer.log", die_with_parent=False)
+    stack.indexer_pid = proc.pid
+    if stack.path is not None:  # keep what others wrote since `stack` was loaded
+        current = Stack.load(stack.path)
+        current.indexer_pid = proc.pid
+        current.save()
+    return proc
 
 
 def relaunch_node(stack: Stack, index: int) -> subprocess.Popen:

@@ -24,6 +24,7 @@ cannot make us buffer more).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import aiohttp
@@ -103,6 +104,14 @@ def split_concatenated(body: bytes, sizes: list[int]) -> list[bytes]:
     return shares
 
 
+def refusal(status: int, body: bytes) -> str:
+    """A node's refusal as one line: its JSON {"error": …} message (or the start of its body) and the status."""
+    text = body[:300].decode(errors="replace")
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        text = str(json.loads(body)["error"])[:300]
+    return f"{text.strip() or 'no reason given'} (HTTP {status})"
+
+
 class ShareClient:
     """Client side of the share API, for one set of node URLs."""
 
@@ -137,7 +146,8 @@ class ShareClient:
     async def put_roots(self, node: int, root: bytes, roots: bytes, headers: dict[str, str] | None = None) -> None:
         status, body = await self._request("PUT", node, f"/roots/0x{root.hex()}", data=roots, headers=headers)
         if status >= 300:
-            raise (PlacementRefused if status == 403 else TransportError)(f"node {node} refused segment roots: {body[:200].decode(errors='replace')}")
+            error = PlacementRefused if status == 403 else TransportError
+            raise error(f"node {node} refused segment roots: {refusal(status, body)}")
 
     async def get_shares(self, node: int, root: bytes, first: int, sizes: list[int],
                          data_only: bool = False) -> list[bytes | None]:
@@ -146,7 +156,7 @@ class ShareClient:
                                            params={"first": first, "count": len(sizes),
                                                    "kind": "data" if data_only else "all"})
         if status != 200:
-            raise TransportError(f"node {node} refused shares: {body[:200].decode(errors='replace')}")
+            raise TransportError(f"node {node} refused shares: {refusal(status, body)}")
         return unpack_optional(body, sizes)
 
     async def put_shares(self, node: int, root: bytes, first: int, shares: list[bytes],
@@ -155,7 +165,7 @@ class ShareClient:
         status, body = await self._request("PUT", node, f"/shares/0x{root.hex()}", data=b"".join(shares),
                                            params={"first": first, "count": len(shares)}, headers=headers)
         if status >= 300:
-            raise TransportError(f"node {node} refused shares: {body[:200].decode(errors='replace')}")
+            raise TransportError(f"node {node} refused shares: {refusal(status, body)}")
 
     async def missing(self, node: int, root: bytes, segments: int | None = None) -> list[int] | None:
         """Data segments whose share node `node` lacks; None if the node does not know the file yet."""
@@ -164,7 +174,7 @@ class ShareClient:
         if status == 404:
             return None
         if status != 200:
-            raise TransportError(f"node {node}: {body[:200].decode(errors='replace')}")
+            raise TransportError(f"node {node}: {refusal(status, body)}")
         try:
             out = json.loads(body)
         except ValueError:

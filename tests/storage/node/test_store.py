@@ -109,3 +109,41 @@ def test_compaction_reclaims_replaced_bytes_and_keeps_every_share(tmp_path: Path
     store.close()
     reopened = NodeStore(tmp_path)
     assert reopened.read(ROOT, 20, SHARE) == b"n" * 10 and reopened.read(ROOT, 0, SHARE) == shares[0]
+
+
+def _tmpfs(path: Path, size: int) -> bool:
+    """Mount a tmpfs of `size` bytes on `path` (root only); whether it worked."""
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_full_disk_refuses_writes_and_keeps_what_is_stored(tmp_path: Path) -> None:
+    """Issue 13 (chaos: a disk that fills up): a write that does not fit raises StoreFull and changes nothing;
+    stored shares still read back; once space returns, writes work and nothing is corrupt."""
+    import subprocess
+
+    import pytest
+
+    from deaios.storage.node.store import StoreFull
+
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, 512 << 10):
+        pytest.skip("needs root to mount a tmpfs")
+    try:
+        store = NodeStore(disk, map_size=1 << 24)
+        store.record_submission(0, record())
+        store.write_many(ROOT, SHARE, [(0, b"a" * 1000)], verified=True)
+        with pytest.raises(StoreFull, match="out of disk space"):
+            store.write_many(ROOT, SHARE, [(i, bytes([i]) * 100_000) for i in range(1, 20)])
+        assert store.read(ROOT, 0, SHARE, check_mac=True) == b"a" * 1000
+        assert store.missing(ROOT, SHARE, range(20)) == list(range(1, 20))  # no mark for a cut-short write
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        assert store.write_many(ROOT, SHARE, [(i, bytes([i]) * 100_000) for i in range(1, 20)], verified=True) == 19
+        assert all(store.read(ROOT, i, SHARE, check_mac=True) == bytes([i]) * 100_000 for i in range(1, 20))
+        assert store.read(ROOT, 0, SHARE, check_mac=True) == b"a" * 1000
+        store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -26,6 +26,7 @@ SUBMIT_DATA_TYPES = ["uint256", "uint256", "uint256", "(uint256,bytes,(bytes32,u
 REORG_DEPTH = 12
 MAX_RANGE = 2000  # blocks per eth_getLogs call
 MAX_CHAIN_REPLY = 256 << 20  # bytes of one chain reply (a range of Submit logs)
+MAX_BACKOFF = 2.0  # seconds between log-sync steps at most while they fail
 
 
 class ChainError(RuntimeError):
@@ -99,12 +100,24 @@ class LogSync:
         self.new_files: asyncio.Queue[bytes] = asyncio.Queue()
 
     async def run(self) -> None:
+        """Step forever. A failing step (the chain unreachable or restarting, the disk full) is retried with
+        a growing pause (up to MAX_BACKOFF s), logged when it starts failing and when it recovers."""
+        failing: str | None = None
+        pause = self.interval
         while True:
             try:
                 await self.step()
-            except ChainError as exc:
-                log.warning("log sync: %s", exc)
-            await asyncio.sleep(self.interval)
+            except Exception as exc:  # noqa: BLE001  (whatever it is, the next step may succeed)
+                reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ChainError) else str(exc)
+                if failing is None:
+                    log.warning("log sync: %s (retrying)", reason)
+                failing = reason
+                pause = min(MAX_BACKOFF, max(pause * 2, self.interval))
+            else:
+                if failing is not None:
+                    log.info("log sync resumed at block %d", self.height)
+                failing, pause = None, self.interval
+            await asyncio.sleep(pause)
 
     async def step(self) -> None:
         head = int(await self.chain.call("eth_blockNumber"), 16)  # type: ignore[arg-type]

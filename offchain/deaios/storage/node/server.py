@@ -21,7 +21,7 @@ from deaios.storage.erasure import ErasureCode
 from deaios.storage.merkle import HASH_SIZE, SEGMENT_SIZE, keccak256
 from deaios.storage.node.logsync import ChainClient, ChainError, LogSync
 from deaios.storage.node.service import ALREADY_FINALIZED, NodeError, StorageService, parse_root, parse_uint
-from deaios.storage.node.store import NodeStore
+from deaios.storage.node.store import NodeStore, StoreFull
 from deaios.storage.placement import PLACEMENT_HEADER, node_key
 from deaios.storage.share_transport import MAX_GET_SEGMENTS, MAX_PUT_SEGMENTS, PREFIX, pack_optional
 
@@ -61,10 +61,16 @@ class NodeConfig:
     repair_interval: float = 2.0  # 0: no repair loop (a wiped node stays wiped)
 
 
+#: HTTP status of a write refused for lack of disk space (RFC 4918 "Insufficient Storage")
+INSUFFICIENT_STORAGE = 507
+
+
 def _translate(exc: Exception) -> RpcError | None:
     if isinstance(exc, NodeError):
         data = ALREADY_FINALIZED if str(exc) == ALREADY_FINALIZED else None
         return RpcError(str(exc), exc.code, data)
+    if isinstance(exc, StoreFull):
+        return RpcError(f"storage node: {exc}", -32000)
     return None
 
 
@@ -125,12 +131,16 @@ def rpc_methods(service: StorageService, sync: LogSync) -> dict:
 def share_routes(service: StorageService) -> list[web.RouteDef]:
     """The binary share API (deaios.storage.share_transport documents it)."""
 
-    def guarded(handler):  # NodeError -> HTTP 4xx with a JSON error body
+    def guarded(handler):  # NodeError -> HTTP 4xx, a full disk -> 507, with a JSON error body
         async def wrapper(request: web.Request) -> web.StreamResponse:
             try:
                 return await handler(request, parse_root(request.match_info["root"]))
             except NodeError as exc:
                 return web.json_response({"error": str(exc)}, status=exc.status)
+            except StoreFull as exc:
+                log.warning("refused a write: %s", exc)
+                return web.json_response({"error": f"storage node {service.index}: {exc}"},
+                                         status=INSUFFICIENT_STORAGE)
         return wrapper
 
     def int_query(request: web.Request, name: str) -> int:
@@ -202,7 +212,10 @@ async def _chain_id(chain: ChainClient) -> int:
 
 
 async def _repair_loop(service: StorageService, interval: float) -> None:
-    await asyncio.to_thread(service.scrub)
+    try:
+        await asyncio.to_thread(service.scrub)
+    except StoreFull as exc:  # the reads still fail their checks, so repair finds those shares again
+        log.warning("scrub: %s", exc)
     while True:
         try:
             await service.repair_once()

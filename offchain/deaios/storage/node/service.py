@@ -30,7 +30,9 @@ from deaios.storage.erasure import ErasureCode, data_segments, segment_lengths
 from deaios.storage.merkle import (
     CHUNK_SIZE, HASH_SIZE, SEGMENT_CHUNKS, Proof, ProofError, num_chunks, segment_root, tree_proof, tree_root,
 )
-from deaios.storage.node.store import COMPLETE, FINALIZED, PENDING, SEGMENT, SHARE, FileRecord, NodeStore
+from deaios.storage.node.store import (
+    COMPLETE, FINALIZED, PENDING, SEGMENT, SHARE, FileRecord, NodeStore, StoreFull,
+)
 from deaios.storage.placement import (
     PlacementError, PlacementSigner, ShareSpan, check_data_share, encode_for_placement, placement_sizes,
     split_placement, token_signer,
@@ -481,7 +483,7 @@ class StorageService:
         await asyncio.sleep(VERIFY_DELAY)
         try:
             await self.verify(root)
-        except (TransportError, RetrievalError, NodeError) as exc:
+        except (TransportError, RetrievalError, NodeError, StoreFull) as exc:
             log.info("verification of 0x%s postponed: %s", root.hex()[:12], exc)
 
     async def verify(self, root: bytes) -> int:
@@ -558,15 +560,18 @@ class StorageService:
                     await self.verify(root)
                 else:
                     self._healthy.add(root)
-            except (TransportError, RetrievalError, NodeError) as exc:
+            except (TransportError, RetrievalError, NodeError, StoreFull) as exc:
                 log.info("repair of 0x%s postponed: %s", root.hex()[:12], exc)
-        await asyncio.to_thread(self.compact_packs)
+        try:
+            await asyncio.to_thread(self.compact_packs)
+        except StoreFull as exc:
+            log.info("compaction postponed: %s", exc)
         return rebuilt
 
     async def _verify_quietly(self, root: bytes) -> None:
         try:
             await self.verify(root)
-        except (TransportError, RetrievalError, NodeError) as exc:
+        except (TransportError, RetrievalError, NodeError, StoreFull) as exc:
             log.debug("verification of 0x%s postponed: %s", root.hex()[:12], exc)
 
     def compact_packs(self) -> int:

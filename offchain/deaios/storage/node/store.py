@@ -29,10 +29,16 @@ verification is detected even where a crc32 would still match.
 Replaced and forgotten bytes stay in the pack until `compact()` copies the live ones into the pack of
 the next generation and switches every mark to it in one lmdb transaction; a reader that raced the switch
 finds its mark moved and reads again.
+
+A full disk (or lmdb map) makes a write raise `StoreFull` and leaves what is stored as it was: pack bytes are
+appended before their marks, so a pack cut short by the disk holds only unmarked bytes at its end, and an lmdb
+transaction that cannot commit changes nothing. Reads keep working; writes work again once there is space.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
 import os
@@ -42,6 +48,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import lmdb
 
@@ -94,6 +101,28 @@ def _gen_key(root: bytes, kind: bytes) -> bytes:
 
 MARK_SIZE = 20  # crc32 (4) || offset (8) || length (8)
 MAC_SIZE = 16
+#: free bytes below which an lmdb error is taken for a full disk (lmdb reports ENOSPC as an I/O error)
+LOW_SPACE = 1 << 20
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StoreFull(Exception):
+    """The node's disk (or its lmdb map) is full: the write did not happen, and nothing stored was changed."""
+
+
+def _writes(method: F) -> F:
+    """Turn a full disk during `method` into StoreFull (other errors pass through)."""
+    @functools.wraps(method)
+    def wrapper(self: NodeStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, lmdb.Error) as exc:
+            if not self._out_of_space(exc):
+                raise
+            raise StoreFull(f"out of disk space ({exc}): nothing of this write was stored; what the node held "
+                            "is intact and still served") from exc
+    return wrapper  # type: ignore[return-value]
 
 
 class NodeStore:
@@ -116,12 +145,24 @@ class NodeStore:
     def close(self) -> None:
         self.env.close()
 
+    def _out_of_space(self, exc: BaseException) -> bool:
+        if isinstance(exc, OSError):
+            return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        if isinstance(exc, lmdb.MapFullError):
+            return True
+        try:
+            st = os.statvfs(self.dir)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < LOW_SPACE
+
     # -- log -------------------------------------------------------------------------------------------
     def cursor(self) -> dict | None:
         with self.env.begin(db=self.meta) as txn:
             raw = txn.get(b"cursor")
         return json.loads(raw) if raw else None
 
+    @_writes
     def record_submission(self, seq: int, record: FileRecord, cursor: dict | None = None) -> FileRecord:
         """Add one Submit event (idempotent by seq). A root submitted again keeps its first record."""
         root = bytes.fromhex(record.root[2:])
@@ -142,6 +183,7 @@ class NodeStore:
                 txn.put(b"cursor", json.dumps(cursor).encode(), db=self.meta)
         return record
 
+    @_writes
     def set_cursor(self, cursor: dict) -> None:
         with self.env.begin(write=True, db=self.meta) as txn:
             txn.put(b"cursor", json.dumps(cursor).encode())
@@ -160,10 +202,12 @@ class NodeStore:
             raw = txn.get(root)
         return FileRecord.from_bytes(raw) if raw else None
 
+    @_writes
     def put(self, record: FileRecord) -> None:
         with self._lock, self.env.begin(write=True, db=self.files) as txn:
             txn.put(bytes.fromhex(record.root[2:]), record.to_bytes())
 
+    @_writes
     def update(self, root: bytes, **changes: object) -> FileRecord:
         """Change fields of a file record atomically; returns the new record."""
         with self._lock, self.env.begin(write=True, db=self.files) as txn:
@@ -216,6 +260,7 @@ class NodeStore:
                 self.dead_bytes[(root, kind)] = self.dead_bytes.get((root, kind), 0) + _length(old)
             self._append(root, kind, [(index, data)], True)
 
+    @_writes
     def _append(self, root: bytes, kind: bytes, items: list[tuple[int, bytes]], verified: bool) -> int:
         if not items:
             return 0
@@ -286,6 +331,7 @@ class NodeStore:
             located = again  # a compaction (or a repair) moved it meanwhile: read it where it is now
         return None
 
+    @_writes
     def mark_verified(self, root: bytes, index: int, kind: bytes, data: bytes) -> bool:
         """Add the node's MAC to a stored segment or share the caller verified (`data` is what it checked);
         False if the stored bytes are not `data` any more."""
@@ -297,6 +343,7 @@ class NodeStore:
             txn.put(key, mark[:MARK_SIZE] + self.mac(root, index, kind, bytes(data)))
             return True
 
+    @_writes
     def forget(self, root: bytes, index: int, kind: bytes, only: bytes | None = None) -> None:
         """Drop one segment or share from the index (its bytes stay in the pack until compaction); with
         `only`, just if its mark is still that one."""
@@ -349,6 +396,7 @@ class NodeStore:
         except OSError:
             return 0, live
 
+    @_writes
     def compact(self, root: bytes, kind: bytes = SHARE) -> int:
         """Copy the live bytes of a pack into a new generation's pack and switch the marks to it at once;
         returns the bytes reclaimed."""
@@ -369,16 +417,20 @@ class NodeStore:
             except OSError:
                 return 0
             moved = []
-            with open(old, "rb") as src, open(new, "wb") as dst:
-                offset = 0
-                for key, mark in marks:
-                    length = _length(mark)
-                    data = os.pread(src.fileno(), length, int.from_bytes(mark[4:12], "big"))
-                    dst.write(data)
-                    moved.append((key, mark[:4] + offset.to_bytes(8, "big") + mark[12:]))
-                    offset += len(data)
-                dst.flush()
-                os.fsync(dst.fileno())
+            try:
+                with open(old, "rb") as src, open(new, "wb") as dst:
+                    offset = 0
+                    for key, mark in marks:
+                        length = _length(mark)
+                        data = os.pread(src.fileno(), length, int.from_bytes(mark[4:12], "big"))
+                        dst.write(data)
+                        moved.append((key, mark[:4] + offset.to_bytes(8, "big") + mark[12:]))
+                        offset += len(data)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+            except OSError:
+                new.unlink(missing_ok=True)  # e.g. the disk filled up: the old pack stays in use
+                raise
             with self.env.begin(write=True) as txn:
                 for key, mark in moved:
                     txn.put(key, mark, db=self.marks)
@@ -395,6 +447,7 @@ class NodeStore:
             return None
         return roots if roots and len(roots) % HASH_SIZE == 0 and tree_root(roots) == root else None
 
+    @_writes
     def write_segment_roots(self, root: bytes, roots: bytes) -> None:
         path = self.data_dir / root.hex() / "roots"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -412,8 +465,12 @@ def _length(mark: bytes) -> int:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
