@@ -77,7 +77,7 @@ $(AUDIT_STAMP): $(PY_STAMP) requirements-audit.txt constraints.txt
 audit: audit-slither audit-campaigns
 
 audit-slither: setup $(AUDIT_STAMP)
-	cd audit && forge build --build-info --offline --use "$$($(BIN)/python $(CURDIR)/scripts/install_solc.py --print-path)"
+	cd audit && forge build --force --build-info --offline --use "$$($(BIN)/python $(CURDIR)/scripts/install_solc.py --print-path)"
 	rm -f audit/out/slither.json
 	cd audit && { $(BIN)/slither . --ignore-compile --exclude-dependencies --filter-paths node_modules \
 		--json out/slither.json > out/slither.txt 2>&1 || test -s out/slither.json || { cat out/slither.txt; exit 1; }; }
