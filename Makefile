@@ -20,7 +20,7 @@ CHROMIUM := /usr/bin/chromium
 # Test areas, longest first (see `test`).
 TEST_AREAS := storage compute da alignment training inft market kv observability deploy cli
 
-.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo walk chaos bench proto clean
+.PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo walk chaos bench audit audit-slither audit-campaigns proto clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) $(CHROMIUM)
 	@# the registered compiler runs this checkout's shim: register again if another checkout took it over
@@ -78,9 +78,43 @@ chaos: setup
 bench: setup
 	$(BIN)/deaios bench all
 
+# `make audit` (not part of `make test`): slither over contracts/ through forge's build info, checked against the
+# committed triage (audit/slither-triage.json), then the long stateful campaigns, AUDIT_STEPS steps each
+# (`make audit AUDIT_STEPS=500` for a short run). Slither goes into the virtualenv from requirements-audit.txt
+# here only; forge comes from package.json; both compile through the solc-js shim ape uses.
+AUDIT_STEPS ?= 10000
+AUDIT_STAMP := $(VENV)/.audit-installed
+AUDIT_CAMPAIGNS := tests/compute/test_compute_invariants.py tests/market/test_market_invariants.py \
+	tests/alignment/test_alignment_invariants.py tests/da/contracts/test_da_invariants.py \
+	tests/storage/network/test_audit_bad_input.py
+
+$(AUDIT_STAMP): $(PY_STAMP) requirements-audit.txt constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-audit.txt
+	touch $@
+
+audit: audit-slither audit-campaigns
+
+audit-slither: setup $(AUDIT_STAMP)
+	cd audit && forge build --force --build-info --offline --use "$$($(BIN)/python $(CURDIR)/scripts/install_solc.py --print-path)"
+	rm -f audit/out/slither.json
+	cd audit && { $(BIN)/slither . --ignore-compile --exclude-dependencies --filter-paths node_modules \
+		--json out/slither.json > out/slither.txt 2>&1 || test -s out/slither.json || { cat out/slither.txt; exit 1; }; }
+	$(BIN)/python scripts/slither_check.py audit/out/slither.json audit/slither-triage.json
+
+# One ape session per campaign (as in `test`): each area's fixtures deploy their own contracts. Every campaign
+# runs even when an earlier one fails; the target fails at the end, naming them.
+audit-campaigns: setup
+	@failed=""; for campaign in $(AUDIT_CAMPAIGNS); do \
+		echo "== $$campaign: DEAIOS_AUDIT_STEPS=$(AUDIT_STEPS)"; start=$$(date +%s); \
+		if DEAIOS_AUDIT_STEPS=$(AUDIT_STEPS) $(BIN)/ape test $$campaign -q -s; then result=passed; \
+		else result=FAILED; failed="$$failed $$campaign"; fi; \
+		echo "== $$campaign: $$result in $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "audit campaigns failed:$$failed"; exit 1; fi
+
 # The DA disperser's gRPC stubs (committed; tests/da/test_disperser_proto.py checks they are current).
 proto: setup
 	$(BIN)/python scripts/gen_grpc.py
 
 clean:
-	rm -rf $(VENV) node_modules .ape .build contracts/.cache
+	rm -rf $(VENV) node_modules .ape .build contracts/.cache audit/out audit/cache

@@ -3,7 +3,7 @@
 Native solc downloads are unreachable on our build machines, so py-solc-x's own installer cannot run.
 This writes an executable `solc-v<version>` into py-solc-x's install folder (default `~/.solcx`,
 overridable with the SOLCX_BINARY_PATH environment variable) that runs the shim with node. Idempotent:
-the file is rewritten only when its content would change.
+the file is rewritten only when its content would change. `--print-path` prints only the registered file's path.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ def solc_js_version() -> str:
     return str(package["version"])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Register the shim; with `--print-path`, print only its path (for tools that take a solc binary, such as
+    `forge build --use` in `make audit`)."""
+    print_path = "--print-path" in (sys.argv[1:] if argv is None else argv)
     import solcx  # imported here so that a missing virtualenv gives a clear error below
 
     node = shutil.which("node")
@@ -43,7 +46,7 @@ def main() -> int:
     if f"Version: {version}" not in out:
         print(f"install_solc: {target} answered {out!r}", file=sys.stderr)
         return 1
-    print(f"solc {version} (solc-js shim) registered at {target}")
+    print(target if print_path else f"solc {version} (solc-js shim) registered at {target}")
     return 0
 
 

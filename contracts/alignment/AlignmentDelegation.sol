@@ -186,10 +186,13 @@ contract AlignmentDelegation is IAlignmentDelegation, ILicenseTransferHook, Acce
             _operatorOf[tokenId] = operator;
             set.add(tokenId);
             emit Delegated(msg.sender, operator, tokenId);
-            hook.onOperatorChange(tokenId, msg.sender, address(0), operator);
         }
         op.nextCount = uint32(count + n);
         totalDelegated += n;
+        // Interactions last (checks-effects-interactions): the reward hook sees the finished delegation.
+        for (uint256 i = 0; i < n; ++i) {
+            hook.onOperatorChange(tokenIds[i], msg.sender, address(0), operator);
+        }
     }
 
     /// @notice End delegations from the next epoch on: the owner calls with (operator, tokenIds, false); the
