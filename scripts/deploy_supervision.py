@@ -98,9 +98,10 @@ def check_deployment(check: Any) -> None:
     check.equal("alignment_supervision.rewards()", supervision.rewards(), area["rewards"])
     check.equal("alignment_supervision.flow()", supervision.flow(), area["flow"])
     check.equal("alignment_supervision.epochSeconds()", supervision.epochSeconds(), area["epoch_seconds"])
-    check.equal("alignment_supervision.slashBps()", supervision.slashBps(), area["slash_bps"])
-    check.equal("alignment_supervision.minAttestations()", supervision.minAttestations(), area["min_attestations"])
-    check.equal("alignment_supervision.unbondingEpochs()", supervision.unbondingEpochs(), area["unbonding_epochs"])
+    params = supervision.params()
+    for name, key in (("slashBps", "slash_bps"), ("minWeight", "min_weight"), ("unbondingEpochs", "unbonding_epochs"),
+                      ("minFailTries", "min_fail_tries"), ("minFailSpan", "min_fail_span")):
+        check.equal(f"alignment_supervision.params().{name}", getattr(params, name), area[key])
     if area.get("supervision_role_granted"):
         check.role(check.at(area["rewards"]), "alignment_rewards", "SUPERVISION_ROLE", supervision.address,
                    "alignment_supervision")
