@@ -47,12 +47,15 @@ $(CHROMIUM):
 	$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 # One ape session per area: each area's fixtures deploy their own contracts, and ape's snapshot isolation
-# goes wrong when module- and session-scoped deployments of different areas share one session. Two sessions
-# run at a time (2 cores). Each area's output is printed when it finishes; `make test-da` runs one area.
+# goes wrong when module- and session-scoped deployments of different areas share one session. Three sessions
+# run at a time (TEST_JOBS): on 2 cores two sessions left a fifth of the CPU idle (areas wait on chains and
+# stacks), and each session has an Anvil on a port of its own (deaios.pytest_plugin). Each area's output is
+# printed when it finishes; `make test-da` runs one area.
+TEST_JOBS ?= 3
 
 test: setup
 	$(BIN)/ape compile   # once, before the parallel sessions would each compile into .build/
-	@$(MAKE) --no-print-directory -k -j2 --output-sync=target $(addprefix test-,$(TEST_AREAS))
+	@$(MAKE) --no-print-directory -k -j$(TEST_JOBS) --output-sync=target $(addprefix test-,$(TEST_AREAS))
 
 $(addprefix test-,$(TEST_AREAS)): test-%: setup
 	$(BIN)/ape test tests/$* -q
