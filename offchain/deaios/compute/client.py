@@ -39,6 +39,7 @@ from deaios.compute.receipts import (
     sign_digest,
     sign_receipt,
 )
+from deaios.stack.config import deaios_home
 
 
 DEFAULT_MAX_TOKENS = 1024  # the completion cap a request asks for when the caller names none
@@ -82,11 +83,13 @@ class ComputeClient:
         self.key = private_key
         self.user = chain.address
         if state_file is None:
+            # keyed by the chain's genesis block too: every fresh local chain has the same chain id and, from the
+            # same deployer, the same ledger address, and a state file of an earlier chain sent stale nonces
+            genesis = bytes(chain.w3.eth.get_block(0)["hash"]).hex()[:16]
             state_file = (
-                Path.home()
-                / ".deaios"
+                deaios_home()
                 / "compute"
-                / f"{chain.chain_id}-{chain.addresses.ledger.lower()}-{self.user.lower()}.json"
+                / f"{chain.chain_id}-{genesis}-{chain.addresses.ledger.lower()}-{self.user.lower()}.json"
             )
         self.state_file = state_file
         self.timeout = timeout
