@@ -189,8 +189,8 @@ class ChainRpc:
         return True, rcpt
 
     def send_unchecked(self, contract: str, fn: str, *args: Any, sender: str, value: int = 0) -> str:
-        """Send without simulating first (bulk set-ups); the transaction hash. Anvil's automine has mined it
-        when this returns; `statuses` tells whether it succeeded."""
+        """Send without simulating first (bulk set-ups); the transaction hash. `statuses` waits for it to be
+        mined and tells whether it succeeded."""
         c = self.c[contract]
         tx = {"from": sender, "to": c.address, "value": hex(value), "data": c.encode_abi(fn, args=list(args)),
               "gas": hex(3_000_000)}
@@ -199,11 +199,20 @@ class ChainRpc:
         return sent["result"]
 
     def statuses(self, tx_hashes: list[str]) -> list[bool]:
-        """Whether each transaction succeeded (one JSON-RPC batch of receipts)."""
-        if not tx_hashes:
-            return []
-        replies = self.w3.provider.make_batch_request([("eth_getTransactionReceipt", [h]) for h in tx_hashes])
-        return [int(r["result"]["status"], 16) == 1 for r in replies]
+        """Whether each transaction succeeded: its receipt, in JSON-RPC batches until every one is mined (Anvil's
+        automine usually has mined a transaction when eth_sendTransaction returns, not always on a busy machine)."""
+        import time
+
+        found: dict[str, dict] = {}
+        deadline = time.monotonic() + 120
+        while len(found) < len(set(tx_hashes)):
+            missing = [h for h in dict.fromkeys(tx_hashes) if h not in found]
+            replies = self.w3.provider.make_batch_request([("eth_getTransactionReceipt", [h]) for h in missing])
+            found.update({h: r["result"] for h, r in zip(missing, replies) if r.get("result")})
+            if len(found) < len(set(tx_hashes)):
+                assert time.monotonic() < deadline, f"{len(missing)} transactions not mined within 120 s"
+                time.sleep(0.05)
+        return [int(found[h]["status"], 16) == 1 for h in tx_hashes]
 
     def error_of(self, contract: str, fn: str, *args: Any, sender: str) -> str | None:
         """The custom error name `fn` would revert with now, or None if it would succeed (eth_call only)."""
