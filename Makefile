@@ -23,8 +23,9 @@ TEST_AREAS := storage compute da alignment training inft market kv observability
 .PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo walk chaos bench audit audit-slither audit-campaigns proto clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) $(CHROMIUM)
-	@# the registered compiler runs this checkout's shim: register again if another checkout took it over
-	@grep -qs "$(CURDIR)/scripts/solc_shim.js" "$${SOLCX_BINARY_PATH:-$$HOME/.solcx}/solc-v0.8.30" \
+	@# the registered compiler runs this checkout's shim (the quoted whole path: /x/work/main contains /work/main):
+	@# register again if another checkout took it over
+	@grep -qsF '"$(CURDIR)/scripts/solc_shim.js"' "$${SOLCX_BINARY_PATH:-$$HOME/.solcx}/solc-v0.8.30" \
 		|| $(BIN)/python scripts/install_solc.py
 
 $(PY_STAMP): pyproject.toml setup.py requirements-dev.txt constraints.txt offchain/deaios/native/keccak.c offchain/deaios/native/keccak_f1600.h
