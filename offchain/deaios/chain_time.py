@@ -11,7 +11,7 @@ So everything that asks "is this time-gated action due?" or shows time-dependent
   (`NEXT_BLOCK`, which Anvil and geth stamp with the current time), so `currentEpoch()`, a governor's
   `state()`, a refund's lock or a timelock are what a transaction sent now would see (reads of state are the
   same as at the latest block: automine leaves nothing pending);
-* `chain_now(w3)` — the later of the latest block's timestamp and the wall clock: the time to compare
+* `chain_now(w3)` — the later of the next block's timestamp and the wall clock: the time to compare
   deadlines with, or to derive a deadline from (a request's `deadline = chain_now + ttl`);
 * `clock_lag(w3)` / `lag_note(lag)` — how far the latest block is behind the wall clock, and a line that says so
   (views print it on stderr, so a reader knows the chain's own clock is behind what they are shown).
@@ -44,8 +44,14 @@ def latest_timestamp(w3: Web3) -> int:
 
 
 def chain_now(w3: Web3) -> int:
-    """The time a transaction sent now is mined at (at least): max(latest block's timestamp, wall clock)."""
-    return max(latest_timestamp(w3), int(time.time()))
+    """The time a transaction sent now is mined at (at least): the later of the next block's timestamp (Anvil
+    stamps it with its own clock, which `evm_increaseTime` may have moved on; a node without a pending block:
+    the latest block's) and the wall clock."""
+    try:
+        stamp = int(w3.eth.get_block(NEXT_BLOCK)["timestamp"])
+    except Exception:  # noqa: BLE001  (a node that serves no pending block)
+        stamp = latest_timestamp(w3)
+    return max(stamp, int(time.time()))
 
 
 def clock_lag(w3: Web3) -> int:
