@@ -31,7 +31,7 @@ from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 from eth_utils import keccak
 
-from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment, stack_option
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +235,7 @@ def _int_list(ctx: Any, param: Any, value: str) -> list[int]:
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
+@stack_option
 @ADMIN_OPTION
 @click.option("--storage-market", default=None, help="FixedPriceMarket the governor may reprice.")
 @click.option("--da-entrance", default=None, help="DAEntrance whose blob price the governor may change.")
