@@ -31,7 +31,8 @@ from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 from eth_utils import keccak
 
-from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
+from deaios.deployment import (ADMIN_OPTION, deploying_account, out_dir_option, record_deployment, selected_stack,
+                               stack_option)
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +236,12 @@ def _int_list(ctx: Any, param: Any, value: str) -> list[int]:
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
+@stack_option
 @ADMIN_OPTION
-@click.option("--storage-market", default=None, help="FixedPriceMarket the governor may reprice.")
-@click.option("--da-entrance", default=None, help="DAEntrance whose blob price the governor may change.")
+@click.option("--storage-market", default=None,
+              help="FixedPriceMarket the governor may reprice (with --stack: default the stack's).")
+@click.option("--da-entrance", default=None,
+              help="DAEntrance whose blob price the governor may change (with --stack: default the stack's).")
 @click.option("--max-supply", type=int, default=DEFAULT_MAX_SUPPLY, show_default=True, help="License cap.")
 @click.option("--tier-up-to", default=",".join(map(str, DEFAULT_TIER_UP_TO)), show_default=True,
               callback=_int_list, help="Last token id of each price tier (the last = --max-supply).")
@@ -271,5 +275,9 @@ def cli(provider: Any, account: Any, out_dir: Path, **params: Any) -> None:
     from ape import project
 
     account = deploying_account(provider, account, accounts)
+    stack = selected_stack()
+    if stack is not None:  # the governor may reprice the stack's storage and DA
+        params["storage_market"] = params["storage_market"] or stack.contracts.get("market")
+        params["da_entrance"] = params["da_entrance"] or stack.contracts.get("da_entrance")
     result = deploy_alignment(account, project, **params)
     record_deployment(result, provider, out_dir, f"{provider.network.name}-alignment.json")

@@ -22,7 +22,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment, stack_option
 
 ETHER = 10**18
 #: Seconds a requested sub-account refund stays locked (0G allows 1 h .. 7 d; ours 1 min .. 7 d).
@@ -136,6 +136,7 @@ def check_deployment(check: Any) -> None:
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
+@stack_option
 @click.option(
     "--lock-time",
     type=int,

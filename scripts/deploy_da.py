@@ -22,7 +22,7 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment, stack_option
 
 #: Stake per vote (1 token; 0G's DARegistry asks 30 tokens of balance per vote).
 DEFAULT_TOKENS_PER_VOTE = 10**18
@@ -109,6 +109,7 @@ def check_deployment(check: Any) -> None:
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
+@stack_option
 @click.option("--tokens-per-vote", type=int, default=DEFAULT_TOKENS_PER_VOTE, show_default=True,
               help="Stake (wei) per vote.")
 @click.option("--max-votes-per-signer", type=int, default=DEFAULT_MAX_VOTES_PER_SIGNER, show_default=True)

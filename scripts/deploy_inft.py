@@ -20,7 +20,7 @@ from typing import Any
 import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
-from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment
+from deaios.deployment import ADMIN_OPTION, deploying_account, out_dir_option, record_deployment, stack_option
 from deaios.stack.config import DEV_KEY_ROLES, dev_address
 
 #: Royalty paid to a token's creator on marketplace sales, basis points (5 %).
@@ -76,6 +76,7 @@ def check_deployment(check: Any) -> None:
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
+@stack_option
 @click.option(
     "--oracle-signer",
     default=None,

@@ -29,7 +29,7 @@ from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
 from deaios.deployment import (ADMIN_OPTION, dependency, deploying_account, load_script, out_dir_option,
-                               record_deployment, recorded_address)
+                               record_deployment, recorded_address, stack_option)
 
 #: Seconds a buyer's escrowed payment waits for settlement (the oracle's re-encryption) before it can be
 #: reclaimed.
@@ -107,6 +107,7 @@ def _grant(contract: Any, role_name: str, account: str, deployer: Any, pending: 
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
+@stack_option
 @click.option("--nft", default=None, help="ERC-7857 contract (default: from <network>-inft.json).")
 @click.option("--ledger", default=None, help="ComputeLedger (default: from <network>-compute.json).")
 @click.option("--registry", default=None, help="ServiceRegistry (default: from <network>-compute.json).")

@@ -1,15 +1,16 @@
 """`ape run deploy_supervision`: deploy AlignmentSupervision and record its address.
 
 It needs the alignment delegation and rewards contracts (``scripts/deploy_alignment.py``) and the storage Flow
-(``scripts/deploy.py``). It grants itself nothing: **the rewards admin must grant the supervision contract
+(``scripts/deploy.py``). **The rewards admin must grant the supervision contract
 ``AlignmentRewards.SUPERVISION_ROLE``** (keccak256("SUPERVISION_ROLE")) before operators' duty can be
-recorded; when the deployer is that admin, ``--grant-role`` does it. The record is written to
+recorded: when the deployer is that admin the script grants it (``--no-grant-role``: not), else it says so. The record is written to
 ``deployments/<network>-supervision.json``.
 
-    ape run deploy_supervision --grant-role           # --delegation/--rewards/--flow from deployments/<network>-
+    ape run deploy_supervision                       # --delegation/--rewards/--flow from deployments/<network>-
                                                      # alignment.json and <network>.json; on the default local
                                                      # network (a fresh Anvil per run) it deploys them first
-    ape run deploy_supervision --delegation 0x… --rewards 0x… --flow 0x… --grant-role
+    ape run deploy_supervision --stack deaios-data   # onto a running stack's chain, with the stack's contracts
+    ape run deploy_supervision --delegation 0x… --rewards 0x… --flow 0x…
     ZG_RPC_URL=… ape run deploy_supervision --network ethereum:zgtestnet:node --account <alias> --delegation …
 
 ``deploy_supervision(deployer, project, delegation=…, rewards=…, flow=…)`` is the reusable part (tests call it).
@@ -26,8 +27,8 @@ import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 
-from deaios.deployment import (ADMIN_OPTION, dependency, deploying_account, load_script, out_dir_option,
-                               record_deployment)
+from deaios.deployment import (ADMIN_OPTION, DeployError, dependency, deploying_account, load_script, out_dir_option,
+                               record_deployment, stack_option)
 
 #: Share of a failing node's stake slashed per failed epoch (basis points).
 DEFAULT_SLASH_BPS = 1_000
@@ -109,6 +110,7 @@ def check_deployment(check: Any) -> None:
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
+@stack_option
 @click.option("--delegation", default=None,
               help="AlignmentDelegation address (who is an active operator). Default: <network>-alignment.json.")
 @click.option("--rewards", default=None,
@@ -126,13 +128,14 @@ def check_deployment(check: Any) -> None:
               help="Tries a fail attestation's evidence must list.")
 @click.option("--min-fail-span", type=click.IntRange(0), default=None,
               help="Seconds the tries must span (default: a quarter of the epoch).")
-@click.option("--grant-role", is_flag=True, help="Also grant SUPERVISION_ROLE on the rewards contract "
-              "(the deployer must be its admin).")
+@click.option("--grant-role/--no-grant-role", default=None,
+              help="Grant the new contract SUPERVISION_ROLE on the rewards contract (the deployer must be its "
+                   "admin). Default: when the deployer is the rewards admin; else the admin must grant it.")
 @out_dir_option("<network>-supervision.json")
 def cli(provider: Any, account: Any, delegation: str | None, rewards: str | None, flow: str | None,
         admin: str | None,
         slash_bps: int, min_weight: int, unbonding_epochs: int, min_fail_tries: int, min_fail_span: int | None,
-        grant_role: bool, out_dir: Path) -> None:
+        grant_role: bool | None, out_dir: Path) -> None:
     """Deploy AlignmentSupervision and write <network>-supervision.json."""
     from ape import project
 
@@ -143,9 +146,7 @@ def cli(provider: Any, account: Any, delegation: str | None, rewards: str | None
 
     def alignment(key: str) -> str:  # a fresh local chain: deploy the alignment contracts once
         if not deployed:
-            nonlocal grant_role
             deployed.update(load_script("deploy_alignment").deploy_alignment(account, project))
-            grant_role = True  # the deployer is the new rewards contract's admin
         return deployed[key]
 
     flow = dependency(provider, flow, "--flow", out_dir / f"{network}.json", ("flow",),
@@ -155,7 +156,17 @@ def cli(provider: Any, account: Any, delegation: str | None, rewards: str | None
     rewards = rewards or deployed.get("rewards")  # deployed just now with the delegation
     rewards = dependency(provider, rewards, "--rewards", alignment_file, ("rewards",),
                          lambda: alignment("rewards"), "the alignment contracts")
+    rewards_contract = project.AlignmentRewards.at(rewards)
+    rewards_admin = bool(rewards_contract.hasRole(rewards_contract.DEFAULT_ADMIN_ROLE(), account.address))
+    if grant_role and not rewards_admin:
+        raise DeployError(f"--grant-role: {account.address} is not the admin of the rewards contract {rewards}; "
+                          "leave --grant-role out and have its admin grant SUPERVISION_ROLE")
+    if grant_role is None:
+        grant_role = rewards_admin
     result = deploy_supervision(account, project, delegation=delegation, rewards=rewards, flow=flow, admin=admin,
                                 slash_bps=slash_bps, min_weight=min_weight, unbonding_epochs=unbonding_epochs,
                                 min_fail_tries=min_fail_tries, min_fail_span=min_fail_span, grant_role=grant_role)
     record_deployment(result, provider, out_dir, f"{provider.network.name}-supervision.json")
+    if not grant_role:
+        click.echo(f"the admin of {rewards} must still grant SUPERVISION_ROLE to {result['supervision']} "
+                   "(AlignmentRewards.grantRole)", err=True)

@@ -46,6 +46,57 @@ class Area:
 ADMIN_OPTION = click.option("--admin", default=None, help="Admin address (default: the deployer).")
 
 
+class DeployError(click.ClickException):
+    """A deploy script's failure a user can fix (a missing dependency, a stack that is not running, …): one line
+    on stderr, `error: …`, exit code 2, no traceback — as every `deaios` command."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+def _use_stack(ctx: click.Context, param: click.Parameter, value: Path | None) -> Any:
+    """`--stack`: point ape's foundry provider at the stack's Anvil (before ape connects: the option is eager)
+    and remember the stack, whose contracts are then the dependencies (`dependency`)."""
+    if value is None:
+        return None
+    from deaios.errors import UserError
+    from deaios.procs import rpc_call
+    from deaios.stack.config import load_stack
+
+    try:
+        stack = load_stack(value, require_running=False)
+    except UserError as exc:
+        raise DeployError(exc.format_message()) from None
+    try:
+        chain_id = int(rpc_call(stack.rpc, "eth_chainId", timeout=5.0), 16)
+    except Exception as exc:  # noqa: BLE001  (refused, timed out, not JSON-RPC)
+        raise DeployError(f"--stack {value}: its chain {stack.rpc} does not answer ({exc}); is the stack running? "
+                          f"(`deaios up --dir {stack.dir or value}`)") from None
+    if chain_id != stack.chain_id:
+        raise DeployError(f"--stack {value}: {stack.rpc} is chain {chain_id}, the stack's is {stack.chain_id}")
+    os.environ["APE_FOUNDRY_HOST"] = stack.rpc  # ape-foundry connects to a running Anvil at this URL
+    ctx.meta["deaios_stack"] = stack
+    return stack
+
+
+def stack_option(f: Any) -> Any:
+    """`--stack PATH` of every per-area deploy script: deploy onto a running `deaios up` stack's chain."""
+    return click.option(
+        "--stack", type=click.Path(path_type=Path), default=None, is_eager=True, expose_value=False,
+        callback=_use_stack,
+        help="Deploy onto the chain of a running `deaios up` stack (its stack.json or data directory): ape connects "
+             "to the stack's Anvil (network ethereum:local:foundry, the default) as Anvil dev key 0, the stack's "
+             "deployer, and the contracts this area builds on are the stack's.")(f)
+
+
+def selected_stack() -> Any:
+    """The stack given with `--stack` (deaios.stack.config.Stack), or None."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("deaios_stack") if ctx is not None else None
+
+
 def out_dir_option(what: str) -> Any:
     """`--out-dir` of a deploy script that writes `what` (e.g. "<network>-compute.json")."""
     return click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("deployments"),
@@ -104,15 +155,31 @@ def unlock(account: Any) -> None:
     account.set_autosign(True)
 
 
+def check_stack_chain(provider: Any) -> None:
+    """With `--stack`: ape is connected to the stack's chain (same genesis block), not to an Anvil of its own."""
+    stack = selected_stack()
+    if stack is None:
+        return
+    from deaios.procs import rpc_call
+
+    ours = rpc_call(stack.rpc, "eth_getBlockByNumber", ["0x0", False], timeout=10.0)["hash"]
+    connected = "0x" + bytes(provider.web3.eth.get_block(0)["hash"]).hex().removeprefix("0x")
+    if connected.lower() != str(ours).lower():
+        raise DeployError(f"--stack {stack.path}: ape is connected to network {provider.network.name}, not to the "
+                          f"stack's chain {stack.rpc}; leave --network out (or use --network ethereum:local:foundry)")
+
+
 def deploying_account(provider: Any, account: Any, accounts: Any) -> Any:
     """`--account` (unlocked for the whole run), or test account 0 on a local (dev) network; a live network needs
-    `--account`, and its node must report the configured chain id."""
+    `--account`, and its node must report the configured chain id. With `--stack`, ape must be connected to the
+    stack's chain."""
     check_chain_id(provider)
+    check_stack_chain(provider)
     if account is not None:
         unlock(account)
         return account
     if not provider.network.is_dev:
-        raise click.UsageError("--account is required on a live network (see `ape accounts import`).")
+        raise DeployError("--account is required on a live network (see `ape accounts import`).")
     return accounts.test_accounts[0]
 
 
@@ -153,28 +220,47 @@ def recorded_address(path: Path, keys: tuple[str, ...]) -> str | None:
     return next((data[k] for k in keys if isinstance(data, dict) and data.get(k)), None)
 
 
+def stack_keys(record: Path, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The stack.json `contracts` keys of a record's `keys`: `<network>-<area>.json`'s "ledger" is the stack's
+    "<area>_ledger" (`ape run deploy --all-areas` prefixes them so), `<network>.json`'s "flow" is "flow"."""
+    _, _, area = record.stem.partition("-")
+    return tuple(f"{area}_{k}" if area else k for k in keys)
+
+
 def dependency(provider: Any, given: str | None, option: str, record: Path, keys: tuple[str, ...],
                deploy: Callable[[], str] | None, what: str) -> str | None:
-    """The address of a contract a per-area deploy script builds on: `given` (its `option`), else the record an
-    earlier `ape run deploy_<area>` wrote for this network (`record`, under one of `keys`).
+    """The address of a contract a per-area deploy script builds on: `given` (its `option`), else the stack's
+    (`--stack`), else the record an earlier `ape run deploy_<area>` wrote for this network (`record`, under one
+    of `keys`).
 
     It must have code on this chain. The default local network is a throwaway Anvil per `ape run`, so an earlier
     run's record names contracts of a chain that is gone: there the dependency is deployed now, in this run, with
-    `deploy` (which returns its address). Anywhere else a missing contract is a one-line error naming what to
-    deploy or pass. None when nothing is given or recorded and `deploy` is None (an optional dependency)."""
-    address = given or recorded_address(record, keys)
+    `deploy` (which returns its address). Anywhere else a missing contract is a one-line error (`DeployError`)
+    naming what to deploy or pass. None when nothing is given or recorded and `deploy` is None (an optional
+    dependency)."""
+    if given and not _is_address(given):
+        raise DeployError(f"{option} {given}: not an address (0x and 40 hex digits)")
+    stack = selected_stack()
+    from_stack = next((stack.contracts[k] for k in stack_keys(record, keys) if stack.contracts.get(k)), None) \
+        if stack is not None else None
+    address = given or from_stack or recorded_address(record, keys)
     if address and len(provider.get_code(address)) > 0:
         return address
     if given:
-        raise click.ClickException(f"{option} {given}: no contract there on {provider.network.name}")
+        raise DeployError(f"{option} {given}: no contract there on {provider.network.name}")
     if deploy is not None and provider.network.is_dev:
         why = f"{record} is from an earlier chain" if address else f"no {record}"
         click.echo(f"deploying {what} first ({why}; this local network starts empty)", err=True)
         return deploy()
     if address:
-        raise click.ClickException(f"{record} names {address} as {what}, but there is no contract there on "
-                                   f"{provider.network.name}: deploy {what} on this network first, or pass {option}")
+        raise DeployError(f"{record} names {address} as {what}, but there is no contract there on "
+                          f"{provider.network.name}: deploy {what} on this network first, or pass {option}")
     if deploy is not None:
-        raise click.ClickException(f"{what} is needed: deploy it on {provider.network.name} first ({record}), or "
-                                   f"pass {option}")
+        raise DeployError(f"{what} is needed: deploy it on {provider.network.name} first ({record}), or pass "
+                          f"{option}")
     return None
+
+
+def _is_address(value: str) -> bool:
+    text = value.removeprefix("0x")
+    return value.startswith("0x") and len(text) == 40 and all(c in "0123456789abcdefABCDEF" for c in text)

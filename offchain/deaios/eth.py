@@ -1,7 +1,8 @@
 """Sending a transaction from a local key: the one sender every area's client uses.
 
 `TxSender(w3, private_key).send(to, data, value)` fills in what a transaction needs — the sender's next
-nonce (counting its pending transactions), a gas estimate with a margin, EIP-1559 fees from the latest
+nonce (counting its pending transactions), a gas estimate with a margin (against the next block, stamped with
+the current time even when the chain's latest block is old: deaios.chain_time), EIP-1559 fees from the latest
 block's base fee (2 × base fee + 1 gwei, tip 1 gwei; the node's gas price on a chain without base fees) —
 checks that the account can pay for it (gas × max fee + value) before signing, signs locally, sends, and
 waits for the receipt. Nonce, signing and sending happen under one lock, so threads sharing a sender never
@@ -25,6 +26,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 
+from deaios.chain_time import NEXT_BLOCK
 from deaios.errors import UserError
 
 GWEI = 10**9
@@ -100,7 +102,7 @@ class TxSender:
                 raise insufficient_funds(sender, balance, value + MIN_GAS * price)
             tx["nonce"] = self.w3.eth.get_transaction_count(sender, "pending")
             try:
-                tx["gas"] = int(self.w3.eth.estimate_gas(tx) * self.gas_margin) + self.gas_headroom  # type: ignore[arg-type]
+                tx["gas"] = int(self.w3.eth.estimate_gas(tx, NEXT_BLOCK) * self.gas_margin) + self.gas_headroom  # type: ignore[arg-type]
             except Web3RPCError as exc:
                 if "insufficient funds" in str(exc).lower():
                     raise insufficient_funds(sender, balance, value + MIN_GAS * price) from None

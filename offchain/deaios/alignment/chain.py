@@ -15,6 +15,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from deaios.chain_time import connect
 from deaios._keccak import keccak256
 from deaios.da.chain import DAChain, DAChainError
 from deaios.storage.node.logsync import SUBMIT_TOPIC, SubmitEvent, decode_submit
@@ -89,7 +90,7 @@ class SupervisionChain:
     """One AlignmentSupervision contract, optionally with the key of an alignment operator."""
 
     def __init__(self, rpc: str, supervision: str, private_key: str | None = None, timeout: float = 60) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
+        self.w3 = connect(rpc, timeout)
         self.address = Web3.to_checksum_address(supervision)
         self.account = Account.from_key(private_key) if private_key else None
         self._sender = DAChain(rpc, self.address, private_key, receipt_timeout=timeout) if private_key else None

@@ -24,10 +24,10 @@ from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import is_address, keccak, to_checksum_address
-from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
+from deaios.chain_time import connect
 from deaios.abi import ContractAbis, canonical_type
 from deaios.da.chain import DAChain, DAChainError
 
@@ -245,7 +245,7 @@ class Economy:
     """The four alignment contracts as seen by one account (`private_key`; reads work without one)."""
 
     def __init__(self, rpc: str, addresses: EconomyAddresses, private_key: str | None = None) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+        self.w3 = connect(rpc)
         self.addresses = addresses
         abis = load_abis()
         self.contracts = {name: self.w3.eth.contract(address=getattr(addresses, role), abi=abis[name])

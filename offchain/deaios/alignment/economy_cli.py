@@ -31,6 +31,18 @@ def say(text: str) -> None:
     click.echo(text, err=True)
 
 
+def note_clock(w3: Any) -> None:
+    """Say on stderr when the chain's latest block is old: states are shown as of now (deaios.chain_time)."""
+    from deaios.chain_time import clock_lag, lag_note
+
+    try:
+        note = lag_note(clock_lag(w3))
+    except Exception:  # noqa: BLE001  (the view itself reports an unreachable chain)
+        return
+    if note:
+        say(note)
+
+
 def _address(text: str, what: str) -> str:
     from eth_utils import is_address, to_checksum_address
 
@@ -173,6 +185,7 @@ def rewards(c: EconomyContext, token_ids: tuple[int, ...], account: str | None) 
     """Show what a claim would pay you: credited + pending of TOKEN_IDs (default: all your licenses)."""
     economy = c.economy(need_key=account is None)
     who = _address(account, "--account") if account else economy.address
+    note_clock(economy.w3)
     emit(run(economy.rewards_of, who, _own_licenses(economy, token_ids, who)))
 
 
@@ -252,6 +265,7 @@ def execute(c: EconomyContext, proposal_id: int) -> None:
 def proposals(c: EconomyContext, ids: tuple[int, ...]) -> None:
     """Proposals, one JSON line each: state, target, calldata, votes, quorum, voteEnd, eta, description."""
     economy = c.economy(need_key=False)
+    note_clock(economy.w3)
     for proposal in run(economy.proposals, list(ids) or None):
         emit(proposal.to_json())
 

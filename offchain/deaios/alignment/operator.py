@@ -42,6 +42,7 @@ from deaios.alignment.challenge import (
 from deaios.alignment.chain import (
     DA, STORAGE, SupervisedNode, SupervisionChain, SupervisionChainError, SupervisionParams,
 )
+from deaios.chain_time import chain_now as time_now
 from deaios.da.chain import VERIFIED_TOPIC, DAChain, DAChainError
 from deaios.da.encoding import BlobHeader, Column, EncodingError, column_of_row, verify_columns
 from deaios.da.quorums import Quorum
@@ -276,7 +277,7 @@ class Operator:
     def _epoch_deadline(self, epoch: int) -> float:
         """time.monotonic() by which the epoch's attestations must be sent (its end in chain time, less a margin)."""
         end = self.chain.epoch_start(epoch + 1)
-        chain_now = int(self.chain.w3.eth.get_block("latest")["timestamp"])
+        chain_now = time_now(self.chain.w3)
         return time.monotonic() + (end - chain_now) - TX_MARGIN
 
     def finalize(self, epoch: int, nodes: list[SupervisedNode]) -> list[Outcome]:

@@ -16,9 +16,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
-from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from deaios.chain_time import connect
 from deaios.abi import ContractAbis
 from deaios.compute.receipts import Receipt, SettlementStatus
 from deaios.eth import InsufficientFunds, TxSender
@@ -143,7 +143,7 @@ class ComputeChain:
     """The compute contracts as seen by one account (`private_key`; calls work without one)."""
 
     def __init__(self, rpc: str, addresses: ComputeAddresses, private_key: str | None = None) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+        self.w3 = connect(rpc)
         self.addresses = addresses
         abis = load_abis()
         self.ledger = self.w3.eth.contract(address=addresses.ledger, abi=abis["ComputeLedger"])

@@ -19,6 +19,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
 
+from deaios.chain_time import connect
 from deaios._keccak import keccak256
 from deaios.da import bls
 from deaios.da.quorums import Quorum
@@ -122,7 +123,7 @@ class DAChain:
     """One DAEntrance (and its DASigners), optionally with a key to send transactions."""
 
     def __init__(self, rpc: str, entrance: str, private_key: str | None = None, receipt_timeout: float = 120) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+        self.w3 = connect(rpc)
         self.local = is_local_url(rpc)  # signer sockets on loopback are fine only for a local stack
         self.receipt_timeout = receipt_timeout
         self.entrance = Web3.to_checksum_address(entrance)

@@ -14,9 +14,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_utils import to_checksum_address
-from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from deaios.chain_time import chain_now, connect
 from deaios.abi import ContractAbis
 from deaios.eth import InsufficientFunds, TxSender
 from deaios.inft.proofs import TransferContext
@@ -75,7 +75,7 @@ class InftChain:
     """AgentNFT and its verifier as seen by one account (`private_key`; reads work without one)."""
 
     def __init__(self, rpc: str, addresses: InftAddresses, private_key: str | None = None) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+        self.w3 = connect(rpc)
         abis = load_abis()
         self.nft = self.w3.eth.contract(address=addresses.nft, abi=abis["AgentNFT"])
         self.verifier = self.w3.eth.contract(address=addresses.verifier, abi=abis["DataVerifier"])
@@ -149,7 +149,7 @@ class InftChain:
         return bool(self.call(self.verifier.functions.usedNonces(key)))
 
     def timestamp(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        return chain_now(self.w3)
 
     def sealed_keys_for(self, owner: str, token_id: int) -> list[bytes] | None:
         """The data keys last published sealed to `owner` for `token_id` (None when there are none)."""

@@ -16,9 +16,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_utils import to_checksum_address
-from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from deaios.chain_time import chain_now, connect
 from deaios.eth import InsufficientFunds, TxSender
 from deaios.market.abi import ABIS, load_abis
 
@@ -104,7 +104,7 @@ class MarketChain:
     """The market as seen by one account (`private_key`; reads work without one)."""
 
     def __init__(self, rpc: str, addresses: MarketAddresses, private_key: str | None = None) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+        self.w3 = connect(rpc)
         abis = load_abis()
         self.addresses = addresses
         self.market = self.w3.eth.contract(address=addresses.agent_market, abi=abis["AgentMarket"])
@@ -202,7 +202,7 @@ class MarketChain:
         return int(self._call(self.market.functions.credits(to_checksum_address(account))))
 
     def timestamp(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        return chain_now(self.w3)
 
     # --- sales --------------------------------------------------------------------------------------
     def approve_market(self) -> bool:

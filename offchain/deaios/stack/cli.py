@@ -44,7 +44,8 @@ from deaios.cli_context import client_options
 @click.option("--block-time", default=2, show_default=True, type=click.IntRange(0, 3600),
               help="Local chain: seconds of idleness after which an empty block is mined, so block timestamps "
                    "follow the wall clock (time locks expire on an idle stack); transactions are mined at once "
-                   "either way; 0 = blocks only for transactions.")
+                   "either way; 0 = blocks only for transactions (clients and services then judge time-gated "
+                   "steps by the next block's time: deaios.chain_time).")
 def up(nodes: int, data_dir: Path, host: str, advertise: str | None, startup_timeout: float, kv_streams: str,
        da_nodes: int | None, chain_rpc: str | None, deployment: Path | None, keys_file: Path | None,
        key: str | None, join: str | None, block_time: int) -> None:

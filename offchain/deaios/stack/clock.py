@@ -9,6 +9,10 @@ Anvil's own interval mining (`--block-time`, even with `--mixed-mining`) would d
 `anvil_getAutomine` answer false, and ape then treats every transaction as unmined (its deployments fail
 with "did not create a contract"); keeping automine on and ticking from outside avoids that. An idle stack
 adds one block every `block_time` seconds (≈ 1.2 kB of chain state each).
+
+With `block_time` 0 (`deaios up --block-time 0`) nothing is mined while the chain is idle; clients and services
+cope by looking at the next block rather than the latest one (deaios.chain_time), so time-gated steps still happen
+on time.
 """
 
 from __future__ import annotations

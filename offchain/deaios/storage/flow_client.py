@@ -15,6 +15,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
+from deaios.chain_time import connect
 from deaios.eth import InsufficientFunds, TxSender
 from deaios.storage.merkle import Submission, keccak256
 from deaios.storage.node.logsync import SUBMIT_TOPIC, SubmitEvent, decode_submit
@@ -53,7 +54,7 @@ class FlowClient:
 
     def __init__(self, rpc: str, flow: str, private_key: str) -> None:
         self.rpc = rpc
-        self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+        self.w3 = connect(rpc)
         self.flow = Web3.to_checksum_address(flow)
         self.account = Account.from_key(private_key)
         self.sender = TxSender(self.w3, private_key, gas_headroom=0, poll_latency=0.1)
