@@ -27,6 +27,10 @@ import click
 
 from deaios.bench import emit
 
+#: H of the network run: a round's training (4 single-threaded workers sharing 2 cores) outlasts its exchange
+#: (a few chain transactions and KV polls), the regime the one-step delay is for
+NETWORK_H = 100
+
 
 def bench_job(workers: int, rounds: int, inner_steps: int, d_model: int, layers: int, seq_len: int, batch: int,
               delay: bool, compression: str, job_id: str = "bench") -> str:
@@ -73,9 +77,11 @@ eval_bytes = 131072
 @click.option("--seq-len", default=64, show_default=True, type=click.IntRange(8))
 @click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--link-mbps", default=100.0, show_default=True, type=click.FloatRange(min=0.001))
+@click.option("--network-inner-steps", default=NETWORK_H, show_default=True, type=click.IntRange(1),
+              help="H of the network run: long enough that a round's training outlasts its exchange")
 @click.option("--part", type=click.Choice(["all", "quality", "network"]), default="all", show_default=True)
 def train(workers: int, rounds: int, inner_steps: int, d_model: int, layers: int, seq_len: int, batch: int,
-          link_mbps: float, part: str) -> None:
+          link_mbps: float, network_inner_steps: int, part: str) -> None:
     """DiLoCoX: communication vs data-parallel, held-out loss vs data-parallel, idle share with/without delay."""
     from deaios.training import runtime
 
@@ -87,7 +93,7 @@ def train(workers: int, rounds: int, inner_steps: int, d_model: int, layers: int
     if part in ("all", "quality"):
         quality(shape, params)
     if part in ("all", "network"):
-        network(shape, params, link_mbps)
+        network({**shape, "inner_steps": network_inner_steps}, {**params, "H": network_inner_steps}, link_mbps)
 
 
 def quality(shape: dict, params: dict) -> None:
