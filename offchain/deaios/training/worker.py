@@ -68,6 +68,7 @@ class ExchangeResult:
     stats: list[dict] = field(default_factory=list)
     reason: str = ""
     closed_by: int = -1
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the exchange (what idle waits on)
 
 
 @dataclass
@@ -85,13 +86,15 @@ class RoundLine:
     reason: str
     compression: list[dict]
     averaged: int | None  # the round whose average was applied at the end of this one (r, or r − 1 with delay)
+    phases: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"round": self.round, "loss": round(self.loss, 4), "averagedRound": self.averaged,
                 "members": self.members,
                 "idleSeconds": round(self.idle, 3), "trainSeconds": round(self.train_seconds, 3),
                 "bytesSent": self.bytes_sent, "wireBytesSent": self.wire_sent, "hash": self.hash,
-                "closed": self.reason, "compression": self.compression}
+                "closed": self.reason, "compression": self.compression,
+                "exchangeSeconds": {k: round(v, 3) for k, v in self.phases.items()}}
 
 
 async def load_job(ledger: Ledger, net: Network) -> tuple[JobConfig, dict[str, Any], Corpus]:
@@ -258,21 +261,32 @@ class Worker:
         purpose.set("exchange")
         own_payloads: list[bytes] | None = None
         residuals, stats, sent, reported_at = None, [], 0, None
+        phases: dict[str, float] = {}
+        clock = time.monotonic()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            phases[name], clock = now - clock, now
         if deltas is not None:
             compressed = await asyncio.to_thread(
                 lambda: [self.compressor.compress(d, res) for d, res in zip(deltas, self.residuals)])
             own_payloads = [c[0] for c in compressed]
             residuals = [c[1] for c in compressed]
             stats = [c[2].summary() for c in compressed]
+            lap("compress")
             roots = list(await asyncio.gather(*(self.net.upload(p, simulate_link=True) for p in own_payloads)))
             sent = sum(len(p) for p in own_payloads)
+            lap("upload")
             report = {"stages": roots, "hash": x_hash, "bytes": sent, "compression": stats, **extra}
             outcome = await self.net.commit(self.net.kv.batch().set(
                 self.ledger.stream, report_key(r, self.index), json.dumps(report, sort_keys=True)))
             if not outcome.ok:
                 raise JobStopped(f"the report of round {r} was rejected: {outcome.result}")
             reported_at = time.monotonic()
+            lap("report")
         close = await self._wait_close(r, reported_at)
+        lap("close")
         reports = await self.ledger.reports(r)
         bad = {i: reports[i].get("hash") for i in close["members"] if reports.get(i, {}).get("hash") != x_hash}
         if bad:
@@ -283,7 +297,8 @@ class Worker:
             raise JobStopped(reason)
         avg = await self._average(r, close["members"], reports, own_payloads if self.index in close["members"]
                                   else None, simulate_link=True)
-        return ExchangeResult(r, close["members"], avg, residuals, sent, stats, close["reason"], close["by"])
+        lap("average")
+        return ExchangeResult(r, close["members"], avg, residuals, sent, stats, close["reason"], close["by"], phases)
 
     # -- the training loop (main thread) -------------------------------------------------------------------
     def run(self) -> GlobalState:
@@ -376,7 +391,8 @@ class Worker:
               x_hash: str) -> None:
         self.on_round(RoundLine(r, loss, shown.members if shown else [], idle, train_seconds, self.total_sent,
                                 dict(self.net.wire), x_hash, shown.reason if shown else "in flight",
-                                shown.stats if shown else [], shown.round if shown else None))
+                                shown.stats if shown else [], shown.round if shown else None,
+                                shown.phases if shown else {}))
 
     def _collect(self, future: Future[ExchangeResult]) -> ExchangeResult:
         result = future.result()
