@@ -180,7 +180,7 @@ def network(shape: dict, params: dict, link_mbps: float) -> None:
                      idle_per_round=[[round(x["idleSeconds"], 2) for x in rs] for rs in rounds],
                      final_idle_seconds=[d.get("finalIdleSeconds", 0) for d in done],
                      exchange_seconds={k: round(sum(p.get(k, 0) for p in phases) / max(1, len(phases)), 2)
-                                       for k in ("compress", "upload", "report", "close", "average")},
+                                       for k in ("upload", "report", "previous", "close", "average")},
                      wall_seconds=round(wall, 1))
                 emit(f"train.network.{tag}.bytes_per_worker", sent, "bytes", **params, wire_exchange_bytes=wire,
                      data_parallel_bytes=4 * n * steps, reduction=round(4 * n * steps / max(1, sent), 1),
