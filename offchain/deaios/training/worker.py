@@ -4,14 +4,15 @@ Start: read the job record (KV), download the corpus (log), claim its slot (KV),
 (the `ckpt/` records; its own saved state if it has one), replay every round closed since from the
 pseudo-gradients in the log (the same `receive`/`advance` as live rounds), then train.
 
-A round r: H inner AdamW steps from x_r on its shard → Δ = x_r − x_local per stage → the exchange
-(`exchange`, on the network thread): compress each stage with error feedback, upload one storage file per
-stage, write its report (roots, hash of x_r, loss, position) to `round/r/worker/i`, wait until the round
+A round r: H inner AdamW steps from x_r on its shard → Δ = x_r − x_local per stage, compressed with error
+feedback (main thread, in round order) → the exchange (`exchange`, on the network thread): upload one
+storage file per stage, write its report (roots, hash of x_r, loss, position) to `round/r/worker/i`, wait until the round
 is closed (every expected member reported, or its deadline passed; `round/r/close` by compare-and-swap),
 check every member's hash of x_r against its own (a mismatch stops the job), download the members' files
 and average them per stage. Without the delay the worker waits for that before the outer step; with it,
 it starts round r + 1 at once from x_{r+1} = Outer(x_r, avg_{r−1}) and collects round r's average at the
-end of round r + 1 (the time it still has to wait then is its idle time).
+end of round r + 1 (the time it still has to wait then is its idle time); round r + 1's files and report
+go out before that wait, so one late exchange does not delay the next.
 
 Checkpoints: the state a round's close determines (x, outer states, the pending average, positions) is
 uploaded by the worker that closed that round every `checkpoint_every` rounds and at the end, with
