@@ -3,6 +3,8 @@ stated error with error feedback, the one-step delay, checkpoints, corpus shards
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -197,3 +199,18 @@ def test_tensorfile_rejects_truncation_and_trailing_bytes() -> None:
     for bad in (blob[:-1], blob + b"x", b"DXT0" + blob[4:]):
         with pytest.raises(ValueError):
             tensorfile.unpack(bad)
+
+
+def test_deflated_tensorfile_round_trips_and_rejects_truncation_and_bombs(monkeypatch: pytest.MonkeyPatch) -> None:
+    arrays = {"a": np.zeros((64, 64), np.float32), "b": np.arange(5, dtype=np.int8)}
+    blob = tensorfile.pack(arrays, {"k": 1}, deflate=True)
+    assert blob[:4] == b"DXZ1" and len(blob) < len(tensorfile.pack(arrays, {"k": 1})) / 10
+    back, meta = tensorfile.unpack(blob)
+    assert meta == {"k": 1} and all(back[n].tobytes() == arrays[n].tobytes() for n in arrays)
+    for bad in (blob[:-4], blob[:4] + b"junk", blob + b"x"):
+        with pytest.raises(ValueError):
+            tensorfile.unpack(bad)
+    monkeypatch.setattr(tensorfile, "MAX_INFLATED", 1 << 16)
+    bomb = b"DXZ1" + zlib.compress(b"\0" * (1 << 20), 9)
+    with pytest.raises(ValueError, match="inflates beyond"):
+        tensorfile.unpack(bomb)

@@ -27,12 +27,20 @@ import click
 
 from deaios.bench import emit
 
+#: H of the network run: a round's training (4 single-threaded workers sharing 2 cores) outlasts its exchange
+#: (a few chain transactions and KV polls), the regime the one-step delay is for
+NETWORK_H = 200
+#: what the search of docs/benchmarks.md (DiLoCoX training; scripts/train_search.py) found best for the
+#: default shape; each method has its own tuned learning rate (data-parallel: 2e-3 / 3e-3 / 4e-3 / 6e-3 tried)
+DP_LR = 3e-3
+INNER_LR = 2e-3
+OUTER_LR, OUTER_MOMENTUM = 1.0, 0.0  # 8 rounds are too few for Nesterov momentum to pay (0.6 / 0.9 were worse)
+COMPRESSION = {"energy": 0.8, "max_rank_fraction": 0.125, "block": 128}
+
 
 def bench_job(workers: int, rounds: int, inner_steps: int, d_model: int, layers: int, seq_len: int, batch: int,
-              delay: bool, compression: str, job_id: str = "bench") -> str:
-    """The benchmark's job file. With the one-step delay the outer momentum is 0.6 instead of 0.9: the stale
-    average applied with momentum 0.9 oscillated (docs/benchmarks.md, DiLoCoX training)."""
-    momentum = 0.6 if delay else 0.9
+              delay: bool, compression: str, job_id: str = "bench", inner_lr: float = INNER_LR) -> str:
+    """The benchmark's job file (the same outer step with and without the delay; see the constants above)."""
     return f"""
 [job]
 id = "{job_id}"
@@ -47,14 +55,18 @@ workers = {workers}
 rounds = {rounds}
 inner_steps = {inner_steps}
 batch_size = {batch}
-inner_lr = 2e-3
+inner_lr = {inner_lr}
 warmup_steps = {min(50, inner_steps * rounds // 10)}
 [outer]
 stages = 2
 delay = {str(delay).lower()}
-momentum = {momentum}
+lr = {OUTER_LR}
+momentum = {OUTER_MOMENTUM}
 [compression]
 mode = "{compression}"
+energy = {COMPRESSION["energy"]}
+max_rank_fraction = {COMPRESSION["max_rank_fraction"]}
+block = {COMPRESSION["block"]}
 [elastic]
 round_deadline = 600.0
 checkpoint_every = {rounds}
@@ -67,15 +79,17 @@ eval_bytes = 131072
 @click.command("train")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(2, 8))
 @click.option("--rounds", default=8, show_default=True, type=click.IntRange(2))
-@click.option("--inner-steps", default=30, show_default=True, type=click.IntRange(1))
-@click.option("--d-model", default=128, show_default=True, type=click.IntRange(16))
-@click.option("--layers", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--inner-steps", default=25, show_default=True, type=click.IntRange(1))
+@click.option("--d-model", default=64, show_default=True, type=click.IntRange(16))
+@click.option("--layers", default=2, show_default=True, type=click.IntRange(1))
 @click.option("--seq-len", default=64, show_default=True, type=click.IntRange(8))
-@click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1))
 @click.option("--link-mbps", default=100.0, show_default=True, type=click.FloatRange(min=0.001))
+@click.option("--network-inner-steps", default=NETWORK_H, show_default=True, type=click.IntRange(1),
+              help="H of the network run: long enough that a round's training outlasts its exchange")
 @click.option("--part", type=click.Choice(["all", "quality", "network"]), default="all", show_default=True)
 def train(workers: int, rounds: int, inner_steps: int, d_model: int, layers: int, seq_len: int, batch: int,
-          link_mbps: float, part: str) -> None:
+          link_mbps: float, network_inner_steps: int, part: str) -> None:
     """DiLoCoX: communication vs data-parallel, held-out loss vs data-parallel, idle share with/without delay."""
     from deaios.training import runtime
 
@@ -87,7 +101,7 @@ def train(workers: int, rounds: int, inner_steps: int, d_model: int, layers: int
     if part in ("all", "quality"):
         quality(shape, params)
     if part in ("all", "network"):
-        network(shape, params, link_mbps)
+        network({**shape, "inner_steps": network_inner_steps}, {**params, "H": network_inner_steps}, link_mbps)
 
 
 def quality(shape: dict, params: dict) -> None:
@@ -99,7 +113,7 @@ def quality(shape: dict, params: dict) -> None:
     def job(delay: bool, compression: str) -> JobConfig:
         return JobConfig.from_toml(bench_job(**shape, delay=delay, compression=compression))
 
-    base = job(True, "adaptive")
+    base = JobConfig.from_toml(bench_job(**shape, delay=True, compression="adaptive", inner_lr=DP_LR))
     corpus = Corpus.load(build(base.corpus)[0])
     n = count_params(init_params(base.model, base.train.seed))
     say = lambda message: click.echo(message, err=True)  # noqa: E731
@@ -108,7 +122,7 @@ def quality(shape: dict, params: dict) -> None:
             run_diloco(job(True, "none"), corpus, "DiLoCoX, no compression", say),
             run_diloco(job(True, "adaptive"), corpus, "DiLoCoX", say)]
     tokens = shape["workers"] * shape["rounds"] * shape["inner_steps"] * shape["batch"] * shape["seq_len"]
-    emit("train.quality.data_parallel", dp.eval_loss, "nats", **params, params_count=n, tokens=tokens,
+    emit("train.quality.data_parallel", dp.eval_loss, "nats", **params, params_count=n, tokens=tokens, lr=DP_LR,
          seconds=round(dp.seconds, 1), curve=[round(x, 4) for x in dp.curve])
     for result in runs:
         emit(f"train.quality.{result.name}", result.eval_loss, "nats", **params, vs_data_parallel=round(
@@ -160,8 +174,13 @@ def network(shape: dict, params: dict, link_mbps: float) -> None:
                 wire = max(d["wireBytesSent"].get("exchange", 0) for d in done)
                 share = max(i / (i + b) for i, b in zip(idle_rest, busy) if i + b > 0)
                 tag = "delay" if delay else "no_delay"
+                phases = [x["exchangeSeconds"] for rs in rounds for x in rs if x.get("exchangeSeconds")]
                 emit(f"train.network.{tag}.idle_share", 100 * share, "%", **params, link_mbps=link_mbps,
                      idle_seconds=[round(x, 2) for x in idle], train_seconds=[round(x, 2) for x in busy],
+                     idle_per_round=[[round(x["idleSeconds"], 2) for x in rs] for rs in rounds],
+                     final_idle_seconds=[d.get("finalIdleSeconds", 0) for d in done],
+                     exchange_seconds={k: round(sum(p.get(k, 0) for p in phases) / max(1, len(phases)), 2)
+                                       for k in ("upload", "report", "previous", "close", "average")},
                      wall_seconds=round(wall, 1))
                 emit(f"train.network.{tag}.bytes_per_worker", sent, "bytes", **params, wire_exchange_bytes=wire,
                      data_parallel_bytes=4 * n * steps, reduction=round(4 * n * steps / max(1, sent), 1),

@@ -21,7 +21,7 @@ tensors from the same bytes. Mode "none" sends float32 as is (no residual).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -112,7 +112,7 @@ class Compressor:
         if self.config.mode == "none":
             arrays = {name: np.asarray(v, np.float32) for name, v in sorted(delta.items())}
             meta = [TensorChoice(n, "fp32", list(a.shape), 0, [32], 1.0, 0.0) for n, a in arrays.items()]
-            payload = tensorfile.pack(arrays, {"tensors": [asdict(t) for t in meta]})
+            payload = tensorfile.pack(arrays, {"t": [_wire(t) for t in meta]})
             return payload, None, StageStats(len(payload), raw, 0.0, meta)
         arrays: Tree = {}
         choices: list[TensorChoice] = []
@@ -127,7 +127,7 @@ class Compressor:
             new_residual[name] = (target - sent).astype(np.float32)
             total_err += float(np.sum((target.astype(np.float64) - sent) ** 2))
             total_norm += float(np.sum(target.astype(np.float64) ** 2))
-        payload = tensorfile.pack(arrays, {"tensors": [asdict(t) for t in choices], "block": self.config.block})
+        payload = tensorfile.pack(arrays, {"t": [_wire(t) for t in choices], "block": self.config.block}, deflate=True)
         rel = (total_err / total_norm) ** 0.5 if total_norm > 0 else 0.0
         return payload, new_residual, StageStats(len(payload), raw, rel, choices)
 
@@ -161,25 +161,30 @@ def _product(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.einsum("ir,rj->ij", p.astype(np.float64), q.astype(np.float64), optimize=False).astype(np.float32)
 
 
+def _wire(t: TensorChoice) -> list:
+    """What a decoder needs of a tensor's choice (the header stays small: the rest is in the report's stats)."""
+    return [t.name, t.kind, t.shape, t.rank, t.bits]
+
+
 def decompress(payload: bytes) -> Tree:
     """The pseudo-gradient a payload encodes (ValueError if it is not one)."""
     arrays, meta = tensorfile.unpack(payload)
     out: Tree = {}
     try:
         block = int(meta.get("block", 0))
-        for t in meta["tensors"]:
-            name, kind, shape = t["name"], t["kind"], tuple(t["shape"])
+        for name, kind, shape, rank, bits in meta["t"]:
+            shape = tuple(shape)
             if kind == "fp32":
                 out[name] = arrays[name].astype(np.float32).reshape(shape)
             elif kind == "dense":
-                out[name] = dequantize(arrays[name + "|q"], arrays[name + "|s"], t["bits"][0], block, shape)
+                out[name] = dequantize(arrays[name + "|q"], arrays[name + "|s"], bits[0], block, shape)
             elif kind == "lowrank":
-                r = int(t["rank"])
-                p = dequantize(arrays[name + "|P|q"], arrays[name + "|P|s"], t["bits"][0], block, (shape[0], r))
-                q = dequantize(arrays[name + "|Q|q"], arrays[name + "|Q|s"], t["bits"][1], block, (r, shape[1]))
+                r = int(rank)
+                p = dequantize(arrays[name + "|P|q"], arrays[name + "|P|s"], bits[0], block, (shape[0], r))
+                q = dequantize(arrays[name + "|Q|q"], arrays[name + "|Q|s"], bits[1], block, (r, shape[1]))
                 out[name] = _product(p, q)
             else:
                 raise ValueError(f"unknown tensor kind {kind!r}")
-    except (KeyError, TypeError, IndexError) as exc:
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise ValueError(f"malformed pseudo-gradient payload: {exc}") from None
     return out

@@ -4,14 +4,15 @@ Start: read the job record (KV), download the corpus (log), claim its slot (KV),
 (the `ckpt/` records; its own saved state if it has one), replay every round closed since from the
 pseudo-gradients in the log (the same `receive`/`advance` as live rounds), then train.
 
-A round r: H inner AdamW steps from x_r on its shard → Δ = x_r − x_local per stage → the exchange
-(`exchange`, on the network thread): compress each stage with error feedback, upload one storage file per
-stage, write its report (roots, hash of x_r, loss, position) to `round/r/worker/i`, wait until the round
+A round r: H inner AdamW steps from x_r on its shard → Δ = x_r − x_local per stage, compressed with error
+feedback (main thread, in round order) → the exchange (`exchange`, on the network thread): upload one
+storage file per stage, write its report (roots, hash of x_r, loss, position) to `round/r/worker/i`, wait until the round
 is closed (every expected member reported, or its deadline passed; `round/r/close` by compare-and-swap),
 check every member's hash of x_r against its own (a mismatch stops the job), download the members' files
 and average them per stage. Without the delay the worker waits for that before the outer step; with it,
 it starts round r + 1 at once from x_{r+1} = Outer(x_r, avg_{r−1}) and collects round r's average at the
-end of round r + 1 (the time it still has to wait then is its idle time).
+end of round r + 1 (the time it still has to wait then is its idle time); round r + 1's files and report
+go out before that wait, so one late exchange does not delay the next.
 
 Checkpoints: the state a round's close determines (x, outer states, the pending average, positions) is
 uploaded by the worker that closed that round every `checkpoint_every` rounds and at the end, with
@@ -63,11 +64,11 @@ class ExchangeResult:
     round: int
     members: list[int]
     avg: list[Tree]
-    residuals: list[Tree | None] | None  # this worker's residuals after compressing its Δ (None: observer)
     payload_bytes: int = 0
     stats: list[dict] = field(default_factory=list)
     reason: str = ""
     closed_by: int = -1
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the exchange (what idle waits on)
 
 
 @dataclass
@@ -85,13 +86,15 @@ class RoundLine:
     reason: str
     compression: list[dict]
     averaged: int | None  # the round whose average was applied at the end of this one (r, or r − 1 with delay)
+    phases: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"round": self.round, "loss": round(self.loss, 4), "averagedRound": self.averaged,
                 "members": self.members,
                 "idleSeconds": round(self.idle, 3), "trainSeconds": round(self.train_seconds, 3),
                 "bytesSent": self.bytes_sent, "wireBytesSent": self.wire_sent, "hash": self.hash,
-                "closed": self.reason, "compression": self.compression}
+                "closed": self.reason, "compression": self.compression,
+                "exchangeSeconds": {k: round(v, 3) for k, v in self.phases.items()}}
 
 
 async def load_job(ledger: Ledger, net: Network) -> tuple[JobConfig, dict[str, Any], Corpus]:
@@ -208,6 +211,13 @@ class Worker:
             state.receive(avg)
             state.advance()
 
+    def _compress(self, deltas: list[Tree]) -> tuple[list[bytes], list[dict]]:
+        """Compress this round's Δ per stage with error feedback (main thread, in round order): the payloads,
+        their stats; the residuals carried into the next round replace `self.residuals`."""
+        compressed = [self.compressor.compress(d, res) for d, res in zip(deltas, self.residuals)]
+        self.residuals = [c[1] for c in compressed]
+        return [c[0] for c in compressed], [c[2].summary() for c in compressed]
+
     # -- the exchange (network thread) ---------------------------------------------------------------------
     async def _average(self, r: int, members: list[int], reports: dict[int, dict], own: list[bytes] | None,
                        simulate_link: bool = False) -> list[Tree]:
@@ -253,26 +263,38 @@ class Worker:
         record = {"members": members, "by": self.index, "reason": reason, "at": int(time.time())}
         return await self.ledger.try_close(r, record, self.net.commit)
 
-    async def exchange(self, r: int, deltas: list[Tree] | None, x_hash: str, extra: dict[str, Any]) -> ExchangeResult:
-        """Round r's exchange; `deltas` None: only collect the average (a worker joining mid-round)."""
+    async def exchange(self, r: int, sending: tuple[list[bytes], list[dict]] | None, x_hash: str,
+                       extra: dict[str, Any], after: Future | None = None) -> ExchangeResult:
+        """Round r's exchange; `sending` None: only collect the average (a worker joining mid-round). With
+        `after` (the previous round's exchange, still in flight) the files and the report go out at once, and
+        the wait for the round's close starts when the previous round is closed (its members are expected)."""
         purpose.set("exchange")
         own_payloads: list[bytes] | None = None
-        residuals, stats, sent, reported_at = None, [], 0, None
-        if deltas is not None:
-            compressed = await asyncio.to_thread(
-                lambda: [self.compressor.compress(d, res) for d, res in zip(deltas, self.residuals)])
-            own_payloads = [c[0] for c in compressed]
-            residuals = [c[1] for c in compressed]
-            stats = [c[2].summary() for c in compressed]
+        stats, sent, reported_at = [], 0, None
+        phases: dict[str, float] = {}
+        clock = time.monotonic()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            phases[name], clock = now - clock, now
+        if sending is not None:
+            own_payloads, stats = sending
             roots = list(await asyncio.gather(*(self.net.upload(p, simulate_link=True) for p in own_payloads)))
             sent = sum(len(p) for p in own_payloads)
+            lap("upload")
             report = {"stages": roots, "hash": x_hash, "bytes": sent, "compression": stats, **extra}
             outcome = await self.net.commit(self.net.kv.batch().set(
                 self.ledger.stream, report_key(r, self.index), json.dumps(report, sort_keys=True)))
             if not outcome.ok:
                 raise JobStopped(f"the report of round {r} was rejected: {outcome.result}")
             reported_at = time.monotonic()
+            lap("report")
+        if after is not None:
+            await asyncio.wrap_future(after)
+            lap("previous")
         close = await self._wait_close(r, reported_at)
+        lap("close")
         reports = await self.ledger.reports(r)
         bad = {i: reports[i].get("hash") for i in close["members"] if reports.get(i, {}).get("hash") != x_hash}
         if bad:
@@ -283,7 +305,8 @@ class Worker:
             raise JobStopped(reason)
         avg = await self._average(r, close["members"], reports, own_payloads if self.index in close["members"]
                                   else None, simulate_link=True)
-        return ExchangeResult(r, close["members"], avg, residuals, sent, stats, close["reason"], close["by"])
+        lap("average")
+        return ExchangeResult(r, close["members"], avg, sent, stats, close["reason"], close["by"], phases)
 
     # -- the training loop (main thread) -------------------------------------------------------------------
     def run(self) -> GlobalState:
@@ -291,7 +314,7 @@ class Worker:
         h, rounds = job.train.inner_steps, job.train.rounds
         inflight: Future[ExchangeResult] | None = None
         last: ExchangeResult | None = None
-        self.local_at: dict[int, tuple[Any, int]] = {}
+        self.local_at: dict[int, tuple[Any, int, Tree | None, list[Tree | None]]] = {}
         self.total_sent = 0
         if job.outer.delay and state.round < rounds and not self._expected(state.round):
             reported = self.net.run(self.ledger.reports(state.round))
@@ -302,7 +325,7 @@ class Worker:
         while state.round < rounds:
             r = state.round
             self.local_at = {k: v for k, v in self.local_at.items() if k >= r - 2}
-            self.local_at[r] = (self.inner_state, self.position, self.carry)
+            self.local_at[r] = (self.inner_state, self.position, self.carry, self.residuals)
             x_hash = state.hash()
             # with the delay a worker continues from its own progress on top of the global weights, which
             # lack the average still in flight: start = x − Δ_{r−1} (its last pseudo-gradient)
@@ -322,9 +345,16 @@ class Worker:
             if job.outer.delay:
                 self.carry = stages.merge(deltas)
             extra = {"loss": loss, "position": self.position, "trainSeconds": round(train_seconds, 3)}
+            sending = self._compress(deltas)
             idle_started = time.perf_counter()
             if job.outer.delay:
-                result = self._collect(inflight) if inflight else None
+                # round r's files and report go out before round r − 1's average is collected (unless the
+                # job stops at this round's checkpoint), so a late exchange does not delay the next one
+                stops_here = self.stop_after is not None and (self._stopping() or (
+                    r >= self.stop_after and inflight is not None and self._checkpoint_due(r)))
+                previous = inflight
+                inflight = None if stops_here else self.net.submit(self.exchange(r, sending, x_hash, extra, previous))
+                result = self._collect(previous) if previous else None
                 idle = time.perf_counter() - idle_started
                 if result:
                     state.receive(result.avg)
@@ -334,10 +364,9 @@ class Worker:
                     self._show(r, loss, result, idle, train_seconds, x_hash)
                     break
                 state.advance()
-                inflight = self.net.submit(self.exchange(r, deltas, x_hash, extra))
                 shown = result
             else:
-                result = self._collect(self.net.submit(self.exchange(r, deltas, x_hash, extra)))
+                result = self._collect(self.net.submit(self.exchange(r, sending, x_hash, extra)))
                 idle = time.perf_counter() - idle_started
                 state.receive(result.avg)
                 state.advance()
@@ -376,19 +405,20 @@ class Worker:
               x_hash: str) -> None:
         self.on_round(RoundLine(r, loss, shown.members if shown else [], idle, train_seconds, self.total_sent,
                                 dict(self.net.wire), x_hash, shown.reason if shown else "in flight",
-                                shown.stats if shown else [], shown.round if shown else None))
+                                shown.stats if shown else [], shown.round if shown else None,
+                                shown.phases if shown else {}))
 
     def _collect(self, future: Future[ExchangeResult]) -> ExchangeResult:
         result = future.result()
-        if result.residuals is not None:
-            self.residuals = result.residuals
         self.total_sent += result.payload_bytes
         return result
 
     # -- checkpoints ---------------------------------------------------------------------------------------
+    def _checkpoint_due(self, s: int) -> bool:
+        return s % self.job.elastic.checkpoint_every == 0 and 0 < s < self.job.train.rounds
+
     def _maybe_checkpoint(self, state: GlobalState, result: ExchangeResult) -> None:
-        every = self.job.elastic.checkpoint_every
-        if state.round % every == 0 and 0 < state.round < self.job.train.rounds:
+        if self._checkpoint_due(state.round):
             self._checkpoint(state, result)
 
     def _checkpoint(self, state: GlobalState, result: ExchangeResult | None, final: bool = False) -> None:
@@ -396,8 +426,9 @@ class Worker:
         lowest index on the final one) and this worker's own state."""
         s = state.round
         closer = result.closed_by == self.index if result else self.index == 0
-        inner, position, carry = self.local_at.get(s, (self.inner_state, self.position, self.carry))
-        own = pack_local(self.trainer.state_arrays(inner), self.residuals, position, carry,
+        inner, position, carry, residuals = self.local_at.get(
+            s, (self.inner_state, self.position, self.carry, self.residuals))
+        own = pack_local(self.trainer.state_arrays(inner), residuals, position, carry,
                          {"job": self.job_id, "round": s, "worker": self.index})
         self.futures.append(self.net.submit(self._write_own(s, own)))
         if closer:
