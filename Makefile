@@ -17,8 +17,8 @@ NPM_STAMP := node_modules/.installed
 SOLC_STAMP := $(VENV)/.solc-registered
 CHROMIUM := /usr/bin/chromium
 
-# Test areas, longest first (see `test`).
-TEST_AREAS := storage compute da alignment training inft market kv observability deploy cli
+# Test areas, longest first (measured; `make -j` starts them in this order, so the long ones never start last).
+TEST_AREAS := da storage alignment compute deploy training kv inft observability market cli
 
 .PHONY: setup test $(addprefix test-,$(TEST_AREAS)) demo walk chaos bench audit audit-slither audit-campaigns proto clean
 

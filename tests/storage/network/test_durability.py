@@ -1,6 +1,7 @@
 """Durability of the storage network with real processes: upload with the deaios CLI, kill random 30 %
 of the storage nodes (SIGKILL), download byte-exact; corrupted and wiped nodes repair themselves; an
-interrupted upload resumes without paying twice.
+interrupted upload resumes without paying twice; last, `deaios down` stops every process of the damaged
+stack, the nodes relaunched by hand included.
 
 This module owns its stack (it kills and damages nodes): its `stack_run` overrides the session's shared one.
 """
@@ -21,14 +22,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import click
 import pytest
-from stack_harness import RunningStack, deaios, running_stack, sdk_transfer
-
-from deaios.stack.config import Stack
-from deaios.storage.launch import relaunch_node
+from deaios.procs import rpc_call
+from deaios.stack.config import Stack, load_stack, pid_alive
+from deaios.stack.launcher import service_pids
 from deaios.storage.erasure import ErasureCode, segment_lengths
+from deaios.storage.launch import relaunch_node
 from deaios.storage.merkle import FileMerkleTree
 from deaios.storage.share_transport import ShareClient
+from stack_harness import RunningStack, deaios, running_stack, sdk_transfer
 
 SIZES = [1, 300_000, 2 * 262_144 + 4097]  # one chunk; 2 segments; 3 segments with a partial chunk
 REPAIR_TIMEOUT = 30.0
@@ -252,3 +255,62 @@ def test_sdk_upload_with_30_percent_down_completes_and_heals(stack_run, tmp_path
         assert out.read_bytes() == src.read_bytes()
     with nodes_down(stack_run, [0, 2, 3], [root]):
         download_all(stack_run, {root: src}, tmp_path)
+
+
+def _wait_until(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_down_stops_every_process_including_relaunched_nodes(stack_run) -> None:
+    """Last in the module (it stops the module's stack): a node killed on purpose is logged and not restarted,
+    a test relaunches it, and `deaios down` stops every process, that one included."""
+    stack = current(stack_run)
+    trusted = lambda: len(rpc_call(stack.indexer, "indexer_getShardedNodes")["trusted"])  # noqa: E731
+    alive_nodes = [i for i, node in enumerate(stack.storage_nodes) if pid_alive(node["pid"])]
+    assert len(alive_nodes) == len(stack.storage_nodes), "an earlier test left a node down"
+    assert _wait_until(lambda: trusted() == len(alive_nodes))
+    # prefer a node the launcher started: it logs its children's exits (nodes relaunched by earlier tests
+    # are not its children)
+    owned = [i for i in alive_nodes if stack.storage_nodes[i]["pid"] == stack_run.stack.storage_nodes[i]["pid"]]
+    victim = (owned or alive_nodes)[0]
+    offset = len(stack_run.launcher_log())
+    os.kill(stack.storage_nodes[victim]["pid"], signal.SIGKILL)
+    if owned:
+        assert _wait_until(lambda: f"node-{victim} " in stack_run.launcher_log()[offset:]
+                           and "not restarting" in stack_run.launcher_log()[offset:])
+    assert _wait_until(lambda: trusted() == len(alive_nodes) - 1)
+    time.sleep(3)  # not restarted behind the test's back
+    assert trusted() == len(alive_nodes) - 1
+    assert Stack.load(stack_run.dir / "stack.json").storage_nodes[victim]["pid"] == stack.storage_nodes[victim]["pid"]
+    assert stack_run.proc.poll() is None
+
+    # a test can bring it back with the same command line; stack.json follows the new pid
+    proc = relaunch_node(stack, victim)
+    assert Stack.load(stack_run.dir / "stack.json").storage_nodes[victim]["pid"] == proc.pid
+    assert _wait_until(lambda: trusted() == len(alive_nodes))
+
+    now = Stack.load(stack_run.dir / "stack.json")
+    pids = service_pids(now)
+    assert {"launcher", "anvil", "indexer", f"node-{victim}", "kv", "compute_provider", "inft_oracle"} <= set(pids)
+    assert all(pid_alive(pid) for pid in pids.values()), pids
+    da_pids = {n["name"]: n["pid"] for n in now.extra["da_nodes"]}
+    assert len(da_pids) == 4 and all(pid_alive(pid) for pid in da_pids.values())
+    result = deaios("down", "--stack", str(stack_run.dir / "stack.json"), home=stack_run.home)
+    assert result.returncode == 0, result.stderr
+    proc.wait(timeout=10)  # reap the relaunched node (our child)
+    for name, pid in {**pids, **da_pids}.items():
+        assert not pid_alive(pid), f"{name} (pid {pid}) still running after `deaios down`"
+    assert stack_run.proc.wait(timeout=10) == 0
+    assert "stopped_at" in json.loads((stack_run.dir / "stack.json").read_text())
+
+    # client commands now refuse the stopped stack clearly
+    with pytest.raises(click.ClickException, match="not running") as excinfo:
+        load_stack(stack_run.dir / "stack.json")
+    assert excinfo.value.exit_code == 2
+    again = deaios("down", "--stack", str(stack_run.dir), home=stack_run.home)
+    assert again.returncode == 0 and "not running" in again.stderr

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
-from eth_account import Account
-
 from deaios.cli import main
 from deaios.procs import rpc_call
 from deaios.stack.config import (
-    PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path,
+    PRIVATE_KEY_NOTE,
+    Stack,
+    load_stack,
+    pid_alive,
+    record_last_stack,
+    resolve_stack_path,
 )
-from deaios.stack.launcher import DEFAULT_BLOCK_TIME, service_pids
-from deaios.storage.launch import relaunch_node
+from deaios.stack.launcher import DEFAULT_BLOCK_TIME
+from eth_account import Account
 
 
 def wait_until(predicate, timeout: float = 15.0, interval: float = 0.1) -> bool:
@@ -94,44 +96,6 @@ def test_second_up_on_a_running_dir_is_refused(stack_run, run_deaios) -> None:
     assert result.returncode == 2
     assert "already running" in result.stderr and str(stack_run.dir.resolve()) in result.stderr
     assert stack_run.proc.poll() is None  # the running stack is untouched
-
-
-def test_down_stops_every_process_including_relaunched_nodes(start_stack, run_deaios, tmp_path: Path) -> None:
-    with start_stack(tmp_path / "data", nodes=3) as run:
-        stack = run.stack
-        # a node killed on purpose: logged, not restarted, dropped by the indexer
-        victim = stack.storage_nodes[1]
-        os.kill(victim["pid"], signal.SIGKILL)
-        assert wait_until(lambda: "node-1" in run.launcher_log() and "not restarting" in run.launcher_log())
-        assert wait_until(lambda: len(rpc_call(stack.indexer, "indexer_getShardedNodes")["trusted"]) == 2)
-        assert run.proc.poll() is None
-
-        # a test can bring it back with the same command line; stack.json follows the new pid
-        proc = relaunch_node(stack, 1)
-        assert Stack.load(run.dir / "stack.json").storage_nodes[1]["pid"] == proc.pid
-        assert wait_until(lambda: len(rpc_call(stack.indexer, "indexer_getShardedNodes")["trusted"]) == 3)
-
-        current = Stack.load(run.dir / "stack.json")
-        pids = service_pids(current)
-        assert {"launcher", "anvil", "indexer", "node-0", "node-1", "node-2", "kv", "compute_provider",
-                "inft_oracle"} <= set(pids), pids
-        assert all(pid_alive(pid) for pid in pids.values()), pids
-        da_pids = {n["name"]: n["pid"] for n in current.extra["da_nodes"]}
-        assert len(da_pids) == 4 and all(pid_alive(pid) for pid in da_pids.values())
-        result = run_deaios("down", "--stack", str(run.dir / "stack.json"), home=run.home)
-        assert result.returncode == 0, result.stderr
-        proc.wait(timeout=10)  # reap the relaunched node (our child)
-        for name, pid in {**pids, **da_pids}.items():
-            assert not pid_alive(pid), f"{name} (pid {pid}) still running after `deaios down`"
-        assert run.proc.wait(timeout=10) == 0
-        assert "stopped_at" in json.loads((run.dir / "stack.json").read_text())
-
-        # client commands now refuse the stopped stack clearly
-        with pytest.raises(click.ClickException, match="not running") as excinfo:
-            load_stack(run.dir / "stack.json")
-        assert excinfo.value.exit_code == 2
-        again = run_deaios("down", "--stack", str(run.dir), home=run.home)
-        assert again.returncode == 0 and "not running" in again.stderr
 
 
 # -- stack resolution and bad --stack paths (no processes needed) ----------------------------------------
