@@ -61,10 +61,15 @@ test: setup
 $(addprefix test-,$(TEST_AREAS)): test-%: setup
 	$(BIN)/ape test tests/$* -q
 
+# The demo, then the README walk (below): every command block of the README run as written on a fresh, idle stack,
+# time locks included. `make demo WALK=0` runs the demo alone.
+WALK ?= 1
 demo: setup
 	$(BIN)/python scripts/demo.py $(if $(FILE),--file $(FILE),)
+	$(if $(filter 1,$(WALK)),PATH=$(CURDIR)/node_modules/.bin:$$PATH $(BIN)/python scripts/readme_walk.py,)
 
-# The README's command blocks run as written on a fresh, idle stack, time locks included (6-12 min; not in `test`).
+# The README's command blocks run as written on a fresh, idle stack, time locks included (6-12 min; the end of
+# `make demo`, not in `test`).
 walk: setup
 	PATH=$(CURDIR)/node_modules/.bin:$$PATH $(BIN)/python scripts/readme_walk.py
 
