@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,31 +90,64 @@ def _ephemeral_start() -> int:
         return 32768
 
 
+#: Ports handed out recently, shared by every deaios process of this user: a port is free when we check it but
+#: its service binds it only seconds later (minutes on a loaded machine), so two stacks starting side by side
+#: (parallel test areas) could otherwise both be given it. An entry expires after PORT_HOLD seconds; by then the
+#: service listens and the bind check sees it.
+PORT_LEDGER = Path(os.environ.get("TMPDIR", "/tmp")) / f"deaios-ports-{os.getuid()}.json"
+PORT_HOLD = 600.0
+
+
+@contextlib.contextmanager
+def _port_ledger() -> Iterator[dict[str, float]]:
+    """The ledger of recently handed-out ports (port -> time), locked for the block and saved after it."""
+    import fcntl  # POSIX only, like the rest of the process handling
+
+    with open(PORT_LEDGER.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            held = json.loads(PORT_LEDGER.read_text())
+        except (OSError, ValueError):
+            held = {}
+        now = time.time()
+        held = {port: at for port, at in held.items() if isinstance(at, (int, float)) and now - at < PORT_HOLD}
+        yield held
+        tmp = PORT_LEDGER.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(held))
+        tmp.replace(PORT_LEDGER)
+
+
 def free_ports(host: str, count: int) -> list[int]:
-    """`count` distinct ports that are free on `host` right now, chosen at random below the ephemeral range (a
-    port the kernel handed out with bind(0) could be reused at once for some outgoing connection, and the
+    """`count` distinct ports that are free on `host` right now and were not handed out to another service in
+    the last PORT_HOLD seconds (by this or any other deaios process), chosen at random below the ephemeral range
+    (a port the kernel handed out with bind(0) could be reused at once for some outgoing connection, and the
     service that was to listen there would fail with "address already in use")."""
     candidates = [port for port in LISTEN_PORTS if port < _ephemeral_start()] or list(LISTEN_PORTS)
     chosen: list[int] = []
     socks = []
-    try:
-        for port in random.sample(candidates, len(candidates)):
-            if len(chosen) == count:
-                break
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.bind((host, port))
-            except OSError:
+    with _port_ledger() as held:
+        try:
+            for port in random.sample(candidates, len(candidates)):
+                if len(chosen) == count:
+                    break
+                if str(port) in held:
+                    continue
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    sock.close()
+                    continue
+                socks.append(sock)
+                chosen.append(port)
+            if len(chosen) < count:
+                raise OSError(f"fewer than {count} free ports on {host}")
+        finally:
+            for sock in socks:
                 sock.close()
-                continue
-            socks.append(sock)
-            chosen.append(port)
-        if len(chosen) < count:
-            raise OSError(f"fewer than {count} free ports on {host}")
-        return chosen
-    finally:
-        for sock in socks:
-            sock.close()
+        now = time.time()
+        held.update({str(port): now for port in chosen})
+    return chosen
 
 
 # -- pids --------------------------------------------------------------------------------------------------
