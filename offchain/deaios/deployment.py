@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import click
+from eth_utils import is_hex_address
 
 from deaios.deployment_session import TxOptions
 from deaios.units import AMOUNT
@@ -163,7 +164,7 @@ def check_stack_chain(provider: Any) -> None:
     from deaios.procs import rpc_call
 
     ours = rpc_call(stack.rpc, "eth_getBlockByNumber", ["0x0", False], timeout=10.0)["hash"]
-    connected = "0x" + bytes(provider.web3.eth.get_block(0)["hash"]).hex().removeprefix("0x")
+    connected = "0x" + bytes(provider.web3.eth.get_block(0)["hash"]).hex()
     if connected.lower() != str(ours).lower():
         raise DeployError(f"--stack {stack.path}: ape is connected to network {provider.network.name}, not to the "
                           f"stack's chain {stack.rpc}; leave --network out (or use --network ethereum:local:foundry)")
@@ -238,7 +239,7 @@ def dependency(provider: Any, given: str | None, option: str, record: Path, keys
     `deploy` (which returns its address). Anywhere else a missing contract is a one-line error (`DeployError`)
     naming what to deploy or pass. None when nothing is given or recorded and `deploy` is None (an optional
     dependency)."""
-    if given and not _is_address(given):
+    if given and not (given.startswith("0x") and is_hex_address(given)):
         raise DeployError(f"{option} {given}: not an address (0x and 40 hex digits)")
     stack = selected_stack()
     from_stack = next((stack.contracts[k] for k in stack_keys(record, keys) if stack.contracts.get(k)), None) \
@@ -260,7 +261,3 @@ def dependency(provider: Any, given: str | None, option: str, record: Path, keys
                           f"{option}")
     return None
 
-
-def _is_address(value: str) -> bool:
-    text = value.removeprefix("0x")
-    return value.startswith("0x") and len(text) == 40 and all(c in "0123456789abcdefABCDEF" for c in text)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import random
@@ -101,8 +102,6 @@ PORT_HOLD = 600.0
 @contextlib.contextmanager
 def _port_ledger() -> Iterator[dict[str, float]]:
     """The ledger of recently handed-out ports (port -> time), locked for the block and saved after it."""
-    import fcntl  # POSIX only, like the rest of the process handling
-
     with open(PORT_LEDGER.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

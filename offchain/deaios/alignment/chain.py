@@ -15,8 +15,8 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-from deaios.chain_time import connect
 from deaios._keccak import keccak256
+from deaios.chain_time import connect
 from deaios.da.chain import DAChain, DAChainError
 from deaios.storage.node.logsync import SUBMIT_TOPIC, SubmitEvent, decode_submit
 

@@ -27,8 +27,8 @@ from eth_utils import is_address, keccak, to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
-from deaios.chain_time import connect
 from deaios.abi import ContractAbis, canonical_type
+from deaios.chain_time import connect
 from deaios.da.chain import DAChain, DAChainError
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def encode_call(signature: str, args: Sequence[str]) -> bytes:
     canonical = f"{name}({','.join(types)})"
     try:
         return keccak(text=canonical)[:4] + abi_encode(types, values)
-    except Exception as exc:  # noqa: BLE001 - eth_abi's many encoding errors: a value out of range etc.
+    except Exception as exc:
         raise ValueError(f"cannot encode {canonical} with {list(args)}: {exc}") from None
 
 

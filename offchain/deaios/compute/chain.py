@@ -18,8 +18,8 @@ from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-from deaios.chain_time import connect
 from deaios.abi import ContractAbis
+from deaios.chain_time import connect
 from deaios.compute.receipts import Receipt, SettlementStatus
 from deaios.eth import InsufficientFunds, TxSender
 
@@ -174,7 +174,7 @@ class ComputeChain:
     def _send(self, fn: Any, value: int = 0) -> Any:
         """Sign and send a contract call from the account (the shared `deaios.eth.TxSender`); the receipt
         (raises ComputeError on revert or when the account cannot pay, with the figures)."""
-        self.address  # noqa: B018 - a ComputeError without a key
+        self.address
         try:
             tx_hash, receipt = self._sender.send_call(fn, value)  # type: ignore[union-attr]
         except ContractCustomError as exc:

@@ -19,8 +19,8 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
 
-from deaios.chain_time import connect
 from deaios._keccak import keccak256
+from deaios.chain_time import connect
 from deaios.da import bls
 from deaios.da.quorums import Quorum
 from deaios.eth import InsufficientFunds, TxSender

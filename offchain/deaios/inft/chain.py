@@ -16,8 +16,8 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-from deaios.chain_time import chain_now, connect
 from deaios.abi import ContractAbis
+from deaios.chain_time import chain_now, connect
 from deaios.eth import InsufficientFunds, TxSender
 from deaios.inft.proofs import TransferContext
 

@@ -14,6 +14,7 @@ stack.json so that `deaios down` stops it too).
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import aiohttp
@@ -25,7 +26,7 @@ from deaios.stack.process import START_TIMEOUT, RunningStack, deaios, running_st
 from deaios.storage.client import StorageClient
 
 __all__ = ["START_TIMEOUT", "RunningStack", "deaios", "running_stack", "sdk_transfer", "stack_env", "upload",
-           "download"]
+           "download", "wait_until"]
 
 
 def upload(stack: Stack, path: Path) -> str:
@@ -53,3 +54,13 @@ def sdk_transfer(stack: Stack, src: Path, out: Path, *extra: str) -> dict:
         return process.sdk_transfer(stack, src, out, *extra)
     except process.SdkError as exc:
         pytest.fail(str(exc))
+
+
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.1) -> bool:
+    """Poll `predicate` until it holds or `timeout` s passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

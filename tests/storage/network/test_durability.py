@@ -31,7 +31,7 @@ from deaios.storage.erasure import ErasureCode, segment_lengths
 from deaios.storage.launch import relaunch_node
 from deaios.storage.merkle import FileMerkleTree
 from deaios.storage.share_transport import ShareClient
-from stack_harness import RunningStack, deaios, running_stack, sdk_transfer
+from stack_harness import RunningStack, deaios, running_stack, sdk_transfer, wait_until
 
 SIZES = [1, 300_000, 2 * 262_144 + 4097]  # one chunk; 2 segments; 3 segments with a partial chunk
 REPAIR_TIMEOUT = 30.0
@@ -257,15 +257,6 @@ def test_sdk_upload_with_30_percent_down_completes_and_heals(stack_run, tmp_path
         download_all(stack_run, {root: src}, tmp_path)
 
 
-def _wait_until(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def test_down_stops_every_process_including_relaunched_nodes(stack_run) -> None:
     """Last in the module (it stops the module's stack): a node killed on purpose is logged and not restarted,
     a test relaunches it, and `deaios down` stops every process, that one included."""
@@ -273,7 +264,7 @@ def test_down_stops_every_process_including_relaunched_nodes(stack_run) -> None:
     trusted = lambda: len(rpc_call(stack.indexer, "indexer_getShardedNodes")["trusted"])  # noqa: E731
     alive_nodes = [i for i, node in enumerate(stack.storage_nodes) if pid_alive(node["pid"])]
     assert len(alive_nodes) == len(stack.storage_nodes), "an earlier test left a node down"
-    assert _wait_until(lambda: trusted() == len(alive_nodes))
+    assert wait_until(lambda: trusted() == len(alive_nodes), timeout=30.0)
     # prefer a node the launcher started: it logs its children's exits (nodes relaunched by earlier tests
     # are not its children)
     owned = [i for i in alive_nodes if stack.storage_nodes[i]["pid"] == stack_run.stack.storage_nodes[i]["pid"]]
@@ -281,9 +272,9 @@ def test_down_stops_every_process_including_relaunched_nodes(stack_run) -> None:
     offset = len(stack_run.launcher_log())
     os.kill(stack.storage_nodes[victim]["pid"], signal.SIGKILL)
     if owned:
-        assert _wait_until(lambda: f"node-{victim} " in stack_run.launcher_log()[offset:]
-                           and "not restarting" in stack_run.launcher_log()[offset:])
-    assert _wait_until(lambda: trusted() == len(alive_nodes) - 1)
+        assert wait_until(lambda: f"node-{victim} " in stack_run.launcher_log()[offset:]
+                           and "not restarting" in stack_run.launcher_log()[offset:], timeout=30.0)
+    assert wait_until(lambda: trusted() == len(alive_nodes) - 1, timeout=30.0)
     time.sleep(3)  # not restarted behind the test's back
     assert trusted() == len(alive_nodes) - 1
     assert Stack.load(stack_run.dir / "stack.json").storage_nodes[victim]["pid"] == stack.storage_nodes[victim]["pid"]
@@ -292,7 +283,7 @@ def test_down_stops_every_process_including_relaunched_nodes(stack_run) -> None:
     # a test can bring it back with the same command line; stack.json follows the new pid
     proc = relaunch_node(stack, victim)
     assert Stack.load(stack_run.dir / "stack.json").storage_nodes[victim]["pid"] == proc.pid
-    assert _wait_until(lambda: trusted() == len(alive_nodes))
+    assert wait_until(lambda: trusted() == len(alive_nodes), timeout=30.0)
 
     now = Stack.load(stack_run.dir / "stack.json")
     pids = service_pids(now)

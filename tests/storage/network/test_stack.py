@@ -10,27 +10,15 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from eth_account import Account
+from stack_harness import wait_until
+
 from deaios.cli import main
 from deaios.procs import rpc_call
 from deaios.stack.config import (
-    PRIVATE_KEY_NOTE,
-    Stack,
-    load_stack,
-    pid_alive,
-    record_last_stack,
-    resolve_stack_path,
+    PRIVATE_KEY_NOTE, Stack, load_stack, pid_alive, record_last_stack, resolve_stack_path,
 )
 from deaios.stack.launcher import DEFAULT_BLOCK_TIME
-from eth_account import Account
-
-
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def test_up_writes_a_complete_stack_json(stack_run) -> None:
