@@ -84,8 +84,11 @@ chaos: setup
 	$(BIN)/python scripts/demo_under_load.py --runs 5 --hogs 2 || rc=1; \
 	exit $$rc
 
+# `deaios bench all`, then the DA gas figures (docs/benchmarks.md, "DA gas"), 32-signer quorum included
+# (DEAIOS_BENCH=1: the suite runs the smaller sizes only).
 bench: setup
 	$(BIN)/deaios bench all
+	DEAIOS_BENCH=1 $(BIN)/ape test tests/da/contracts/test_da_gas.py -q -s
 
 # `make audit` (not part of `make test`): slither over contracts/ through forge's build info, checked against the
 # committed triage (audit/slither-triage.json), then the long stateful campaigns, AUDIT_STEPS steps each

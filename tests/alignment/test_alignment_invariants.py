@@ -42,7 +42,7 @@ from hypothesis.stateful import (
 
 from deaios.testing import Outcomes, audit_settings
 
-SETTINGS = audit_settings(max_examples=12, stateful_step_count=40)
+SETTINGS = audit_settings(max_examples=6, stateful_step_count=40)
 
 SUPPLY, WALLET_CAP, MAX_PER_OP = 16, 7, 4
 TIERS = ((5, 100), (SUPPLY, 200))

@@ -55,7 +55,7 @@ from hypothesis.stateful import (
 from market_helpers import ROYALTY_BPS, SETTLE_WINDOW, context, mint, proofs_for
 from web3.logs import DISCARD
 
-SETTINGS = audit_settings(max_examples=8, stateful_step_count=30)
+SETTINGS = audit_settings(max_examples=4, stateful_step_count=30)
 N_TRADERS, N_TOKENS = 3, 3
 PERIOD, RENT_PRICE, MAX_PERIODS = 50, 1_000, 4
 TTLS = (40, 400, 5_000)

@@ -24,7 +24,7 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 def subsets(n: int) -> st.SearchStrategy[int]:
     """Bitmasks over n members: uniform, or "all but a few" (so that both sides of 2/3 are drawn)."""
@@ -89,7 +89,7 @@ def test_accepted_iff_two_thirds_of_rows_and_all_genuine(world, alice, subset, m
     _check(world, alice, subset, mode, victim, seed)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(subset=subsets(12), mode=st.sampled_from(MODES), victim=st.integers(0, 11),
        seed=st.binary(min_size=4, max_size=4))
 def test_accepted_iff_two_thirds_3072_rows(world_3072, alice, subset, mode, victim, seed):
