@@ -66,7 +66,7 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-SETTINGS = audit_settings(max_examples=5, stateful_step_count=30)  # `make audit`: 10,000+ steps
+SETTINGS = audit_settings(max_examples=10, stateful_step_count=30)  # `make audit`: 10,000+ steps
 
 N_USERS, N_PROVIDERS = 3, 3
 MATCHABLE = 2  # providers 0 and 1 run inference services; provider 2 runs a fine-tuning service
