@@ -152,7 +152,7 @@ def encode_call(signature: str, args: Sequence[str]) -> bytes:
     canonical = f"{name}({','.join(types)})"
     try:
         return keccak(text=canonical)[:4] + abi_encode(types, values)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - eth_abi's many encoding errors: a value out of range etc.
         raise ValueError(f"cannot encode {canonical} with {list(args)}: {exc}") from None
 
 

@@ -174,7 +174,7 @@ class ComputeChain:
     def _send(self, fn: Any, value: int = 0) -> Any:
         """Sign and send a contract call from the account (the shared `deaios.eth.TxSender`); the receipt
         (raises ComputeError on revert or when the account cannot pay, with the figures)."""
-        self.address
+        self.address  # noqa: B018 - a ComputeError without a key
         try:
             tx_hash, receipt = self._sender.send_call(fn, value)  # type: ignore[union-attr]
         except ContractCustomError as exc:

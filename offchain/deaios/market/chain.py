@@ -143,7 +143,7 @@ class MarketChain:
     def _send(self, fn: Any, value: int = 0) -> Any:
         """Send `fn` from the account (the shared `deaios.eth.TxSender`: gas estimated, so a revert surfaces
         before sending; the balance checked); the receipt."""
-        self.address
+        self.address  # noqa: B018 - a MarketError without a key
         try:
             tx_hash, receipt = self._sender.send_call(fn, value)  # type: ignore[union-attr]
         except ContractCustomError as exc:
