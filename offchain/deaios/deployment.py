@@ -242,8 +242,9 @@ def dependency(provider: Any, given: str | None, option: str, record: Path, keys
     if given and not (given.startswith("0x") and is_hex_address(given)):
         raise DeployError(f"{option} {given}: not an address (0x and 40 hex digits)")
     stack = selected_stack()
-    from_stack = next((stack.contracts[k] for k in stack_keys(record, keys) if stack.contracts.get(k)), None) \
-        if stack is not None else None
+    from_stack = None
+    if stack is not None:
+        from_stack = next((stack.contracts[k] for k in stack_keys(record, keys) if stack.contracts.get(k)), None)
     address = given or from_stack or recorded_address(record, keys)
     if address and len(provider.get_code(address)) > 0:
         return address
@@ -260,4 +261,3 @@ def dependency(provider: Any, given: str | None, option: str, record: Path, keys
         raise DeployError(f"{what} is needed: deploy it on {provider.network.name} first ({record}), or pass "
                           f"{option}")
     return None
-

@@ -24,6 +24,8 @@ from pathlib import Path
 import aiohttp
 import click
 import pytest
+from stack_harness import RunningStack, deaios, running_stack, sdk_transfer, wait_until
+
 from deaios.procs import rpc_call
 from deaios.stack.config import Stack, load_stack, pid_alive
 from deaios.stack.launcher import service_pids
@@ -31,7 +33,6 @@ from deaios.storage.erasure import ErasureCode, segment_lengths
 from deaios.storage.launch import relaunch_node
 from deaios.storage.merkle import FileMerkleTree
 from deaios.storage.share_transport import ShareClient
-from stack_harness import RunningStack, deaios, running_stack, sdk_transfer, wait_until
 
 SIZES = [1, 300_000, 2 * 262_144 + 4097]  # one chunk; 2 segments; 3 segments with a partial chunk
 REPAIR_TIMEOUT = 30.0
