@@ -1,6 +1,6 @@
 """Gas of the DA contracts (regression bounds; figures recorded in docs/benchmarks.md, "DA gas").
 
-Run `ape test tests/da/contracts/test_da_gas.py -s` to print the "GAS ..." lines. The 32-signer quorum (48
+Run `ape test tests/da/contracts/test_da_gas.py -s` to print the "GAS ..." lines. The 32-signer quorum (32
 registrations, ~13 s) runs in `make bench` (`DEAIOS_BENCH=1`); `make test` checks the same multi-word property
 with 16 signers (two packed words of members, as 32 signers are three).
 """
