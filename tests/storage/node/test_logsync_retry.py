@@ -39,3 +39,63 @@ def test_a_failing_step_does_not_end_log_sync(tmp_path: Path) -> None:
 
     asyncio.run(run_a_while())
     assert sync.steps > 3 and sync.height > 0
+
+
+class CountingLogSync(LogSync):
+    """A log sync whose steps only count (and record when they ran)."""
+
+    def __init__(self, store: NodeStore, idle_interval: float) -> None:
+        super().__init__(store, chain=None, flow="0x" + "00" * 20, interval=0.01,  # type: ignore[arg-type]
+                         idle_interval=idle_interval)
+        self.times: list[float] = []
+
+    async def step(self) -> None:
+        self.times.append(asyncio.get_running_loop().time())
+
+
+def test_an_idle_log_sync_polls_slowly_and_a_wake_steps_at_once(tmp_path: Path, monkeypatch) -> None:
+    """Idle storage nodes stop polling the chain ten times a second; a request for a file the node has not
+    recorded (an uploader waiting for it) makes it step at once instead of after the idle pause."""
+    monkeypatch.setattr("deaios.storage.node.logsync.IDLE_AFTER", 0.2)
+    sync = CountingLogSync(NodeStore(tmp_path), idle_interval=30.0)
+
+    async def scenario() -> tuple[int, int, float]:
+        task = asyncio.create_task(sync.run())
+        await asyncio.sleep(0.15)  # active: every 10 ms
+        busy = len(sync.times)
+        await asyncio.sleep(0.6)  # idle after 0.2 s: one step per 30 s
+        idle_steps = len(sync.times) - busy
+        woken_at = asyncio.get_running_loop().time()
+        sync.wake()
+        for _ in range(100):
+            await asyncio.sleep(0.005)
+            if sync.times[-1] >= woken_at:
+                break
+        latency = sync.times[-1] - woken_at
+        assert not task.done(), task.exception()
+        task.cancel()
+        return busy, idle_steps, latency
+
+    busy, idle_steps, latency = asyncio.run(scenario())
+    assert busy >= 5, busy
+    assert idle_steps <= 8, idle_steps  # ≤ 0.2 s at 10 ms (with slack), then none for 30 s; without the idle pace: ~60
+    assert 0 <= latency < 0.1, latency
+
+
+def test_a_storage_node_asked_for_an_unknown_file_wakes_log_sync(tmp_path: Path) -> None:
+    from deaios.storage.erasure import ErasureCode
+    from deaios.storage.node.service import NodeError, StorageService
+
+    service = StorageService(NodeStore(tmp_path), ErasureCode.for_nodes(1), 0, ["http://127.0.0.1:1"],
+                             None, 31337, "0x" + "00" * 20)  # type: ignore[arg-type]
+    woken: list[str] = []
+    service.on_unknown = lambda: woken.append("wake")
+    unknown = bytes(32)
+    assert service.file_info(unknown) is None
+    try:
+        service.get_roots(unknown)
+    except NodeError as exc:
+        assert exc.status == 404
+    else:
+        raise AssertionError("segment roots of an unknown file were served")
+    assert woken == ["wake", "wake"]

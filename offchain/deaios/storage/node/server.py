@@ -59,6 +59,7 @@ class NodeConfig:
     peers: list[str]  # URLs of all storage nodes, this one included at `index`
     start_block: int = 0
     repair_interval: float = 2.0  # 0: no repair loop (a wiped node stays wiped)
+    idle_sync_interval: float = 1.0  # log-sync poll interval once no file arrived for a while (LogSync)
 
 
 #: HTTP status of a write refused for lack of disk space (RFC 4918 "Insufficient Storage")
@@ -233,7 +234,8 @@ async def serve(config: NodeConfig) -> None:
         chain_id = await _chain_id(chain)
         code = ErasureCode.for_nodes(len(config.peers))
         service = StorageService(store, code, config.index, config.peers, session, chain_id, config.flow, key)
-        sync = LogSync(store, chain, config.flow, config.start_block)
+        sync = LogSync(store, chain, config.flow, config.start_block, idle_interval=config.idle_sync_interval)
+        service.on_unknown = sync.wake
         runner = web.AppRunner(build_app(service, sync), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, config.host, config.port, shutdown_timeout=SHUTDOWN_GRACE).start()

@@ -22,6 +22,7 @@ import binascii
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import aiohttp
 
@@ -98,6 +99,7 @@ class StorageService:
         self._healthy: set[bytes] = set()  # finalized files whose shares were all present at last check
         self._receiving: dict[bytes, float] = {}  # root -> when shares of it last arrived (upload in progress)
         store.on_forget = self._healthy.discard
+        self.on_unknown: Callable[[], None] = lambda: None  # a file was asked for that is not recorded (log sync's wake)
 
     def _lock(self, root: bytes) -> asyncio.Lock:
         return self._locks.setdefault(root, asyncio.Lock())
@@ -105,6 +107,7 @@ class StorageService:
     def record(self, root: bytes) -> FileRecord:
         record = self.store.get(root)
         if record is None:
+            self.on_unknown()
             raise NodeError(f"file 0x{root.hex()} not found: not submitted to the Flow contract (or not synced yet)",
                             status=404)
         return record
@@ -148,6 +151,7 @@ class StorageService:
     def file_info(self, root: bytes, seq: int | None = None) -> dict | None:
         record = self.store.get(root)
         if record is None:
+            self.on_unknown()
             return None
         finalized = record.state == FINALIZED
         return {
@@ -310,6 +314,7 @@ class StorageService:
     def get_roots(self, root: bytes) -> bytes:
         roots = self.store.segment_roots(root)
         if roots is None:
+            self.on_unknown()
             raise NodeError(f"segment roots of 0x{root.hex()} unknown here", status=404)
         return roots
 
