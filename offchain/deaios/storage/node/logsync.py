@@ -106,14 +106,26 @@ class LogSync:
         self.idle_interval = idle_interval  # None: always `interval`
         self.active_at = time.monotonic()
         self._woken = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # run()'s loop
         self.height = -1  # last fully processed block
         self.block_hash = "0x" + "00" * 32
         self.new_files: asyncio.Queue[bytes] = asyncio.Queue()
 
     def wake(self) -> None:
-        """Someone waits for a file not recorded yet: step now and poll at the full rate again."""
+        """Someone waits for a file not recorded yet: step now and poll at the full rate again. Safe to call
+        from a worker thread (the node reads shares in threads)."""
         self.active_at = time.monotonic()
-        self._woken.set()
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            same_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:  # a thread without a loop
+            same_loop = False
+        if same_loop:
+            self._woken.set()
+        else:
+            loop.call_soon_threadsafe(self._woken.set)
 
     def _pause(self) -> float:
         if self.idle_interval is None or time.monotonic() - self.active_at < IDLE_AFTER:
@@ -123,6 +135,7 @@ class LogSync:
     async def run(self) -> None:
         """Step forever. A failing step (the chain unreachable or restarting, the disk full) is retried with
         a growing pause (up to MAX_BACKOFF s), logged when it starts failing and when it recovers."""
+        self._loop = asyncio.get_running_loop()
         failing: str | None = None
         pause = self.interval
         while True:
