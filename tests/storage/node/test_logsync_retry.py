@@ -7,7 +7,11 @@ import asyncio
 import threading
 from pathlib import Path
 
+import pytest
+
+from deaios.storage.erasure import ErasureCode
 from deaios.storage.node.logsync import LogSync
+from deaios.storage.node.service import NodeError, StorageService
 from deaios.storage.node.store import NodeStore, StoreFull
 
 
@@ -60,7 +64,7 @@ def test_an_idle_log_sync_polls_slowly_and_a_wake_steps_at_once(tmp_path: Path, 
     monkeypatch.setattr("deaios.storage.node.logsync.IDLE_AFTER", 0.2)
     sync = CountingLogSync(NodeStore(tmp_path), idle_interval=30.0)
 
-    async def scenario() -> tuple[int, int, float]:
+    async def scenario() -> tuple[int, int, list[float]]:
         task = asyncio.create_task(sync.run())
         await asyncio.sleep(0.15)  # active: every 10 ms
         busy = len(sync.times)
@@ -87,19 +91,13 @@ def test_an_idle_log_sync_polls_slowly_and_a_wake_steps_at_once(tmp_path: Path, 
 
 
 def test_a_storage_node_asked_for_an_unknown_file_wakes_log_sync(tmp_path: Path) -> None:
-    from deaios.storage.erasure import ErasureCode
-    from deaios.storage.node.service import NodeError, StorageService
-
     service = StorageService(NodeStore(tmp_path), ErasureCode.for_nodes(1), 0, ["http://127.0.0.1:1"],
                              None, 31337, "0x" + "00" * 20)  # type: ignore[arg-type]
     woken: list[str] = []
     service.on_unknown = lambda: woken.append("wake")
     unknown = bytes(32)
     assert service.file_info(unknown) is None
-    try:
+    with pytest.raises(NodeError) as refused:
         service.get_roots(unknown)
-    except NodeError as exc:
-        assert exc.status == 404
-    else:
-        raise AssertionError("segment roots of an unknown file were served")
+    assert refused.value.status == 404
     assert woken == ["wake", "wake"]

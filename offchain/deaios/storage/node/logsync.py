@@ -115,17 +115,8 @@ class LogSync:
         """Someone waits for a file not recorded yet: step now and poll at the full rate again. Safe to call
         from a worker thread (the node reads shares in threads)."""
         self.active_at = time.monotonic()
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            same_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:  # a thread without a loop
-            same_loop = False
-        if same_loop:
-            self._woken.set()
-        else:
-            loop.call_soon_threadsafe(self._woken.set)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._woken.set)
 
     def _pause(self) -> float:
         if self.idle_interval is None or time.monotonic() - self.active_at < IDLE_AFTER:
